@@ -26,6 +26,7 @@ install() {
         MAMBA_FORCE_BUILD=TRUE CAUSAL_CONV1D_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE \
         CAUSAL_CONV1D_SKIP_CUDA_BUILD=TRUE "${pip[@]}" --no-build-isolation --no-deps \
             mamba-ssm==2.3.2.post1 causal-conv1d==1.7.0 \
+            && "${pip[@]}" tilelang==0.1.8 'apache-tvm-ffi<=0.1.9' 'quack-kernels>=0.3.4' transformers \
             || echo "[run.sh] mamba-ssm could not be installed; tests that need it will skip" >&2
     fi
     touch "$stamp"
