@@ -1,0 +1,186 @@
+"""load_vmamba_pretrained with synthetic VMamba checkpoints written here in VMamba's own key formats."""
+import logging
+import math
+import re
+
+import pytest
+import torch
+
+from nnunetv2_mamba.nets import MambaUNet, PretrainedCheckpointError, VMUNet, load_vmamba_pretrained
+
+DIMS = (8, 16, 32, 64)
+D_STATE = 16
+
+
+def vmamba_v0_state_dict(in_chans=3, dims=DIMS, depths=(2, 2, 3, 2), d_state=D_STATE, num_classes=10, seed=0):
+    """A VMamba v0 classifier's state dict (ARCHITECTURES.md §0/§3 names and shapes), random values."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = {"patch_embed.proj.weight": (dims[0], in_chans, 4, 4), "patch_embed.proj.bias": (dims[0],),
+              "patch_embed.norm.weight": (dims[0],), "patch_embed.norm.bias": (dims[0],)}
+    for i, (C, depth) in enumerate(zip(dims, depths)):
+        d_inner, rank = 2 * C, math.ceil(C / 16)
+        for j in range(depth):
+            p = f"layers.{i}.blocks.{j}."
+            shapes.update({
+                p + "ln_1.weight": (C,), p + "ln_1.bias": (C,),
+                p + "self_attention.in_proj.weight": (2 * d_inner, C),
+                p + "self_attention.conv2d.weight": (d_inner, 1, 3, 3),
+                p + "self_attention.conv2d.bias": (d_inner,),
+                p + "self_attention.x_proj_weight": (4, rank + 2 * d_state, d_inner),
+                p + "self_attention.dt_projs_weight": (4, d_inner, rank),
+                p + "self_attention.dt_projs_bias": (4, d_inner),
+                p + "self_attention.A_logs": (4 * d_inner, d_state),
+                p + "self_attention.Ds": (4 * d_inner,),
+                p + "self_attention.out_norm.weight": (d_inner,), p + "self_attention.out_norm.bias": (d_inner,),
+                p + "self_attention.out_proj.weight": (C, d_inner)})
+        if i + 1 < len(dims):
+            p = f"layers.{i}.downsample."
+            shapes.update({p + "norm.weight": (4 * C,), p + "norm.bias": (4 * C,),
+                           p + "reduction.weight": (dims[i + 1], 4 * C)})
+    shapes.update({"norm.weight": (dims[-1],), "norm.bias": (dims[-1],),
+                   "head.weight": (num_classes, dims[-1]), "head.bias": (num_classes,)})
+    return {k: torch.randn(s, generator=gen) for k, s in shapes.items()}
+
+
+def v0_to_v2_names(sd):
+    """VMamba HEAD's renames (VSSM._load_from_state_dict), plus the v2 block's extra MLP and a conv downsample."""
+    out = {}
+    for k, v in sd.items():
+        k = k.replace("patch_embed.proj.", "patch_embed.0.").replace("patch_embed.norm.", "patch_embed.2.")
+        k = re.sub(r"(blocks\.\d+\.)ln_1\.", r"\1norm.", k)
+        k = re.sub(r"(blocks\.\d+\.)self_attention\.", r"\1op.", k)
+        k = re.sub(r"^norm\.", "classifier.norm.", k)
+        k = re.sub(r"^head\.", "classifier.head.", k)
+        if ".downsample." not in k:
+            out[k] = v
+    for i, C in enumerate(DIMS):
+        out[f"layers.{i}.blocks.0.norm2.weight"] = torch.ones(C)
+        out[f"layers.{i}.blocks.0.mlp.fc1.weight"] = torch.ones(4 * C, C)
+        if i + 1 < len(DIMS):
+            out[f"layers.{i}.downsample.1.weight"] = torch.ones(DIMS[i + 1], C, 3, 3)
+    out["layers.0.blocks.1.op.in_proj.weight"] = torch.ones(2 * DIMS[0], DIMS[0])  # a `_noz` in_proj: no z half
+    return out
+
+
+def snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("cls, container", [(MambaUNet, "model"), (VMUNet, "model_ema"), (MambaUNet, "state_dict"),
+                                            (VMUNet, None)])
+def test_v0_checkpoint_round_trips_every_encoder_tensor(tmp_path, caplog, cls, container):
+    ckpt = vmamba_v0_state_dict()
+    path = tmp_path / "vmamba_v0.pth"
+    torch.save({container: ckpt, "epoch": 292} if container else ckpt, path)
+    model = cls(3, 4, dims=DIMS)
+    before = snapshot(model)
+    with caplog.at_level(logging.INFO, logger="nnunetv2_mamba"):
+        report = load_vmamba_pretrained(model, path)
+    after = model.state_dict()
+    encoder_keys = [k for k in after if k.startswith("encoder.")]
+    for key in encoder_keys:
+        torch.testing.assert_close(after[key], ckpt[key.removeprefix("encoder.")], rtol=0, atol=0)
+    assert sorted(encoder_keys) == [k for k in report.loaded]
+    assert all(torch.equal(after[k], before[k]) for k in after if k.startswith("decoder."))
+    assert set(report.not_loaded) == {k for k in after if k.startswith("decoder.")}
+    unused = {"head.weight", "head.bias"} | {k for k in ckpt if k.startswith("layers.2.blocks.2.")}
+    if cls is VMUNet:  # no final encoder norm in VM-UNet
+        unused |= {"norm.weight", "norm.bias"}
+    assert set(report.skipped) == unused
+    assert report.shape_mismatched == [] and report.adapted == [] and report.checkpoint_format == "v0"
+    assert f"loaded {len(encoder_keys)} tensors" in caplog.text
+
+
+@pytest.mark.parametrize("cls", [MambaUNet, VMUNet])
+def test_decoder_initialised_from_mirrored_encoder_stages(tmp_path, cls):
+    ckpt = vmamba_v0_state_dict()
+    torch.save({"model": ckpt}, tmp_path / "v0.pth")
+    model = cls(3, 4, dims=DIMS)
+    before = snapshot(model)
+    load_vmamba_pretrained(model, tmp_path / "v0.pth", init_decoder_from_encoder=True)
+    after = model.state_dict()
+    # Mamba-UNet: layers_up.{3-i} <- layers.i for i = 0..2 (layers_up.0 is a bare expand);
+    # VM-UNet: the same mapping for i = 0..3, and its 1-block layers_up.3 takes only block 0.
+    expected = {0: 1 if cls is VMUNet else 2, 1: 2, 2: 2, 3: 2 if cls is VMUNet else 0}
+    copied = set()
+    for stage, n_blocks in expected.items():
+        for key in ckpt:
+            m = re.match(rf"layers\.{stage}\.blocks\.(\d+)\.(.*)", key)
+            if m and int(m[1]) < n_blocks:
+                target = f"decoder.layers_up.{3 - stage}.blocks.{m[1]}.{m[2]}"
+                torch.testing.assert_close(after[target], ckpt[key], rtol=0, atol=0)
+                copied.add(target)
+    assert copied
+    untouched = [k for k in after if k.startswith("decoder.") and k not in copied]
+    assert untouched and all(torch.equal(after[k], before[k]) for k in untouched)
+
+
+def test_v2_named_checkpoint_maps_where_shapes_fit(tmp_path):
+    ckpt = vmamba_v0_state_dict()
+    torch.save({"model": v0_to_v2_names(ckpt)}, tmp_path / "v2.pth")
+    model = MambaUNet(3, 4, dims=DIMS)
+    report = load_vmamba_pretrained(model, tmp_path / "v2.pth")
+    after = model.state_dict()
+    assert report.checkpoint_format == "v2+"
+    for key in report.loaded:
+        torch.testing.assert_close(after[key], ckpt[key.removeprefix("encoder.")], rtol=0, atol=0)
+    assert "encoder.layers.3.blocks.1.self_attention.A_logs" in report.loaded
+    assert "encoder.norm.weight" in report.loaded and "encoder.patch_embed.proj.weight" in report.loaded
+    assert report.shape_mismatched == [
+        "encoder.layers.0.blocks.1.self_attention.in_proj.weight <- layers.0.blocks.1.self_attention.in_proj.weight:"
+        " (16, 8) vs (32, 8)"]
+    assert "layers.0.blocks.0.mlp.fc1.weight" in report.skipped and "layers.0.downsample.1.weight" in report.skipped
+    assert "encoder.layers.0.downsample.reduction.weight" in report.not_loaded
+
+
+@pytest.mark.parametrize("in_chans", [1, 5])
+def test_three_channel_stem_is_adapted_like_timm(tmp_path, in_chans):
+    ckpt = vmamba_v0_state_dict()
+    torch.save({"model": ckpt}, tmp_path / "v0.pth")
+    model = VMUNet(in_chans, 2, dims=DIMS)
+    report = load_vmamba_pretrained(model, tmp_path / "v0.pth")
+    stem = ckpt["patch_embed.proj.weight"]
+    if in_chans == 1:
+        expected = stem.sum(1, keepdim=True)
+    else:  # channels cycle R, G, B, R, G, rescaled so the summed response keeps its magnitude
+        expected = stem[:, [0, 1, 2, 0, 1]] * (3 / 5)
+    torch.testing.assert_close(model.encoder.patch_embed.proj.weight.detach(), expected)
+    assert report.adapted == ["encoder.patch_embed.proj.weight"]
+    assert "encoder.patch_embed.proj.weight" in report.loaded
+
+
+class NotATensor:
+    pass
+
+
+def test_bad_files_give_one_clear_error(tmp_path):
+    model = MambaUNet(1, 2, dims=DIMS)
+    with pytest.raises(PretrainedCheckpointError, match="not found.*Expected a VMamba classification checkpoint"):
+        load_vmamba_pretrained(model, tmp_path / "missing.pth")
+    (tmp_path / "corrupt.pth").write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(PretrainedCheckpointError, match="could not read .*Expected a VMamba"):
+        load_vmamba_pretrained(model, tmp_path / "corrupt.pth")
+    torch.save({"model": vmamba_v0_state_dict(), "config": NotATensor()}, tmp_path / "pickled_config.pth")
+    with pytest.raises(PretrainedCheckpointError, match=r"pickles Python objects.*save its state dict alone"):
+        load_vmamba_pretrained(model, tmp_path / "pickled_config.pth")
+    torch.save({"model": {"backbone.conv.weight": torch.ones(3)}}, tmp_path / "unrelated.pth")
+    with pytest.raises(PretrainedCheckpointError, match="no tensor this MambaUNet can use.*layers.0.blocks.0"):
+        load_vmamba_pretrained(model, tmp_path / "unrelated.pth")
+    torch.save({"model": vmamba_v0_state_dict(dims=(16, 32, 64, 128))}, tmp_path / "wider.pth")
+    with pytest.raises(PretrainedCheckpointError, match="widths matching"):
+        load_vmamba_pretrained(model, tmp_path / "wider.pth")
+
+
+def test_paper_width_vmamba_tiny_v0_fills_the_paper_mamba_unet(tmp_path):
+    """VMamba-T v0 widths (dims 96..768; stage 2 deeper than the U-Net's, shortened from 9 to 4 blocks to keep the
+    file small) against the paper's Mamba-UNet, as the seed's load_from does."""
+    ckpt = vmamba_v0_state_dict(dims=(96, 192, 384, 768), depths=(2, 2, 4, 2), num_classes=1000)
+    torch.save({"model": ckpt}, tmp_path / "vssmtiny.pth")
+    model = MambaUNet(3, 4)
+    report = load_vmamba_pretrained(model, tmp_path / "vssmtiny.pth", init_decoder_from_encoder=True)
+    assert report.shape_mismatched == [] and report.adapted == []
+    assert not [k for k in report.not_loaded if k.startswith("encoder.")]
+    decoder_loaded = {k.split(".blocks.")[0] for k in report.loaded if k.startswith("decoder.")}
+    assert decoder_loaded == {"decoder.layers_up.1", "decoder.layers_up.2", "decoder.layers_up.3"}
+    assert set(report.skipped) == {"head.weight", "head.bias"} | {
+        k for k in ckpt if re.match(r"layers\.2\.blocks\.[23]\.", k)}
