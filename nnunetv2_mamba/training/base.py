@@ -1,0 +1,83 @@
+"""The one base every Mamba trainer shares: builds a 2D VSS U-Net from the plans and drives its deep supervision."""
+from __future__ import annotations
+
+import os
+import pydoc
+
+from torch import nn
+from torch._dynamo import OptimizedModule
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+
+COMPILE_ENV = "nnUNet_compile"
+
+
+def unwrap_network(network: nn.Module) -> nn.Module:
+    """The bare network inside DDP and/or torch.compile wrappers."""
+    if isinstance(network, nn.parallel.DistributedDataParallel):
+        network = network.module
+    if isinstance(network, OptimizedModule):
+        network = network._orig_mod
+    return network
+
+
+def require_2d(configuration_manager: ConfigurationManager, trainer_name: str) -> None:
+    """Raise NotImplementedError unless the configuration has a 2D patch (3d and cascades are not supported)."""
+    patch_size = configuration_manager.patch_size
+    if len(patch_size) != 2 or configuration_manager.previous_stage_name is not None:
+        raise NotImplementedError(
+            f"{trainer_name} builds a 2D-only network, but this configuration has patch size {list(patch_size)}"
+            f"{' and is a cascade stage' if configuration_manager.previous_stage_name else ''}; use -c 2d.")
+
+
+class VSSUNetTrainerBase(nnUNetTrainer):
+    """nnU-Net's trainer with a VSS U-Net (``network_class``) in place of the plans' CNN.
+
+    Network kwargs: ``default_network_kwargs`` (the paper configuration), replaced by the plans' ``arch_kwargs``
+    when the plans name this very network class (plans written by our planner), then ``fixed_network_kwargs``.
+    Plans for another architecture (stock ``nnUNetPlans``) only contribute their patch size, which the network
+    pads internally to a multiple of 32. ``build_network_architecture`` is a classmethod with nnU-Net 2.8.1's
+    arguments, so the predictor (which never instantiates the trainer) builds the same network.
+    """
+
+    network_class: type[nn.Module]
+    default_network_kwargs: dict = {}
+    fixed_network_kwargs: dict = {}
+
+    @classmethod
+    def network_kwargs(cls, configuration_manager: ConfigurationManager) -> dict:
+        """Keyword arguments for ``network_class`` besides channels, classes and deep supervision."""
+        kwargs = dict(cls.default_network_kwargs)
+        if pydoc.locate(configuration_manager.network_arch_class_name) is cls.network_class:
+            kwargs.update(configuration_manager.network_arch_init_kwargs)
+        kwargs.update(cls.fixed_network_kwargs)
+        kwargs.pop("deep_supervision", None)
+        return kwargs
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        require_2d(configuration_manager, cls.__name__)
+        return cls.network_class(num_input_channels, num_output_channels,
+                                 deep_supervision=enable_deep_supervision,
+                                 **cls.network_kwargs(configuration_manager))
+
+    def _get_deep_supervision_scales(self):
+        """Per-output, per-axis scales of the network's outputs (highest resolution first), or None without DS."""
+        if not self.enable_deep_supervision:
+            return None
+        num_axes = len(self.configuration_manager.patch_size)
+        return [[scale] * num_axes for scale in unwrap_network(self.network).deep_supervision_scales]
+
+    def set_deep_supervision_enabled(self, enabled: bool):
+        """Switch the decoder's list output; stays off when the network was built without deep supervision."""
+        unwrap_network(self.network).decoder.deep_supervision = enabled and self.enable_deep_supervision
+
+    def _do_i_compile(self):
+        """torch.compile only when ``nnUNet_compile`` asks for it (nnU-Net compiles by default on CUDA)."""
+        if os.environ.get(COMPILE_ENV, "").lower() not in ("true", "1", "t"):
+            return False
+        return super()._do_i_compile()
+
