@@ -23,6 +23,7 @@ SCAN_CASES = {
     "G1_3d_BC_all_options": (torch.float32, 2, 4, 8, 100, None, True, True, True, True, True, 32),
     "bare_odd_sizes": (torch.float32, 1, 6, 5, 37, 1, False, False, False, False, False, 16),
     "G2_D_bias_no_softplus": (torch.float32, 2, 6, 8, 70, 2, True, False, True, False, True, 16),
+    "many_chunks": (torch.float32, 1, 4, 4, 301, 1, True, True, True, True, True, 8),
     "several_channel_blocks": (torch.float32, 1, 20, 16, 45, 2, True, True, True, True, True, 32),
     "float16": (torch.float16, 2, 4, 8, 64 + 9, None, True, True, True, True, True, 32),
     "bfloat16": (torch.bfloat16, 2, 4, 8, 50, 2, True, True, True, True, True, 32),
@@ -156,6 +157,44 @@ def test_cross_scan_and_merge_triton_equal_torch_definitions_exactly(name, trito
     found = triton_results["cross_" + name]
     for key in expected:
         torch.testing.assert_close(found[key], expected[key], rtol=0, atol=0, msg=lambda m: f"{key}: {m}")
+
+
+TINY_CALLS = """
+import torch
+from nnunetv2_mamba.ops import cross_scan_triton, scan_triton
+x = torch.zeros(1, 1, 3)
+calls = {"scan": lambda: scan_triton.selective_scan_triton(x, x, torch.zeros(1, 1), x, x),
+         "cross_scan": lambda: cross_scan_triton.cross_scan_triton(torch.zeros(1, 1, 2, 2)),
+         "cross_merge": lambda: cross_scan_triton.cross_merge_triton(torch.zeros(1, 4, 1, 4), 2, 2)}
+for name, call in calls.items():
+    try:
+        call()
+    except RuntimeError as error:
+        print(name, "|", error)
+"""
+
+
+def run_tiny_calls(prelude, env):
+    done = subprocess.run([sys.executable, "-c", prelude + TINY_CALLS], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_without_triton_the_modules_import_and_calls_say_why():
+    lines = run_tiny_calls("import sys\nsys.modules['triton'] = None\n"
+                           "from nnunetv2_mamba.ops.scan_triton import TRITON_AVAILABLE\n"
+                           "assert not TRITON_AVAILABLE\n", dict(os.environ))
+    assert len(lines) == 3
+    assert all("Triton backend is unavailable (triton cannot be imported" in line for line in lines), lines
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-tensor error of a machine without CUDA")
+def test_cpu_tensors_without_the_interpreter_are_refused_clearly():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    lines = run_tiny_calls("", env)
+    assert len(lines) == 3
+    assert all("needs CUDA tensors" in line and "TRITON_INTERPRET=1" in line for line in lines), lines
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from nnunetv2_mamba.ops.scan_triton import TRITON_AVAILABLE, TRITON_UNAVAILABLE_REASON, tl, triton
+from nnunetv2_mamba.ops.scan_triton import TRITON_AVAILABLE, require_triton_device, tl, triton
 
 BLOCK_POSITIONS = 1024
 
@@ -55,12 +55,6 @@ if TRITON_AVAILABLE:
         tl.store(y_ptr + batch_channel * L + p, rows + columns, mask=mask)
 
 
-def _require_triton():
-    if not TRITON_AVAILABLE:
-        raise RuntimeError(f"The Triton cross scan is unavailable ({TRITON_UNAVAILABLE_REASON}); "
-                           "install triton or use the torch cross scan.")
-
-
 def _launch_cross_scan(x: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     x = x.contiguous()
@@ -84,7 +78,7 @@ class CrossScanTriton(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
-        _require_triton()
+        require_triton_device(x)
         if x.dim() != 4:
             raise ValueError(f"cross_scan expects x of shape (B, C, H, W); got {tuple(x.shape)}.")
         ctx.spatial = x.shape[2:]
@@ -101,7 +95,7 @@ class CrossMergeTriton(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, ys, H, W):
-        _require_triton()
+        require_triton_device(ys)
         ctx.spatial = (H, W)
         return _launch_cross_merge(ys, H, W)
 

@@ -221,6 +221,21 @@ if TRITON_AVAILABLE:
             tl.store(ddelta_bias_ptr + per_batch, ddelta_bias_acc, mask=channel_mask)
 
 
+def _interpreted() -> bool:
+    """True when the kernels were decorated under ``TRITON_INTERPRET=1`` (they then run on CPU tensors)."""
+    return not isinstance(_linear_recurrence_combine, triton.runtime.JITFunction)
+
+
+def require_triton_device(*tensors: torch.Tensor) -> None:
+    """One clear error when Triton is unusable here: not installed, or CPU tensors without the interpreter."""
+    if not TRITON_AVAILABLE:
+        raise RuntimeError(f"The Triton backend is unavailable ({TRITON_UNAVAILABLE_REASON}); "
+                           "install triton or use another scan backend.")
+    if not _interpreted() and any(not t.is_cuda for t in tensors):
+        raise RuntimeError("The Triton backend needs CUDA tensors; on CPU use the reference or torch backend "
+                           "(or set TRITON_INTERPRET=1 before importing this module, to test the kernels slowly).")
+
+
 def _block_sizes(d_state: int, channels_per_group: int, block_l: int) -> tuple[int, int]:
     """(BLOCK_D, BLOCK_N): N padded to a power of two, as many channels as fit in ``TILE_ELEMENTS``."""
     block_n = triton.next_power_of_2(d_state)
@@ -228,10 +243,10 @@ def _block_sizes(d_state: int, channels_per_group: int, block_l: int) -> tuple[i
     return block_d, block_n
 
 
-def _check_inputs(u, delta, A, B, C):
-    if not TRITON_AVAILABLE:
-        raise RuntimeError(f"The Triton selective scan is unavailable ({TRITON_UNAVAILABLE_REASON}); "
-                           "install triton or use another scan backend.")
+def _check_inputs(u, delta, A, B, C, block_l):
+    require_triton_device(u, delta, A, B, C)
+    if block_l < 1 or block_l & (block_l - 1):
+        raise ValueError(f"block_l must be a power of two; got {block_l}.")
     if A.is_complex():
         raise ValueError("The Triton selective scan supports real A only; use the reference backend for complex A.")
     if B.dim() not in (3, 4) or C.dim() not in (3, 4):
@@ -253,7 +268,7 @@ class SelectiveScanTriton(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, block_l):
-        _check_inputs(u, delta, A, B, C)
+        _check_inputs(u, delta, A, B, C, block_l)
         b, d, L = u.shape
         ctx.input_dtypes = (A.dtype, B.dtype, C.dtype, B.dim(), C.dim(),
                             D.dtype if D is not None else None,
