@@ -197,5 +197,42 @@ def test_cpu_tensors_without_the_interpreter_are_refused_clearly():
     assert all("needs CUDA tensors" in line and "TRITON_INTERPRET=1" in line for line in lines), lines
 
 
+OFFLINE_COMPILE = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from nnunetv2_mamba.ops import cross_scan_triton, scan_triton
+
+def compile_for_sm80(kernel, element_type, **constexprs):
+    signature = {name: "constexpr" if name in constexprs else ("*" + element_type if name.endswith("_ptr") else "i32")
+                 for name in kernel.arg_names}
+    compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
+                              target=GPUTarget("cuda", 80, 32))
+    assert compiled.asm["cubin"], kernel
+    print(kernel.__name__, element_type)
+
+for element_type, on in (("bf16", True), ("fp32", False)):
+    for kernel in (scan_triton._selective_scan_fwd_kernel, scan_triton._selective_scan_bwd_kernel):
+        compile_for_sm80(kernel, element_type, HAS_D=on, HAS_Z=on, HAS_DELTA_BIAS=on, DELTA_SOFTPLUS=on,
+                         BLOCK_D=4, BLOCK_N=16, BLOCK_L=32)
+for kernel in (cross_scan_triton._cross_scan_kernel, cross_scan_triton._cross_merge_kernel):
+    compile_for_sm80(kernel, "fp16", BLOCK=1024)
+"""
+
+
+def test_kernels_compile_for_a_real_gpu_without_one():
+    """The interpreter does not type-check like the compiler does: compile every kernel to an sm_80 cubin."""
+    try:
+        from triton.backends.compiler import GPUTarget  # noqa: F401
+        from triton.compiler import ASTSource  # noqa: F401
+    except ImportError as error:
+        pytest.skip(f"this triton has no offline compile API: {error}")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", OFFLINE_COMPILE], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(done.stdout.splitlines()) == 6
+
+
 if __name__ == "__main__":
     run_triton_worker(sys.argv[1])
