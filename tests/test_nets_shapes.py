@@ -25,8 +25,8 @@ def test_vm_unet_paper_parameter_count():
 @pytest.mark.parametrize("cls", [MambaUNet, VMUNet])
 @pytest.mark.parametrize("in_ch, n_cls, size, batch", [
     (1, 2, (224, 224), 1),
-    (3, 4, (256, 224), 3),
-    (5, 9, (97, 131), 1),
+    (3, 4, (256, 224), 1),
+    (5, 9, (97, 131), 3),
 ])
 def test_output_shape_is_input_shape_with_class_channels(cls, in_ch, n_cls, size, batch):
     torch.manual_seed(0)
@@ -54,7 +54,7 @@ def test_internal_pad_and_crop_equals_padding_by_hand(cls):
     """A 60x70 input is zero-padded bottom/right to 64x96 inside forward and the logits cropped back."""
     torch.manual_seed(0)
     net = cls(2, 3, **NARROW).eval()
-    x = torch.randn(2, 2, 60, 70)
+    x = torch.randn(1, 2, 60, 70)
     with torch.no_grad():
         out = net(x)
         manual = net(torch.nn.functional.pad(x, (0, 26, 0, 4)))[..., :60, :70]
@@ -68,19 +68,19 @@ def test_deep_supervision_outputs_match_nnunet_target_shapes(cls, size):
     net = cls(1, 3, deep_supervision=True, **NARROW).eval()
     assert net.deep_supervision_scales == [1.0, 0.25, 0.125, 0.0625]
     with torch.no_grad():
-        outs = net(torch.randn(2, 1, *size))
+        outs = net(torch.randn(1, 1, *size))
     assert isinstance(outs, list) and len(outs) == len(net.deep_supervision_scales)
     # batchgeneratorsv2's DownsampleSegForDSTransform produces round(size * scale)
     from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
     targets = DownsampleSegForDSTransform(net.deep_supervision_scales)(
         segmentation=torch.zeros(1, *size, dtype=torch.uint8))["segmentation"]
     for out, target in zip(outs, targets):
-        assert out.shape == (2, 3, *target.shape[1:])
+        assert out.shape == (1, 3, *target.shape[1:])
 
     net.decoder.deep_supervision = False
     with torch.no_grad():
-        single = net(torch.randn(2, 1, *size))
-    assert isinstance(single, torch.Tensor) and single.shape == (2, 3, *size)
+        single = net(torch.randn(1, 1, *size))
+    assert isinstance(single, torch.Tensor) and single.shape == (1, 3, *size)
 
 
 @pytest.mark.parametrize("cls", [MambaUNet, VMUNet])
@@ -111,3 +111,14 @@ def test_constructor_kwargs_are_json_serialisable_and_validated(cls):
         cls(2, 3, dims=(8, 16, 32), depths=(1, 1, 1), decoder_depths=(1,))
     with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
         net(torch.randn(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("cls", [MambaUNet, VMUNet])
+def test_every_parameter_gets_a_gradient_with_deep_supervision(cls):
+    """nnU-Net's DDP runs without find_unused_parameters: each training step must reach every parameter."""
+    torch.manual_seed(0)
+    net = cls(2, 3, deep_supervision=True, dims=(8, 16, 32), depths=(1, 1, 1),
+              decoder_depths=(1, 1) if cls is MambaUNet else (1, 1, 1)).train()
+    outs = net(torch.randn(2, 2, 36, 28))
+    sum(o.square().mean() for o in outs).backward()
+    assert [name for name, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
