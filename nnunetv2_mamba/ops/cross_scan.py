@@ -1,0 +1,67 @@
+"""SS2D's four scan orders of a feature map and their merge, as autograd Functions adjoint to each other.
+
+Direction k=0 reads row-major (index h*W + w), k=1 column-major (w*H + h), k=2 and k=3 are k=0 and k=1 reversed.
+Both maps are permutation sums, so each one's backward is the other one.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _scan(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 4, C, H*W)."""
+    batch, channels, H, W = x.shape
+    out = x.new_empty(batch, 4, channels, H * W)
+    out[:, 0] = x.flatten(2)
+    out[:, 1] = x.transpose(2, 3).flatten(2)
+    out[:, 2:4] = out[:, 0:2].flip(-1)
+    return out
+
+
+def _merge(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """(B, 4, C, H*W) -> (B, C, H*W) row-major: the sum of the four directions mapped back."""
+    batch, _, channels, L = ys.shape
+    pairs = ys[:, 0:2] + ys[:, 2:4].flip(-1)
+    return pairs[:, 0] + pairs[:, 1].view(batch, channels, W, H).transpose(2, 3).reshape(batch, channels, L)
+
+
+class CrossScan(torch.autograd.Function):
+    """(B, C, H, W) -> (B, 4, C, H*W)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.spatial = x.shape[2:]
+        return _scan(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        H, W = ctx.spatial
+        return _merge(grad, H, W).view(grad.shape[0], grad.shape[2], H, W)
+
+
+class CrossMerge(torch.autograd.Function):
+    """(B, 4, C, H*W) -> (B, C, H*W)."""
+
+    @staticmethod
+    def forward(ctx, ys, H, W):
+        ctx.spatial = (H, W)
+        return _merge(ys, H, W)
+
+    @staticmethod
+    def backward(ctx, grad):
+        H, W = ctx.spatial
+        return _scan(grad.view(grad.shape[0], grad.shape[1], H, W)), None, None
+
+
+def cross_scan(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 4, C, H*W): row-major, column-major, and both reversed."""
+    if x.dim() != 4:
+        raise ValueError(f"cross_scan expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+    return CrossScan.apply(x)
+
+
+def cross_merge(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """(B, 4, C, H*W) -> (B, C, H*W): the adjoint of :func:`cross_scan` (so merge(scan(x)) == 4 x)."""
+    if ys.dim() != 4 or ys.shape[1] != 4 or ys.shape[3] != H * W:
+        raise ValueError(f"cross_merge expects (B, 4, C, {H}*{W}) for H={H}, W={W}, got shape {tuple(ys.shape)}")
+    return CrossMerge.apply(ys.contiguous(), H, W)

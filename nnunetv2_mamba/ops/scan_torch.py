@@ -1,0 +1,202 @@
+"""Fast pure-PyTorch selective scan (any device), linear in L for forward and backward.
+
+The recurrence ``h_t = a_t * h_{t-1} + x_t`` (a_t = exp(Δ_t A), x_t = Δ_t u_t B_t) is solved in place on a
+time-major ``(L, b, d, N)`` buffer viewed as ``(n_chunks, T, b, d, N)``: one sequential sweep over the T positions
+of every chunk at once (each chunk from a zero state), then one sweep over the chunks that adds each chunk's true
+start state times the running decay ``cumprod(a)`` (a product of factors <= 1: never a division, never the exp of
+a positive number). The backward recomputes the states from the saved inputs, runs the same two-level scan in
+reverse time for the adjoint ``g_t = C_t gy_t + a_{t+1} g_{t+1}``, and reduces everything with batched matmuls.
+Channels are independent, so long inputs are processed in channel blocks to cap the memory of the buffers.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+#: upper bound (in elements) of one (L, b, groups, N, channels) fp32 buffer of a channel block: 16 MB stays
+#: below glibc's largest mmap threshold (32 MB), so the buffers are recycled instead of page-faulted afresh
+BLOCK_ELEMENTS = 1 << 22
+
+
+def chunk_length(L: int) -> int:
+    """Positions per chunk: about sqrt(L), which balances the sweeps over positions and over chunks."""
+    return max(1, math.ceil(math.sqrt(L)))
+
+
+def scan_(a: torch.Tensor, x: torch.Tensor, reverse: bool = False) -> None:
+    """In place on (n_chunks, T, ...): x_t <- a_t * x_{t-1} + x_t along the flattened time (n_chunks * T).
+
+    ``reverse`` runs last to first: x_t <- a_t * x_{t+1} + x_t.
+    """
+    n_chunks, T = x.shape[:2]
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    for previous, t in zip(steps, steps[1:]):  # every chunk from a zero state
+        x[:, t].addcmul_(a[:, t], x[:, previous])
+    if n_chunks == 1:
+        return
+    chunk_decay = a.prod(dim=1)  # factors <= 1: stable
+    chunks = range(n_chunks - 1, -1, -1) if reverse else range(n_chunks)
+    start = torch.zeros_like(x[:, 0])  # the true state entering each chunk
+    for previous, c in zip(chunks, chunks[1:]):
+        torch.addcmul(x[previous, steps[-1]], chunk_decay[previous], start[previous], out=start[c])
+    for t in steps:  # add the decayed start state to every position
+        start.mul_(a[:, t])
+        x[:, t].add_(start)
+
+
+class _ChunkedScan:
+    """The core scan of one block of channels, fp32 and time-major, L a multiple of the chunk length T.
+
+    u, delta: (L, b, G, 1, e); A: (G, N, e); B, C: (L, b, G, N, 1) (channels last: they vectorise best).
+    """
+
+    def __init__(self, u, delta, A, B, C, T):
+        self.u, self.delta, self.A, self.B, self.C, self.T = u, delta, A, B, C, T
+        self.L = u.shape[0]
+
+    def _chunks(self, t: torch.Tensor) -> torch.Tensor:
+        return t.view(self.L // self.T, self.T, *t.shape[1:])
+
+    def decays(self, extra_zero_step: bool = False) -> torch.Tensor:
+        """exp(Δ_t A): (L, b, G, N, e), or (L + 1, ...) ending with a zero step (so that [1:] is a_{t+1})."""
+        out = self.delta.new_empty(self.L + int(extra_zero_step), *self.delta.shape[1:3], *self.A.shape[1:])
+        out[self.L:].zero_()
+        torch.mul(self.delta, self.A, out=out[:self.L]).exp_()
+        return out
+
+    def states(self, decays: torch.Tensor) -> torch.Tensor:
+        """All states h_t: (L, b, G, N, e)."""
+        h = (self.delta * self.u) * self.B
+        scan_(self._chunks(decays[:self.L]), self._chunks(h))
+        return h
+
+    def output(self, h: torch.Tensor) -> torch.Tensor:
+        """y_t = <h_t, C_t>: (L, b, G, 1, e)."""
+        return torch.matmul(self.C.transpose(-1, -2), h)
+
+    def gradients(self, gy: torch.Tensor):
+        """(du, ddelta, dA, dB, dC) shaped like (u, delta, A, B, C) for the output gradient gy (L, b, G, 1, e)."""
+        decays = self.decays(extra_zero_step=True)
+        h = self.states(decays)
+        dC = torch.matmul(h, gy.transpose(-1, -2))
+        g = self.C * gy  # dL/dh_t, after the reverse scan below
+        scan_(self._chunks(decays[1:]), self._chunks(g), reverse=True)
+        delta_u = self.delta * self.u
+        dB = torch.matmul(g, delta_u.transpose(-1, -2))
+        d_delta_u = torch.matmul(self.B.transpose(-1, -2), g)
+        # dL/da_t * a_t = g_t * a_t * h_{t-1} (h_{-1} = 0), in place in the decay buffer
+        w = decays[1:self.L].mul_(g[1:]).mul_(h[:-1])
+        dA = torch.mul(w, self.delta[1:], out=g[1:]).sum((0, 1))  # g is no longer needed
+        d_delta = self.u * d_delta_u
+        d_delta[1:] += w.mul_(self.A).sum(-2, keepdim=True)
+        return self.delta * d_delta_u, d_delta, dA, dB, dC
+
+
+def _channel_blocks(b: int, groups: int, per_group: int, N: int, L: int):
+    """(group slice, channel-in-group slice) pairs covering all channels, each below BLOCK_ELEMENTS."""
+    group_elements = L * b * N * per_group
+    if group_elements <= BLOCK_ELEMENTS:
+        n = max(1, BLOCK_ELEMENTS // group_elements)
+        while groups % n:
+            n -= 1
+        return [(slice(g, g + n), slice(0, per_group)) for g in range(0, groups, n)]
+    n = max(1, BLOCK_ELEMENTS // (L * b * N))
+    while per_group % n:
+        n -= 1
+    return [(slice(g, g + 1), slice(c, c + n)) for g in range(groups) for c in range(0, per_group, n)]
+
+
+def _time_major(t: torch.Tensor, L_padded: int) -> torch.Tensor:
+    """(b, ..., L) -> (L_padded, b, ...) contiguous, zero-padded at the end of time."""
+    t = F.pad(t, (0, L_padded - t.shape[-1]))
+    return t.permute(t.dim() - 1, *range(t.dim() - 1)).contiguous()
+
+
+def _block_scan(u, delta, A, B, C, groups: slice, channels: slice, T: int, L_padded: int) -> _ChunkedScan:
+    """The _ChunkedScan of one block; u, delta (b, G, e, L), A (G, e, N), B, C (b, G, N, L)."""
+    return _ChunkedScan(
+        _time_major(u[:, groups, channels], L_padded).unsqueeze(3),
+        _time_major(delta[:, groups, channels], L_padded).unsqueeze(3),
+        A[groups, channels].transpose(1, 2),
+        _time_major(B[:, groups], L_padded).unsqueeze(4),
+        _time_major(C[:, groups], L_padded).unsqueeze(4),
+        T)
+
+
+class SelectiveScanCore(torch.autograd.Function):
+    """fp32 core: u, delta (b, d, L); A (d, N); B, C (b, G, N, L) -> y (b, d, L), last state (b, d, N).
+
+    delta is the final step size (bias and softplus already applied). Saves only the inputs.
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C):
+        b, d, L = u.shape
+        groups, N = B.shape[1], A.shape[1]
+        per_group = d // groups
+        T = chunk_length(L)
+        L_padded = math.ceil(L / T) * T
+        shape = (b, groups, per_group)
+        u_g, delta_g, A_g = u.view(*shape, L), delta.view(*shape, L), A.view(groups, per_group, N)
+        y = u.new_empty(L, *shape)
+        last_state = u.new_empty(*shape, N)
+        for gs, cs in _channel_blocks(b, groups, per_group, N, L_padded):
+            scan = _block_scan(u_g, delta_g, A_g, B, C, gs, cs, T, L_padded)
+            h = scan.states(scan.decays())
+            y[:, :, gs, cs] = scan.output(h)[:L, :, :, 0]
+            last_state[:, gs, cs] = h[L - 1].transpose(-1, -2)
+        ctx.save_for_backward(u, delta, A, B, C)
+        ctx.mark_non_differentiable(last_state)
+        return y.permute(1, 2, 3, 0).reshape(b, d, L), last_state.view(b, d, N)
+
+    @staticmethod
+    def backward(ctx, gy, _grad_last_state):
+        u, delta, A, B, C = ctx.saved_tensors
+        b, d, L = u.shape
+        groups, N = B.shape[1], A.shape[1]
+        per_group = d // groups
+        T = chunk_length(L)
+        L_padded = math.ceil(L / T) * T
+        shape = (b, groups, per_group)
+        u_g, delta_g, A_g = u.view(*shape, L), delta.view(*shape, L), A.view(groups, per_group, N)
+        gy_g = gy.float().reshape(*shape, L)
+        du, d_delta = u.new_empty(L, *shape), u.new_empty(L, *shape)
+        dA = torch.empty_like(A_g)
+        dB, dC = B.new_zeros(L, b, groups, N), C.new_zeros(L, b, groups, N)
+        for gs, cs in _channel_blocks(b, groups, per_group, N, L_padded):
+            scan = _block_scan(u_g, delta_g, A_g, B, C, gs, cs, T, L_padded)
+            g_du, g_delta, g_A, g_B, g_C = scan.gradients(_time_major(gy_g[:, gs, cs], L_padded).unsqueeze(3))
+            du[:, :, gs, cs] = g_du[:L, :, :, 0]
+            d_delta[:, :, gs, cs] = g_delta[:L, :, :, 0]
+            dA[gs, cs] = g_A.transpose(1, 2)
+            dB[:, :, gs] += g_B[:L, ..., 0]
+            dC[:, :, gs] += g_C[:L, ..., 0]
+        return (du.permute(1, 2, 3, 0).reshape(b, d, L), d_delta.permute(1, 2, 3, 0).reshape(b, d, L),
+                dA.view(d, N), dB.permute(1, 2, 3, 0), dC.permute(1, 2, 3, 0))
+
+
+def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         return_last_state=False):
+    """mamba-ssm ``selective_scan_fn`` semantics in pure PyTorch on any device.
+
+    u, delta, z: (b, d, L); A: (d, N) real; B, C: (b, N, L) or (b, G, N, L); D, delta_bias: (d,).
+    Returns y (b, d, L) in delta's dtype, plus the fp32 last state (b, d, N) if ``return_last_state``.
+    All arithmetic is fp32, also under autocast.
+    """
+    out_dtype = delta.dtype
+    with torch.autocast(device_type=u.device.type, enabled=False):
+        delta = delta.float()
+        if delta_bias is not None:
+            delta = delta + delta_bias.float()[:, None]
+        if delta_softplus:
+            delta = F.softplus(delta)
+        B, C = (t.unsqueeze(1) if t.dim() == 3 else t for t in (B, C))
+        y, last_state = SelectiveScanCore.apply(u.float(), delta, A.float(), B.float(), C.float())
+        if D is not None:
+            y = y + u.float() * D.float()[:, None]
+        if z is not None:
+            y = y * F.silu(z.float())
+    y = y.to(out_dtype)
+    return (y, last_state) if return_last_state else y
