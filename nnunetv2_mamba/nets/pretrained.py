@@ -75,8 +75,8 @@ def read_state_dict(path, state_dict_key: str | None = None) -> dict[str, torch.
         message = str(err).strip()
         reason = ("damaged, or not written by torch.save" if "Weights only load failed" in message or not message
                   else message.splitlines()[0])
-        raise PretrainedCheckpointError(f"could not read {path} as a PyTorch checkpoint ({type(err).__name__}: {reason}). "
-                                        f"Expected {EXPECTED}.") from err
+        raise PretrainedCheckpointError(f"could not read {path} as a PyTorch checkpoint "
+                                        f"({type(err).__name__}: {reason}). Expected {EXPECTED}.") from err
     if not isinstance(checkpoint, dict):
         raise PretrainedCheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a dict. Expected {EXPECTED}.")
     keys = [state_dict_key] if state_dict_key else STATE_DICT_CONTAINERS
