@@ -36,10 +36,11 @@ def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     Cx = _expand_groups(C.float(), d)
     h = u.new_zeros(b, d, A.shape[1])
     ys = []
-    for t in range(L):
-        decay = torch.exp(delta[:, :, t, None] * A)
-        h = decay * h + (delta[:, :, t] * u[:, :, t])[..., None] * Bx[..., t]
-        ys.append((h * Cx[..., t]).sum(-1))
+    # unbind (not [..., t]) so that autograd's backward stays linear in L
+    for delta_t, u_t, B_t, C_t in zip(delta.unbind(-1), u.unbind(-1), Bx.unbind(-1), Cx.unbind(-1)):
+        decay = torch.exp(delta_t[..., None] * A)
+        h = decay * h + (delta_t * u_t)[..., None] * B_t
+        ys.append((h * C_t).sum(-1))
     y = torch.stack(ys, dim=-1)
     if D is not None:
         y = y + u * D.float()[:, None]

@@ -126,7 +126,7 @@ def _block_scan(u, delta, A, B, C, groups: slice, channels: slice, T: int, L_pad
 
 
 class SelectiveScanCore(torch.autograd.Function):
-    """fp32 core: u, delta (b, d, L); A (d, N); B, C (b, G, N, L) -> y (b, d, L), last state (b, d, N).
+    """fp32 (or fp64) core: u, delta (b, d, L); A (d, N); B, C (b, G, N, L) -> y (b, d, L), last state (b, d, N).
 
     delta is the final step size (bias and softplus already applied). Saves only the inputs.
     """
@@ -161,7 +161,7 @@ class SelectiveScanCore(torch.autograd.Function):
         L_padded = math.ceil(L / T) * T
         shape = (b, groups, per_group)
         u_g, delta_g, A_g = u.view(*shape, L), delta.view(*shape, L), A.view(groups, per_group, N)
-        gy_g = gy.float().reshape(*shape, L)
+        gy_g = gy.to(u.dtype).reshape(*shape, L)
         du, d_delta = u.new_empty(L, *shape), u.new_empty(L, *shape)
         dA = torch.empty_like(A_g)
         dB, dC = B.new_zeros(L, b, groups, N), C.new_zeros(L, b, groups, N)
@@ -182,21 +182,22 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
     """mamba-ssm ``selective_scan_fn`` semantics in pure PyTorch on any device.
 
     u, delta, z: (b, d, L); A: (d, N) real; B, C: (b, N, L) or (b, G, N, L); D, delta_bias: (d,).
-    Returns y (b, d, L) in delta's dtype, plus the fp32 last state (b, d, N) if ``return_last_state``.
-    All arithmetic is fp32, also under autocast.
+    Returns y (b, d, L) in delta's dtype, plus the last state (b, d, N) if ``return_last_state``.
+    The arithmetic is fp32 (fp64 for fp64 inputs), also under autocast.
     """
     out_dtype = delta.dtype
+    dtype = torch.float64 if out_dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=u.device.type, enabled=False):
-        delta = delta.float()
+        delta = delta.to(dtype)
         if delta_bias is not None:
-            delta = delta + delta_bias.float()[:, None]
+            delta = delta + delta_bias.to(dtype)[:, None]
         if delta_softplus:
             delta = F.softplus(delta)
         B, C = (t.unsqueeze(1) if t.dim() == 3 else t for t in (B, C))
-        y, last_state = SelectiveScanCore.apply(u.float(), delta, A.float(), B.float(), C.float())
+        y, last_state = SelectiveScanCore.apply(u.to(dtype), delta, A.to(dtype), B.to(dtype), C.to(dtype))
         if D is not None:
-            y = y + u.float() * D.float()[:, None]
+            y = y + u.to(dtype) * D.to(dtype)[:, None]
         if z is not None:
-            y = y * F.silu(z.float())
+            y = y * F.silu(z.to(dtype))
     y = y.to(out_dtype)
     return (y, last_state) if return_last_state else y

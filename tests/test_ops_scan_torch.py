@@ -1,0 +1,140 @@
+"""The pure-PyTorch selective scan equals the reference loop, to mamba-ssm's own test tolerances."""
+import pytest
+import torch
+
+from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
+from nnunetv2_mamba.ops.scan_torch import selective_scan_torch
+
+# mamba-ssm tests/ops/test_selective_scan.py, fp32: (rtol, atol)
+TOLERANCES = {"out": (6e-4, 2e-3), "state": (6e-4, 2e-3), "u": (1.2e-3, 4e-3), "delta": (3e-3, 2e-2),
+              "A": (1e-3, 1e-2), "B": (6e-4, 2e-3), "C": (6e-4, 2e-3), "D": (1e-3, 2e-3), "z": (1e-3, 2e-3),
+              "delta_bias": (1e-3, 2e-3)}
+
+
+def make_inputs(seqlen, groups=1, bc_3d=False, has_D=True, has_z=True, has_delta_bias=True,
+                batch=2, dim=4, dstate=8, dtype=torch.float32):
+    """mamba-ssm's test inputs (seed 0): A = -0.5 rand, delta = 0.5 rand, delta_bias = 0.5 rand, the rest randn."""
+    torch.manual_seed(0)
+    bc_shape = (batch, dstate, seqlen) if bc_3d else (batch, groups, dstate, seqlen)
+    inputs = {
+        "u": torch.randn(batch, dim, seqlen, dtype=dtype),
+        "delta": 0.5 * torch.rand(batch, dim, seqlen, dtype=dtype),
+        "A": -0.5 * torch.rand(dim, dstate),
+        "B": torch.randn(bc_shape, dtype=dtype),
+        "C": torch.randn(bc_shape, dtype=dtype),
+        "D": torch.randn(dim) if has_D else None,
+        "z": torch.randn(batch, dim, seqlen, dtype=dtype) if has_z else None,
+        "delta_bias": 0.5 * torch.rand(dim) if has_delta_bias else None,
+    }
+    return {k: (v.requires_grad_() if v is not None else None) for k, v in inputs.items()}
+
+
+def run_with_grads(scan, inputs, delta_softplus, return_last_state, grad_out):
+    """Output, optional last state and the gradient of <out, grad_out> w.r.t. every given input."""
+    result = scan(**inputs, delta_softplus=delta_softplus, return_last_state=return_last_state)
+    out, state = result if return_last_state else (result, None)
+    given = {k: v for k, v in inputs.items() if v is not None}
+    grads = torch.autograd.grad(out, list(given.values()), grad_out)
+    return out, state, dict(zip(given, grads))
+
+
+def assert_matches_reference(inputs, delta_softplus=True, return_last_state=True):
+    out_shape = inputs["u"].shape
+    grad_out = torch.randn(out_shape, generator=torch.Generator().manual_seed(1))
+    ours = run_with_grads(selective_scan_torch, inputs, delta_softplus, return_last_state, grad_out)
+    ref = run_with_grads(selective_scan_reference, inputs, delta_softplus, return_last_state, grad_out)
+    torch.testing.assert_close(ours[0], ref[0], rtol=TOLERANCES["out"][0], atol=TOLERANCES["out"][1])
+    if return_last_state:
+        assert ours[1].dtype == torch.float32 and ours[1].shape == (out_shape[0], out_shape[1], inputs["A"].shape[1])
+        torch.testing.assert_close(ours[1], ref[1], rtol=TOLERANCES["state"][0], atol=TOLERANCES["state"][1])
+    assert ours[2].keys() == ref[2].keys()
+    for name in ours[2]:
+        rtol, atol = TOLERANCES[name]
+        torch.testing.assert_close(ours[2][name], ref[2][name], rtol=rtol, atol=atol, msg=lambda m: f"d{name}: {m}")
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("seqlen", [128, 256, 512, 1024, 2048, 4096])
+def test_mamba_grid_all_options(seqlen, groups):
+    """mamba-ssm's test grid: variable B/C ((b, N, L) for one group), D, z, delta_bias, softplus, last state."""
+    assert_matches_reference(make_inputs(seqlen, groups, bc_3d=groups == 1))
+
+
+@pytest.mark.parametrize("has_D,has_z,has_delta_bias,delta_softplus,return_last_state", [
+    (False, False, False, False, False),
+    (True, False, False, False, False),
+    (False, True, False, False, True),
+    (False, False, True, False, False),
+    (False, False, False, True, True),
+    (True, True, False, True, False),
+    (False, True, True, False, True),
+])
+def test_option_combinations(has_D, has_z, has_delta_bias, delta_softplus, return_last_state):
+    inputs = make_inputs(256, groups=2, has_D=has_D, has_z=has_z, has_delta_bias=has_delta_bias)
+    assert_matches_reference(inputs, delta_softplus, return_last_state)
+
+
+@pytest.mark.parametrize("seqlen", [1, 2, 129, 1000])
+@pytest.mark.parametrize("bc_3d", [True, False])
+def test_lengths_not_a_multiple_of_the_chunk(seqlen, bc_3d):
+    assert_matches_reference(make_inputs(seqlen, groups=1, bc_3d=bc_3d))
+
+
+def test_channel_blocks_split_inside_groups(monkeypatch):
+    """Long inputs run in channel blocks (memory cap); force tiny blocks and check nothing changes."""
+    import nnunetv2_mamba.ops.scan_torch as scan_torch
+    monkeypatch.setattr(scan_torch, "BLOCK_ELEMENTS", 300 * 2 * 8)  # one channel per block at L=300
+    assert_matches_reference(make_inputs(300, groups=2, dim=6))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs_compute_in_fp32(dtype):
+    """Half inputs: output in delta's dtype, state fp32, values equal to the fp32 scan of the same numbers."""
+    inputs = make_inputs(200, groups=2, dtype=dtype)
+    out, state = selective_scan(**inputs, delta_softplus=True, return_last_state=True, backend="torch")
+    assert out.dtype == dtype and state.dtype == torch.float32
+    upcast = {k: (v.detach().float() if v is not None else None) for k, v in inputs.items()}
+    ref_out, ref_state = selective_scan_reference(**upcast, delta_softplus=True, return_last_state=True)
+    torch.testing.assert_close(state, ref_state, rtol=6e-4, atol=2e-3)
+    torch.testing.assert_close(out.float(), ref_out.to(dtype).float(), rtol=3e-2, atol=5e-2)
+    out.float().sum().backward()
+    assert inputs["u"].grad.dtype == dtype and torch.isfinite(inputs["u"].grad.float()).all()
+
+
+def test_autocast_runs_the_scan_in_fp32():
+    inputs = make_inputs(128, groups=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = selective_scan(**inputs, delta_softplus=True, backend="torch")
+    ref = selective_scan_reference(**inputs, delta_softplus=True)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=6e-4, atol=2e-3)
+
+
+def test_gradcheck_float64():
+    torch.manual_seed(0)
+    b, d, N, L, G = 1, 4, 3, 11, 2
+    args = (torch.randn(b, d, L, dtype=torch.float64), 0.5 * torch.rand(b, d, L, dtype=torch.float64),
+            -0.5 * torch.rand(d, N, dtype=torch.float64), torch.randn(b, G, N, L, dtype=torch.float64),
+            torch.randn(b, G, N, L, dtype=torch.float64), torch.randn(d, dtype=torch.float64),
+            torch.randn(b, d, L, dtype=torch.float64), 0.5 * torch.rand(d, dtype=torch.float64))
+    args = tuple(a.requires_grad_() for a in args)
+    assert torch.autograd.gradcheck(lambda *a: selective_scan_torch(*a, delta_softplus=True), args)
+
+
+def test_saves_only_inputs_for_backward():
+    """Memory stays linear: no saved tensor is bigger than the largest input."""
+    inputs = make_inputs(512, groups=2, dim=8, dstate=16)
+    out = selective_scan_torch(**inputs, delta_softplus=True)
+    largest_input = max(v.numel() for v in inputs.values() if v is not None)
+    node, seen, saved = out.grad_fn, set(), []
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        saved += [getattr(node, a) for a in dir(node) if a.startswith("_saved_")]
+        saved += list(getattr(node, "saved_tensors", ()) or ())
+        stack += [n for n, _ in node.next_functions]
+    sizes = [t.numel() for t in saved if isinstance(t, torch.Tensor)]
+    assert sizes and max(sizes) <= largest_input
