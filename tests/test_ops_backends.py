@@ -1,0 +1,144 @@
+"""Backend choice (argument, $NNUNETV2_MAMBA_SCAN, auto), its errors and log line, the doctor, and that
+importing the package survives a missing or broken mamba-ssm / causal-conv1d / triton."""
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from nnunetv2_mamba.ops import backends, selective_scan, selective_scan_reference
+from nnunetv2_mamba.ops.backends import Availability, choose_backend, requested_backend
+
+OPTIONAL = ("mamba_ssm", "selective_scan_cuda", "causal_conv1d", "triton")
+
+
+def small_inputs():
+    torch.manual_seed(0)
+    u = torch.randn(2, 4, 20)
+    return u, 0.5 * torch.rand(2, 4, 20), -0.5 * torch.rand(4, 3), torch.randn(2, 3, 20), torch.randn(2, 3, 20)
+
+
+def test_env_variable_selects_and_argument_overrides(monkeypatch):
+    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", "torch")
+    assert requested_backend() == "torch"
+    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", " Auto ")
+    assert requested_backend() == "auto"
+    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", "cuda")
+    assert requested_backend("torch") == "torch"
+    torch.testing.assert_close(selective_scan(*small_inputs(), backend="torch"),
+                               selective_scan_reference(*small_inputs()), rtol=6e-4, atol=2e-3)
+
+
+def test_unknown_value_names_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", "mamba")
+    with pytest.raises(ValueError, match="NNUNETV2_MAMBA_SCAN='mamba'.*auto, cuda, triton, torch"):
+        selective_scan(*small_inputs())
+    with pytest.raises(ValueError, match="backend='fast'"):
+        selective_scan(*small_inputs(), backend="fast")
+
+
+def test_cuda_backend_on_cpu_tensors_says_how_to_fix(monkeypatch):
+    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", "cuda")
+    with pytest.raises(RuntimeError, match="(MAMBA_FORCE_BUILD=TRUE pip install mamba-ssm|needs CUDA tensors)"):
+        selective_scan(*small_inputs())
+
+
+def test_kernel_backends_refuse_cpu_tensors_even_when_available(monkeypatch):
+    monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", None))
+    for name in ("cuda", "triton"):
+        with pytest.raises(RuntimeError, match=f"'{name}' needs CUDA tensors.*backend='torch'"):
+            choose_backend(name, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("available,expected", [
+    ({"cuda", "triton", "torch"}, "cuda"), ({"triton", "torch"}, "triton"), ({"torch"}, "torch")])
+def test_auto_priority_on_cuda(monkeypatch, available, expected):
+    monkeypatch.setattr(backends, "availability",
+                        lambda name: Availability(name in available, f"fake {name}", None))
+    assert choose_backend("auto", torch.device("cuda"))[0] == expected
+    assert choose_backend("auto", torch.device("cpu"))[0] == "torch"
+
+
+def test_choice_is_logged_once(caplog):
+    backends._log_choice.cache_clear()
+    with caplog.at_level(logging.INFO, logger="nnunetv2_mamba"):
+        selective_scan(*small_inputs(), backend="torch")
+        selective_scan(*small_inputs(), backend="torch")
+    lines = [r.getMessage() for r in caplog.records if r.name == "nnunetv2_mamba"]
+    assert len(lines) == 1 and "'torch'" in lines[0]
+
+
+def test_bad_shapes_raise_one_clear_error():
+    u, delta, A, B, C = small_inputs()
+    with pytest.raises(ValueError, match="B must be time-variant"):
+        selective_scan(u, delta, A, B[:, :2], C)
+    with pytest.raises(ValueError, match="groups dividing 4"):
+        selective_scan(u, delta, A, B.view(2, 1, 3, 20).expand(2, 3, 3, 20), C)
+    with pytest.raises(ValueError, match="D must be"):
+        selective_scan(u, delta, A, B, C, D=torch.ones(3))
+
+
+def run_python(code, pythonpath=None):
+    env = dict(os.environ, NNUNETV2_MAMBA_SCAN="")
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath)] + [p for p in [env.get("PYTHONPATH")] if p])
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+SCAN_ON_CPU = """
+    import nnunetv2_mamba, nnunetv2_mamba.ops, torch
+    from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
+    u = torch.randn(1, 2, 9)
+    args = (u, u.abs(), -torch.rand(2, 3), torch.randn(1, 3, 9), torch.randn(1, 3, 9))
+    torch.testing.assert_close(selective_scan(*args), selective_scan_reference(*args))
+    from nnunetv2_mamba.doctor import run
+    import argparse
+    assert run(argparse.Namespace(backend=None)) == 0
+"""
+
+
+def test_import_and_scan_without_optional_packages():
+    blocker = f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in {OPTIONAL!r}:
+                    raise ModuleNotFoundError(f'blocked {{name}}')
+        sys.meta_path.insert(0, Block())
+    """
+    result = run_python(textwrap.dedent(blocker) + textwrap.dedent(SCAN_ON_CPU))
+    assert result.returncode == 0, result.stderr
+    assert "cuda    unavailable" in result.stdout and "chosen on cpu: torch" in result.stdout
+
+
+def test_import_and_scan_with_broken_optional_packages(tmp_path):
+    for name in ("mamba_ssm", "causal_conv1d", "triton"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise RuntimeError('broken {name}')\n")
+    (tmp_path / "selective_scan_cuda.py").write_text("def fwd(*args): raise RuntimeError('never called')\n")
+    result = run_python(SCAN_ON_CPU, pythonpath=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "mamba_ssm does not import (RuntimeError('broken mamba_ssm'))" in result.stdout
+    assert "triton does not import (RuntimeError('broken triton'))" in result.stdout
+
+
+def test_doctor_subcommand():
+    result = subprocess.run([sys.executable, "-m", "nnunetv2_mamba", "doctor"], capture_output=True, text=True,
+                            env=dict(os.environ, NNUNETV2_MAMBA_SCAN="torch"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    for expected in (f"torch {torch.__version__}", "device:", "cuda ", "triton ", "torch ",
+                     "chosen on cpu: torch (requested"):
+        assert expected in result.stdout
+
+
+def test_package_import_and_cpu_scan_load_no_optional_package():
+    result = run_python(SCAN_ON_CPU.split("from nnunetv2_mamba.doctor")[0] + f"""
+    import sys
+    loaded = [m for m in {OPTIONAL!r} if m in sys.modules]
+    assert not loaded, loaded
+    """)
+    assert result.returncode == 0, result.stderr
