@@ -1,0 +1,152 @@
+"""Time forward + backward of the selective scan at SS2D shapes and print a markdown table.
+
+Compares our pure-PyTorch chunked scan with a plain sequential per-timestep loop (autograd does its backward) and,
+at L=784 only, with mamba-ssm's ``selective_scan_ref`` (quadratic backward: one repetition). On CUDA the compiled
+(mamba-ssm) and Triton backends are added when they run. Every cell is measured in a fresh subprocess so that its
+peak memory (extra RSS on CPU, max allocated on CUDA) is its own.
+
+    python benchmarks/bench_scan.py [--device cpu] [--threads N] [--repeats 3] [--dims 96 192] [--lengths 784 3136]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+BATCH, DIRECTIONS, D_STATE = 2, 4, 16
+MAMBA_REF_LENGTH = 784
+
+
+def sequential_loop_scan(u, delta, A, B, C, D, delta_bias):
+    """The plain baseline: one autograd step per position, (b, d, L) inputs, B/C (b, G, N, L)."""
+    delta = F.softplus(delta + delta_bias[:, None])
+    b, d, L = u.shape
+    Bx = B.repeat_interleave(d // B.shape[1], dim=1)
+    Cx = C.repeat_interleave(d // C.shape[1], dim=1)
+    h = u.new_zeros(b, d, A.shape[1])
+    ys = []
+    for delta_t, u_t, B_t, C_t in zip(delta.unbind(-1), u.unbind(-1), Bx.unbind(-1), Cx.unbind(-1)):
+        h = torch.exp(delta_t[..., None] * A) * h + (delta_t * u_t)[..., None] * B_t
+        ys.append((h * C_t).sum(-1))
+    return torch.stack(ys, dim=-1) + u * D[:, None]
+
+
+def scan_method(name: str):
+    """f(u, delta, A, B, C, D, delta_bias) -> y for a method name."""
+    if name == "loop":
+        return sequential_loop_scan
+    if name == "mamba_ref":
+        import types
+        sys.modules.setdefault("selective_scan_cuda", types.ModuleType("selective_scan_cuda"))  # CPU: no kernel
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_ref
+        return lambda u, delta, A, B, C, D, bias: selective_scan_ref(u, delta, A, B, C, D, None, bias, True)
+    from nnunetv2_mamba.ops import selective_scan
+    return lambda u, delta, A, B, C, D, bias: selective_scan(u, delta, A, B, C, D, None, bias, True, backend=name)
+
+
+def measure_one(method: str, dim: int, length: int, repeats: int, device: str) -> dict:
+    """Median fwd+bwd seconds and peak extra memory (MB) of one method at one shape, in this process."""
+    torch.manual_seed(0)
+    d = DIRECTIONS * dim
+    make = lambda *shape: torch.randn(*shape, device=device)  # noqa: E731
+    inputs = [make(BATCH, d, length), 0.1 * make(BATCH, d, length) - 4, -torch.rand(d, D_STATE, device=device),
+              make(BATCH, DIRECTIONS, D_STATE, length), make(BATCH, DIRECTIONS, D_STATE, length),
+              torch.ones(d, device=device), 0.1 * make(d)]
+    inputs = [t.requires_grad_() for t in inputs]
+    scan = scan_method(method)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        scan(*inputs).sum().backward()
+        sync()
+        times.append(time.perf_counter() - start)
+    if device.startswith("cuda"):
+        peak_mb = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    else:
+        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    return {"seconds": statistics.median(times), "repeats": repeats, "peak_mb": peak_mb}
+
+
+def measure_in_subprocess(method: str, dim: int, length: int, repeats: int, device: str) -> dict | None:
+    command = [sys.executable, __file__, "--one", method, str(dim), str(length), "--repeats", str(repeats),
+               "--device", device, "--threads", str(torch.get_num_threads())]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        print(f"[{method} D={dim} L={length} failed: {result.stderr.strip().splitlines()[-1:]}]", file=sys.stderr)
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def machine_description(device: str) -> str:
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if device.startswith("cuda") else ""
+    load = ", load average %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
+    return (f"torch {torch.__version__}, device {device}{gpu}, {torch.get_num_threads()} threads on {os.cpu_count()} "
+            f"cores ({cpu}){load}; fp32, B={BATCH}, K={DIRECTIONS}, N={D_STATE}, fwd+bwd, median")
+
+
+def methods_for(device: str) -> list[str]:
+    methods = ["torch", "loop"]
+    if device.startswith("cuda"):
+        from nnunetv2_mamba.ops.backends import availability
+        methods += [name for name in ("triton", "cuda") if availability(name).available]
+    return methods
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dims", type=int, nargs="+", default=[96, 192])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[784, 3136])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--skip-mamba-ref", action="store_true", help="skip mamba-ssm's (slow) selective_scan_ref")
+    parser.add_argument("--one", nargs=3, metavar=("METHOD", "DIM", "LENGTH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.one:
+        method, dim, length = args.one[0], int(args.one[1]), int(args.one[2])
+        print(json.dumps(measure_one(method, dim, length, args.repeats, args.device)))
+        return 0
+
+    print(machine_description(args.device) + "\n")
+    print("| D | L | method | fwd+bwd (s) | loop / method | peak extra memory (MB) |")
+    print("|---|---|---|---|---|---|")
+    for dim in args.dims:
+        for length in args.lengths:
+            methods = methods_for(args.device)
+            if length == MAMBA_REF_LENGTH and not args.skip_mamba_ref:
+                methods.append("mamba_ref")
+            results = {m: measure_in_subprocess(m, dim, length, 1 if m == "mamba_ref" else args.repeats,
+                                                args.device) for m in methods}
+            loop = results["loop"]["seconds"] if results.get("loop") else float("nan")
+            for method, result in results.items():
+                if result is None:
+                    print(f"| {dim} | {length} | {method} | failed | | |")
+                    continue
+                print(f"| {dim} | {length} | {method} | {result['seconds']:.3f} | {loop / result['seconds']:.2f}x "
+                      f"| {result['peak_mb']:.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
