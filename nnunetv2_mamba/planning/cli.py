@@ -1,0 +1,43 @@
+"""``nnunetv2_mamba plan_and_preprocess``: fingerprint (if needed), plan with our planners, preprocess 2d.
+
+nnU-Net's ``-pl`` only finds planners inside nnunetv2, so this calls its Python API with our planner classes.
+"""
+from __future__ import annotations
+
+NETWORKS = ("MambaUNet", "VMUNet")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("-d", "--dataset_id", type=int, nargs="+", required=True, help="dataset id(s), e.g. 900")
+    parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS),
+                        help="plans to write: MambaUNet -> nnUNetMambaUNetPlans, VMUNet -> nnUNetVMUNetPlans")
+    parser.add_argument("-np", type=int, default=4, help="processes for preprocessing (default 4)")
+    parser.add_argument("-npfp", type=int, default=4, help="processes for fingerprint extraction (default 4)")
+    parser.add_argument("-gpu_memory_target", type=float, default=8.0,
+                        help="GPU memory (GiB) the batch size is planned for (default 8, as nnU-Net)")
+    parser.add_argument("--clean", action="store_true", help="re-extract the fingerprint even if present")
+    parser.add_argument("--verify_dataset_integrity", action="store_true")
+    parser.add_argument("--no_pp", action="store_true", help="plan only, do not preprocess")
+
+
+def run(args) -> int:
+    from os.path import isfile, join
+
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprint_dataset, plan_experiment_dataset, preprocess_dataset)
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+
+    from nnunetv2_mamba.planning.planners import PLANNERS
+
+    for dataset_id in args.dataset_id:
+        fingerprint = join(nnUNet_preprocessed, convert_id_to_dataset_name(dataset_id), "dataset_fingerprint.json")
+        if args.clean or not isfile(fingerprint):
+            extract_fingerprint_dataset(dataset_id, num_processes=args.npfp,
+                                        check_dataset_integrity=args.verify_dataset_integrity)
+        for network in args.networks:
+            _, plans_identifier = plan_experiment_dataset(dataset_id, PLANNERS[network], args.gpu_memory_target)
+            if not args.no_pp:
+                preprocess_dataset(dataset_id, plans_identifier, configurations=("2d",), num_processes=[args.np])
+            print(f"{network}: nnUNetv2_train {dataset_id} 2d FOLD -p {plans_identifier} -tr nnUNetTrainer{network}")
+    return 0
