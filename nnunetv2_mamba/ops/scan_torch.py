@@ -1,12 +1,14 @@
 """Fast pure-PyTorch selective scan (any device), linear in L for forward and backward.
 
 The recurrence ``h_t = a_t * h_{t-1} + x_t`` (a_t = exp(Δ_t A), x_t = Δ_t u_t B_t) is solved in place on a
-time-major ``(L, b, d, N)`` buffer viewed as ``(n_chunks, T, b, d, N)``: one sequential sweep over the T positions
-of every chunk at once (each chunk from a zero state), then one sweep over the chunks that adds each chunk's true
-start state times the running decay ``cumprod(a)`` (a product of factors <= 1: never a division, never the exp of
-a positive number). The backward recomputes the states from the saved inputs, runs the same two-level scan in
-reverse time for the adjoint ``g_t = C_t gy_t + a_{t+1} g_{t+1}``, and reduces everything with batched matmuls.
-Channels are independent, so long inputs are processed in channel blocks to cap the memory of the buffers.
+time-major ``(L, b, G, N, e)`` buffer (e = channels per B/C group, innermost) viewed as ``(n_chunks, T, ...)``:
+a sweep over the T positions of all chunks at once gives each chunk's end state from a zero start; a short sweep
+over the chunks gives their true start states, using each chunk's total decay ``prod(a)``; a last sweep over the
+T positions runs the recurrence from those start states. Only products of factors <= 1: never a division, never
+the exp of a positive number.
+The backward recomputes the states from the saved inputs, runs the same scan in reverse time for the adjoint
+``g_t = C_t gy_t + a_{t+1} g_{t+1}`` and reduces with batched matmuls. Channels are independent, so long inputs
+run in channel blocks that cap the size of the buffers.
 """
 from __future__ import annotations
 
@@ -32,43 +34,52 @@ def scan_(a: torch.Tensor, x: torch.Tensor, reverse: bool = False) -> None:
     """
     n_chunks, T = x.shape[:2]
     steps = range(T - 1, -1, -1) if reverse else range(T)
-    for previous, t in zip(steps, steps[1:]):  # every chunk from a zero state
+    if n_chunks > 1:
+        end = torch.zeros_like(x[:, 0])  # each chunk's end state when started from zero
+        for t in steps:
+            torch.addcmul(x[:, t], a[:, t], end, out=end)
+        chunk_decay = a.prod(dim=1)  # factors <= 1: stable
+        chunks = range(n_chunks - 1, -1, -1) if reverse else range(n_chunks)
+        start = torch.zeros_like(end)  # the true state entering each chunk
+        for previous, c in zip(chunks, chunks[1:]):
+            torch.addcmul(end[previous], chunk_decay[previous], start[previous], out=start[c])
+        x[:, steps[0]].addcmul_(a[:, steps[0]], start)
+    for previous, t in zip(steps, steps[1:]):  # all chunks at once, from their true start states
         x[:, t].addcmul_(a[:, t], x[:, previous])
-    if n_chunks == 1:
-        return
-    chunk_decay = a.prod(dim=1)  # factors <= 1: stable
-    chunks = range(n_chunks - 1, -1, -1) if reverse else range(n_chunks)
-    start = torch.zeros_like(x[:, 0])  # the true state entering each chunk
-    for previous, c in zip(chunks, chunks[1:]):
-        torch.addcmul(x[previous, steps[-1]], chunk_decay[previous], start[previous], out=start[c])
-    for t in steps:  # add the decayed start state to every position
-        start.mul_(a[:, t])
-        x[:, t].add_(start)
 
 
 class _ChunkedScan:
     """The core scan of one block of channels, fp32 and time-major, L a multiple of the chunk length T.
 
     u, delta: (L, b, G, 1, e); A: (G, N, e); B, C: (L, b, G, N, 1) (channels last: they vectorise best).
+    ``buffers``: a dict shared by the equally-shaped blocks of one call, so their big buffers are allocated once.
     """
 
-    def __init__(self, u, delta, A, B, C, T):
+    def __init__(self, u, delta, A, B, C, T, buffers: dict):
         self.u, self.delta, self.A, self.B, self.C, self.T = u, delta, A, B, C, T
         self.L = u.shape[0]
+        self.buffers = buffers
 
     def _chunks(self, t: torch.Tensor) -> torch.Tensor:
         return t.view(self.L // self.T, self.T, *t.shape[1:])
 
+    def _buffer(self, name: str, length: int) -> torch.Tensor:
+        """An uninitialised (length, b, G, N, e) buffer, reused across blocks."""
+        shape = (length, *self.delta.shape[1:3], *self.A.shape[1:])
+        if name not in self.buffers or self.buffers[name].shape != shape:
+            self.buffers[name] = self.delta.new_empty(shape)
+        return self.buffers[name]
+
     def decays(self, extra_zero_step: bool = False) -> torch.Tensor:
         """exp(Δ_t A): (L, b, G, N, e), or (L + 1, ...) ending with a zero step (so that [1:] is a_{t+1})."""
-        out = self.delta.new_empty(self.L + int(extra_zero_step), *self.delta.shape[1:3], *self.A.shape[1:])
+        out = self._buffer("decays", self.L + int(extra_zero_step))
         out[self.L:].zero_()
         torch.mul(self.delta, self.A, out=out[:self.L]).exp_()
         return out
 
     def states(self, decays: torch.Tensor) -> torch.Tensor:
         """All states h_t: (L, b, G, N, e)."""
-        h = (self.delta * self.u) * self.B
+        h = torch.mul(self.delta * self.u, self.B, out=self._buffer("states", self.L))
         scan_(self._chunks(decays[:self.L]), self._chunks(h))
         return h
 
@@ -81,7 +92,7 @@ class _ChunkedScan:
         decays = self.decays(extra_zero_step=True)
         h = self.states(decays)
         dC = torch.matmul(h, gy.transpose(-1, -2))
-        g = self.C * gy  # dL/dh_t, after the reverse scan below
+        g = torch.mul(self.C, gy, out=self._buffer("adjoints", self.L))  # dL/dh_t, after the reverse scan below
         scan_(self._chunks(decays[1:]), self._chunks(g), reverse=True)
         delta_u = self.delta * self.u
         dB = torch.matmul(g, delta_u.transpose(-1, -2))
@@ -114,7 +125,8 @@ def _time_major(t: torch.Tensor, L_padded: int) -> torch.Tensor:
     return t.permute(t.dim() - 1, *range(t.dim() - 1)).contiguous()
 
 
-def _block_scan(u, delta, A, B, C, groups: slice, channels: slice, T: int, L_padded: int) -> _ChunkedScan:
+def _block_scan(u, delta, A, B, C, groups: slice, channels: slice, T: int, L_padded: int,
+                buffers: dict) -> _ChunkedScan:
     """The _ChunkedScan of one block; u, delta (b, G, e, L), A (G, e, N), B, C (b, G, N, L)."""
     return _ChunkedScan(
         _time_major(u[:, groups, channels], L_padded).unsqueeze(3),
@@ -122,7 +134,7 @@ def _block_scan(u, delta, A, B, C, groups: slice, channels: slice, T: int, L_pad
         A[groups, channels].transpose(1, 2),
         _time_major(B[:, groups], L_padded).unsqueeze(4),
         _time_major(C[:, groups], L_padded).unsqueeze(4),
-        T)
+        T, buffers)
 
 
 class SelectiveScanCore(torch.autograd.Function):
@@ -142,8 +154,9 @@ class SelectiveScanCore(torch.autograd.Function):
         u_g, delta_g, A_g = u.view(*shape, L), delta.view(*shape, L), A.view(groups, per_group, N)
         y = u.new_empty(L, *shape)
         last_state = u.new_empty(*shape, N)
+        buffers = {}
         for gs, cs in _channel_blocks(b, groups, per_group, N, L_padded):
-            scan = _block_scan(u_g, delta_g, A_g, B, C, gs, cs, T, L_padded)
+            scan = _block_scan(u_g, delta_g, A_g, B, C, gs, cs, T, L_padded, buffers)
             h = scan.states(scan.decays())
             y[:, :, gs, cs] = scan.output(h)[:L, :, :, 0]
             last_state[:, gs, cs] = h[L - 1].transpose(-1, -2)
@@ -165,8 +178,9 @@ class SelectiveScanCore(torch.autograd.Function):
         du, d_delta = u.new_empty(L, *shape), u.new_empty(L, *shape)
         dA = torch.empty_like(A_g)
         dB, dC = B.new_zeros(L, b, groups, N), C.new_zeros(L, b, groups, N)
+        buffers = {}
         for gs, cs in _channel_blocks(b, groups, per_group, N, L_padded):
-            scan = _block_scan(u_g, delta_g, A_g, B, C, gs, cs, T, L_padded)
+            scan = _block_scan(u_g, delta_g, A_g, B, C, gs, cs, T, L_padded, buffers)
             g_du, g_delta, g_A, g_B, g_C = scan.gradients(_time_major(gy_g[:, gs, cs], L_padded).unsqueeze(3))
             du[:, :, gs, cs] = g_du[:L, :, :, 0]
             d_delta[:, :, gs, cs] = g_delta[:L, :, :, 0]
