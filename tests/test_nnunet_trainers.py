@@ -1,0 +1,96 @@
+"""The trainer overrides in process: network kwargs from plans, deep supervision, compile switch, schedules, env."""
+from __future__ import annotations
+
+import pytest
+import torch
+from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
+
+from nnunetv2_mamba.nets import MambaUNet, VMUNet
+from nnunetv2_mamba.training import trainers
+from nnunetv2_mamba.training.budget import EPOCHS_ENV, read_positive_int
+from nnunetv2_mamba.training.pretrained import PRETRAINED_ENV, pretrained_checkpoint_path
+from nnunetv2_mamba.training.schedules import CosineLRScheduler
+
+PLAIN = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+
+
+def configuration(network_class_name: str, arch_kwargs: dict, patch_size=(120, 88)) -> ConfigurationManager:
+    return ConfigurationManager({"patch_size": list(patch_size), "architecture": {
+        "network_class_name": network_class_name, "arch_kwargs": arch_kwargs, "_kw_requires_import": []}})
+
+
+def bare_trainer(cls, network, patch_size=(120, 88), device="cpu"):
+    """A trainer object with only what the overridden methods read (nnU-Net's __init__ needs a dataset)."""
+    trainer = object.__new__(cls)
+    trainer.network = network
+    trainer.enable_deep_supervision = cls is not trainers.nnUNetTrainerVMUNetNoDeepSupervision
+    trainer.configuration_manager = configuration(PLAIN, {}, patch_size)
+    trainer.device = torch.device(device)
+    return trainer
+
+
+def test_network_kwargs_come_from_plans_naming_the_same_network_else_from_the_trainer():
+    ours = configuration("nnunetv2_mamba.nets.vm_unet.VMUNet", {"dims": [24, 48, 96, 192], "d_state": 8})
+    assert trainers.nnUNetTrainerVMUNet.network_kwargs(ours) == {"dims": [24, 48, 96, 192], "d_state": 8}
+    assert trainers.nnUNetTrainerMambaUNet.network_kwargs(ours) == {}  # another network's plans
+    assert trainers.nnUNetTrainerVMUNet.network_kwargs(configuration(PLAIN, {"n_stages": 6})) == {}
+    assert trainers.nnUNetTrainerVMUNet_Tiny.network_kwargs(ours) == {"dims": (16, 32, 64, 128), "d_state": 8}
+    net = trainers.nnUNetTrainerMambaUNet_Tiny.build_network_architecture(None, configuration(PLAIN, {}), 2, 3, False)
+    assert isinstance(net, MambaUNet) and net.input_channels == 2 and net.num_classes == 3
+    assert net.decoder.deep_supervision is False
+
+
+def test_deep_supervision_scales_give_nnunet_targets_shaped_like_the_outputs():
+    trainer = bare_trainer(trainers.nnUNetTrainerVMUNet, VMUNet(1, 4, dims=(8, 16, 32, 64), deep_supervision=True))
+    scales = trainer._get_deep_supervision_scales()
+    assert scales == [[s, s] for s in trainer.network.deep_supervision_scales]
+    trainer.set_deep_supervision_enabled(True)
+    outputs = trainer.network(torch.randn(2, 1, 120, 88))
+    targets = DownsampleSegForDSTransform(scales)(segmentation=torch.zeros(1, 120, 88))["segmentation"]
+    assert [tuple(o.shape[2:]) for o in outputs] == [tuple(t.shape[1:]) for t in targets]
+    trainer.set_deep_supervision_enabled(False)
+    assert trainer.network(torch.randn(1, 1, 120, 88)).shape == (1, 4, 120, 88)
+
+
+def test_without_deep_supervision_nnunets_final_switch_back_on_is_harmless():
+    cls = trainers.nnUNetTrainerVMUNetNoDeepSupervision
+    trainer = bare_trainer(cls, VMUNet(1, 4, dims=(8, 16, 32, 64), deep_supervision=False))
+    assert trainer._get_deep_supervision_scales() is None
+    trainer.set_deep_supervision_enabled(True)  # perform_actual_validation ends with this call
+    assert trainer.network.decoder.deep_supervision is False
+
+
+def test_torch_compile_only_when_nnunet_compile_asks(monkeypatch):
+    trainer = bare_trainer(trainers.nnUNetTrainerMambaUNet, None, device="cuda")
+    monkeypatch.delenv("nnUNet_compile", raising=False)
+    assert trainer._do_i_compile() is False
+    monkeypatch.setenv("nnUNet_compile", "t")
+    assert trainer._do_i_compile() is True
+
+
+def test_cosine_schedule_matches_torch_cosine_annealing_stepped_per_epoch():
+    reference_optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(reference_optimizer, T_max=50, eta_min=1e-5)
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    ours = CosineLRScheduler(optimizer, 1e-3, period=50, eta_min=1e-5)
+    for epoch in range(160):
+        ours.step(epoch)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(reference_optimizer.param_groups[0]["lr"],
+                                                                rel=1e-6, abs=1e-12)
+        reference_optimizer.step()
+        reference.step()
+
+
+def test_budget_and_pretrained_environment_errors_say_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.delenv(EPOCHS_ENV, raising=False)
+    assert read_positive_int(EPOCHS_ENV, 7) == 7
+    monkeypatch.setenv(EPOCHS_ENV, "ten")
+    with pytest.raises(ValueError, match=f"{EPOCHS_ENV}='ten' must be a positive integer"):
+        read_positive_int(EPOCHS_ENV, 7)
+    monkeypatch.delenv(PRETRAINED_ENV, raising=False)
+    with pytest.raises(RuntimeError, match=f"set {PRETRAINED_ENV}"):
+        pretrained_checkpoint_path()
+    monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path / "missing.pth"))
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        pretrained_checkpoint_path()
