@@ -138,3 +138,11 @@ def test_saves_only_inputs_for_backward():
         stack += [n for n, _ in node.next_functions]
     sizes = [t.numel() for t in saved if isinstance(t, torch.Tensor)]
     assert sizes and max(sizes) <= largest_input
+
+
+def test_non_contiguous_inputs():
+    inputs = make_inputs(130, groups=2)
+    strided = {k: (v.detach().transpose(-1, -2).contiguous().transpose(-1, -2).requires_grad_()
+                   if v is not None and v.dim() > 1 else v) for k, v in inputs.items()}
+    assert not strided["u"].is_contiguous()
+    assert_matches_reference(strided)

@@ -151,7 +151,7 @@ class SelectiveScanCore(torch.autograd.Function):
         T = chunk_length(L)
         L_padded = math.ceil(L / T) * T
         shape = (b, groups, per_group)
-        u_g, delta_g, A_g = u.view(*shape, L), delta.view(*shape, L), A.view(groups, per_group, N)
+        u_g, delta_g, A_g = u.reshape(*shape, L), delta.reshape(*shape, L), A.reshape(groups, per_group, N)
         y = u.new_empty(L, *shape)
         last_state = u.new_empty(*shape, N)
         buffers = {}
@@ -173,7 +173,7 @@ class SelectiveScanCore(torch.autograd.Function):
         T = chunk_length(L)
         L_padded = math.ceil(L / T) * T
         shape = (b, groups, per_group)
-        u_g, delta_g, A_g = u.view(*shape, L), delta.view(*shape, L), A.view(groups, per_group, N)
+        u_g, delta_g, A_g = u.reshape(*shape, L), delta.reshape(*shape, L), A.reshape(groups, per_group, N)
         gy_g = gy.to(u.dtype).reshape(*shape, L)
         du, d_delta = u.new_empty(L, *shape), u.new_empty(L, *shape)
         dA = torch.empty_like(A_g)
