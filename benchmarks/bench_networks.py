@@ -1,0 +1,264 @@
+"""Time Mamba-UNet and VM-UNet against nnU-Net's PlainConvUNet and print markdown tables (issue #6).
+
+Measured, each in a fresh subprocess (so its peak memory is its own), median of ``--repeats`` after ``--warmup``:
+- SS2D and VSS block forward + backward at the four encoder stages of a ``--patch``² input (widths 96..768,
+  resolutions patch/4 .. patch/32);
+- a whole nnU-Net training iteration per network at ``--patch``² and ``--batch``: forward with deep supervision,
+  nnU-Net's loss (Dice + CE, DeepSupervisionWrapper), backward, gradient clipping at 12, SGD step
+  (lr 1e-2, momentum 0.99, Nesterov, weight decay 3e-5);
+- inference per image (eval mode, no grad, batch 1, one patch);
+- parameter counts, and the ratios to PlainConvUNet measured in the same run.
+
+PlainConvUNet is built as nnU-Net's default 2d plans build it for a ``--patch``² patch, 1 input channel and
+4 classes: the topology from nnU-Net's own ``get_pool_and_conv_props`` (isotropic spacing, feature maps down to 4),
+32 features doubling to at most 512, two 3x3 convs per stage and per decoder stage, InstanceNorm, LeakyReLU.
+
+    python benchmarks/bench_networks.py --threads 2 --patch 128 --batch 2 --repeats 3 --out results.md
+    python benchmarks/bench_networks.py --profile MambaUNet      # torch.profiler table of one training step
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine_description, markdown_table, median_seconds, peak_memory_mb, run_measurement  # noqa: E402
+
+NETWORKS = ("MambaUNet", "VMUNet", "PlainConvUNet")
+BASELINE = "PlainConvUNet"
+BLOCKS = ("SS2D", "VSSBlock")
+STAGE_DIMS = (96, 192, 384, 768)
+INPUT_CHANNELS, NUM_CLASSES = 1, 4
+TARGET_RATIO = 4.0  # issue #6: a MambaUNet training step within 4x of PlainConvUNet's on CPU
+
+
+def plain_conv_unet_kwargs(patch: int) -> dict:
+    """``arch_kwargs`` of nnU-Net's default 2d plans (ExperimentPlanner) for a patch² patch with isotropic spacing."""
+    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
+    _, strides, kernel_sizes, planned_patch, _ = get_pool_and_conv_props((1.0, 1.0), (patch, patch), 4, 999999)
+    if tuple(planned_patch) != (patch, patch):
+        raise SystemExit(f"nnU-Net would change a {patch}x{patch} patch to {tuple(planned_patch)}; pass --patch "
+                         f"{planned_patch[0]} (a multiple of 2^pooling steps)")
+    stages = len(strides)
+    return {"n_stages": stages, "features_per_stage": [min(512, 32 * 2 ** i) for i in range(stages)],
+            "conv_op": "torch.nn.modules.conv.Conv2d", "kernel_sizes": kernel_sizes, "strides": strides,
+            "n_conv_per_stage": [2] * stages, "n_conv_per_stage_decoder": [2] * (stages - 1), "conv_bias": True,
+            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
+            "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
+            "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
+
+
+def build_network(name: str, patch: int, deep_supervision: bool) -> torch.nn.Module:
+    """One of NETWORKS with 1 input channel and 4 classes, built and initialised as its trainer does."""
+    if name == BASELINE:
+        from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+        return get_network_from_plans("dynamic_network_architectures.architectures.unet.PlainConvUNet",
+                                      plain_conv_unet_kwargs(patch), ("conv_op", "norm_op", "dropout_op", "nonlin"),
+                                      INPUT_CHANNELS, NUM_CLASSES, deep_supervision=deep_supervision)
+    from nnunetv2_mamba.nets import MambaUNet, VMUNet
+    return {"MambaUNet": MambaUNet, "VMUNet": VMUNet}[name](INPUT_CHANNELS, NUM_CLASSES,
+                                                           deep_supervision=deep_supervision)
+
+
+def nnunet_loss(num_outputs: int) -> Callable:
+    """nnUNetTrainer._build_loss for a 2d configuration without regions: Dice + CE, deep-supervision weights."""
+    from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+    from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+    loss = DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {}, weight_ce=1,
+                          weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
+    weights = torch.tensor([1 / 2 ** i for i in range(num_outputs)])
+    weights[-1] = 0
+    return DeepSupervisionWrapper(loss, (weights / weights.sum()).tolist())
+
+
+def training_step(name: str, patch: int, batch: int, device: str) -> tuple[Callable[[], None], torch.nn.Module]:
+    """(one nnU-Net training iteration on a fixed random batch, the network)."""
+    network = build_network(name, patch, deep_supervision=True).to(device).train()
+    image = torch.randn(batch, INPUT_CHANNELS, patch, patch, device=device)
+    label = torch.randint(0, NUM_CLASSES, (batch, 1, patch, patch), device=device).float()
+    with torch.no_grad():
+        shapes = [tuple(o.shape[2:]) for o in network(image)]
+    targets = [F.interpolate(label, size=shape, mode="nearest") for shape in shapes]  # the data loader's job
+    loss = nnunet_loss(len(targets))
+    optimizer = torch.optim.SGD(network.parameters(), 1e-2, weight_decay=3e-5, momentum=0.99, nesterov=True)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss(network(image), targets).backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 12)
+        optimizer.step()
+    return step, network
+
+
+def inference(name: str, patch: int, device: str) -> tuple[Callable[[], None], torch.nn.Module]:
+    """(one eval-mode, no-grad forward of a single patch, the network)."""
+    network = build_network(name, patch, deep_supervision=False).to(device).eval()
+    image = torch.randn(1, INPUT_CHANNELS, patch, patch, device=device)
+
+    def predict() -> None:
+        with torch.no_grad():
+            network(image)
+    return predict, network
+
+
+def block_pass(block: str, stage: int, patch: int, batch: int, device: str) -> tuple[Callable[[], None], torch.nn.Module]:
+    """(forward + backward of one SS2D or VSS block at encoder stage ``stage``, the module)."""
+    from nnunetv2_mamba.nets import SS2D, VSSBlock
+    dim, size = STAGE_DIMS[stage], patch // (4 * 2 ** stage)
+    module = (SS2D(dim) if block == "SS2D" else VSSBlock(dim)).to(device)
+    x = torch.randn(batch, size, size, dim, device=device, requires_grad=True)
+
+    def run() -> None:
+        module(x).sum().backward()
+    return run, module
+
+
+def measure(what: str, name: str, stage: int, args) -> dict:
+    """Median seconds, all timings, peak extra memory (MiB) and parameter count of one measurement, here."""
+    torch.manual_seed(0)
+    if what == "train":
+        run, module = training_step(name, args.patch, args.batch, args.device)
+    elif what == "infer":
+        run, module = inference(name, args.patch, args.device)
+    else:
+        run, module = block_pass(name, stage, args.patch, args.batch, args.device)
+    with peak_memory_mb(args.device) as memory:
+        median, times = median_seconds(run, args.repeats, args.warmup, args.device)
+    parameters = sum(p.numel() for p in module.parameters())
+    return {"seconds": median, "times": times, "peak_mb": memory["peak_mb"], "parameters": parameters}
+
+
+def scan_backend_description(device: str) -> str:
+    from nnunetv2_mamba.ops.backends import choose_backend, requested_backend
+    name, reason = choose_backend(requested_backend(), torch.device(device))
+    return f"{name} ({reason})"
+
+
+def child_arguments(args, what: str, name: str, stage: int) -> list[str]:
+    flags = ["--one", what, name, str(stage), "--device", args.device, "--patch", str(args.patch),
+             "--batch", str(args.batch), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
+             "--threads", str(torch.get_num_threads())]
+    return flags + (["--flush-denormal"] if args.flush_denormal else [])
+
+
+def seconds(result: dict | None) -> str:
+    return "failed" if result is None else f"{result['seconds']:.3f}"
+
+
+def ratio(result: dict | None, baseline: dict | None) -> str:
+    return "n/a" if result is None or baseline is None else f"{result['seconds'] / baseline['seconds']:.2f}x"
+
+
+def megabytes(result: dict | None) -> str:
+    return "failed" if result is None else f"{result['peak_mb']:.0f}"
+
+
+def network_table(args) -> tuple[str, dict]:
+    train = {n: run_measurement(__file__, child_arguments(args, "train", n, 0)) for n in args.networks}
+    infer = {n: run_measurement(__file__, child_arguments(args, "infer", n, 0)) for n in args.networks}
+    rows = [[n, f"{train[n]['parameters']:,}" if train[n] else "?", seconds(train[n]),
+             ratio(train[n], train.get(BASELINE)), megabytes(train[n]), seconds(infer[n]),
+             ratio(infer[n], infer.get(BASELINE)), megabytes(infer[n])] for n in args.networks]
+    headers = ["network", "parameters", f"train step (s), batch {args.batch}", f"step / {BASELINE}",
+               "step peak extra MB", "inference per image (s)", f"inference / {BASELINE}", "inference peak extra MB"]
+    return markdown_table(headers, rows), train
+
+
+def block_table(args) -> str:
+    rows = []
+    for stage, dim in enumerate(STAGE_DIMS):
+        size = args.patch // (4 * 2 ** stage)
+        results = [run_measurement(__file__, child_arguments(args, "block", b, stage)) for b in BLOCKS]
+        rows.append([stage, dim, f"{size}x{size}", *(seconds(r) for r in results),
+                     *(megabytes(r) for r in results)])
+    headers = ["stage", "dim", "H x W", *(f"{b} fwd+bwd (s)" for b in BLOCKS), *(f"{b} peak extra MB" for b in BLOCKS)]
+    return markdown_table(headers, rows)
+
+
+def target_line(train: dict) -> str:
+    mamba, baseline = train.get("MambaUNet"), train.get(BASELINE)
+    if not mamba or not baseline:
+        return ""
+    value = mamba["seconds"] / baseline["seconds"]
+    verdict = "met" if value <= TARGET_RATIO else "NOT met"
+    return (f"\nIssue #6 target (MambaUNet training step within {TARGET_RATIO:.0f}x of {BASELINE}'s): "
+            f"{value:.2f}x, {verdict}.\n")
+
+
+def profile_training_step(args) -> None:
+    """Print torch.profiler's operator table (self time) for one training step after warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+    step, _ = training_step(args.profile, args.patch, args.batch, args.device)
+    for _ in range(max(1, args.warmup)):
+        step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
+    with profile(activities=activities) as profiler:
+        step()
+    sort = "self_cuda_time_total" if args.device.startswith("cuda") else "self_cpu_time_total"
+    print(profiler.key_averages().table(sort_by=sort, row_limit=40))
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--patch", type=int, default=128, help="square patch edge, e.g. 128 or 224 (default 128)")
+    parser.add_argument("--batch", type=int, default=2, help="training batch size (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions, median reported (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first (default 1)")
+    parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS),
+                        help=f"networks to time (default all; ratios need {BASELINE})")
+    parser.add_argument("--no-blocks", action="store_true", help="skip the SS2D / VSS block table")
+    parser.add_argument("--flush-denormal", action="store_true",
+                        help="torch.set_flush_denormal(True) in every measurement (before any thread pool starts)")
+    parser.add_argument("--out", help="also write the markdown report to this file")
+    parser.add_argument("--profile", choices=NETWORKS, help="only profile one training step of this network")
+    parser.add_argument("--one", nargs=3, metavar=("WHAT", "NAME", "STAGE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.patch % 32:
+        parser.error(f"--patch must be a multiple of 32 (the VSS networks' size divisor), got {args.patch}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_arguments(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)
+    if args.one:
+        print(json.dumps(measure(args.one[0], args.one[1], int(args.one[2]), args)))
+        return 0
+    if args.profile:
+        profile_training_step(args)
+        return 0
+
+    header = (f"{machine_description(args.device)}; selective-scan backend {scan_backend_description(args.device)}; "
+              f"flush denormals {'on' if args.flush_denormal else 'off'}; fp32, patch {args.patch}x{args.patch}, "
+              f"median of {args.repeats} after {args.warmup} warm-up\n")
+    print(header, flush=True)
+    networks, train = network_table(args)
+    report = [header, networks, target_line(train)]
+    print(networks + "\n" + target_line(train), flush=True)
+    if not args.no_blocks:
+        blocks = block_table(args)
+        print(f"\nSS2D / VSS block, batch {args.batch}:\n\n" + blocks, flush=True)
+        report += [f"\nSS2D / VSS block, batch {args.batch}:\n", blocks]
+    report.append(f"\n(load at the end: {machine_description(args.device).rsplit(', ', 1)[-1]})\n")
+    if args.out:
+        with open(args.out, "w") as out:
+            out.write("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
