@@ -125,16 +125,34 @@ def _time_major(t: torch.Tensor, L_padded: int) -> torch.Tensor:
     return t.permute(t.dim() - 1, *range(t.dim() - 1)).contiguous()
 
 
-def _block_scan(u, delta, A, B, C, groups: slice, channels: slice, T: int, L_padded: int,
-                buffers: dict) -> _ChunkedScan:
-    """The _ChunkedScan of one block; u, delta (b, G, e, L), A (G, e, N), B, C (b, G, N, L)."""
-    return _ChunkedScan(
-        _time_major(u[:, groups, channels], L_padded).unsqueeze(3),
-        _time_major(delta[:, groups, channels], L_padded).unsqueeze(3),
-        A[groups, channels].transpose(1, 2),
-        _time_major(B[:, groups], L_padded).unsqueeze(4),
-        _time_major(C[:, groups], L_padded).unsqueeze(4),
-        T, buffers)
+class _Blocks:
+    """One call's channels as (b, G, e) and its blocks: iterating yields (groups, channels, _ChunkedScan)."""
+
+    def __init__(self, u, delta, A, B, C):
+        self.b, self.d, self.L = u.shape
+        self.groups, self.N = B.shape[1], A.shape[1]
+        self.per_group = self.d // self.groups
+        self.shape = (self.b, self.groups, self.per_group)
+        self.T = chunk_length(self.L)
+        self.L_padded = math.ceil(self.L / self.T) * self.T
+        self.u, self.delta = u.reshape(*self.shape, self.L), delta.reshape(*self.shape, self.L)
+        self.A, self.B, self.C = A.reshape(self.groups, self.per_group, self.N), B, C
+
+    def time_major(self, t: torch.Tensor) -> torch.Tensor:
+        return _time_major(t, self.L_padded)
+
+    def __iter__(self):
+        buffers = {}
+        for gs, cs in _channel_blocks(self.b, self.groups, self.per_group, self.N, self.L_padded):
+            yield gs, cs, _ChunkedScan(
+                self.time_major(self.u[:, gs, cs]).unsqueeze(3), self.time_major(self.delta[:, gs, cs]).unsqueeze(3),
+                self.A[gs, cs].transpose(1, 2),
+                self.time_major(self.B[:, gs]).unsqueeze(4), self.time_major(self.C[:, gs]).unsqueeze(4),
+                self.T, buffers)
+
+    def to_channels_first(self, t: torch.Tensor) -> torch.Tensor:
+        """(L, b, G, e) -> (b, d, L)."""
+        return t.permute(1, 2, 3, 0).reshape(self.b, self.d, self.L)
 
 
 class SelectiveScanCore(torch.autograd.Function):
@@ -145,50 +163,36 @@ class SelectiveScanCore(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C):
-        b, d, L = u.shape
-        groups, N = B.shape[1], A.shape[1]
-        per_group = d // groups
-        T = chunk_length(L)
-        L_padded = math.ceil(L / T) * T
-        shape = (b, groups, per_group)
-        u_g, delta_g, A_g = u.reshape(*shape, L), delta.reshape(*shape, L), A.reshape(groups, per_group, N)
-        y = u.new_empty(L, *shape)
-        last_state = u.new_empty(*shape, N)
-        buffers = {}
-        for gs, cs in _channel_blocks(b, groups, per_group, N, L_padded):
-            scan = _block_scan(u_g, delta_g, A_g, B, C, gs, cs, T, L_padded, buffers)
+        blocks = _Blocks(u, delta, A, B, C)
+        L = blocks.L
+        y = u.new_empty(L, *blocks.shape)
+        last_state = u.new_empty(*blocks.shape, blocks.N)
+        for gs, cs, scan in blocks:
             h = scan.states(scan.decays())
             y[:, :, gs, cs] = scan.output(h)[:L, :, :, 0]
             last_state[:, gs, cs] = h[L - 1].transpose(-1, -2)
         ctx.save_for_backward(u, delta, A, B, C)
         ctx.mark_non_differentiable(last_state)
-        return y.permute(1, 2, 3, 0).reshape(b, d, L), last_state.view(b, d, N)
+        return blocks.to_channels_first(y), last_state.view(blocks.b, blocks.d, blocks.N)
 
     @staticmethod
     def backward(ctx, gy, _grad_last_state):
         u, delta, A, B, C = ctx.saved_tensors
-        b, d, L = u.shape
-        groups, N = B.shape[1], A.shape[1]
-        per_group = d // groups
-        T = chunk_length(L)
-        L_padded = math.ceil(L / T) * T
-        shape = (b, groups, per_group)
-        u_g, delta_g, A_g = u.reshape(*shape, L), delta.reshape(*shape, L), A.reshape(groups, per_group, N)
-        gy_g = gy.to(u.dtype).reshape(*shape, L)
-        du, d_delta = u.new_empty(L, *shape), u.new_empty(L, *shape)
-        dA = torch.empty_like(A_g)
-        dB, dC = B.new_zeros(L, b, groups, N), C.new_zeros(L, b, groups, N)
-        buffers = {}
-        for gs, cs in _channel_blocks(b, groups, per_group, N, L_padded):
-            scan = _block_scan(u_g, delta_g, A_g, B, C, gs, cs, T, L_padded, buffers)
-            g_du, g_delta, g_A, g_B, g_C = scan.gradients(_time_major(gy_g[:, gs, cs], L_padded).unsqueeze(3))
+        blocks = _Blocks(u, delta, A, B, C)
+        L = blocks.L
+        gy = gy.to(u.dtype).reshape(*blocks.shape, L)
+        du, d_delta = u.new_empty(L, *blocks.shape), u.new_empty(L, *blocks.shape)
+        dA = torch.empty_like(blocks.A)
+        dB, dC = B.new_zeros(L, blocks.b, blocks.groups, blocks.N), C.new_zeros(L, blocks.b, blocks.groups, blocks.N)
+        for gs, cs, scan in blocks:
+            g_du, g_delta, g_A, g_B, g_C = scan.gradients(blocks.time_major(gy[:, gs, cs]).unsqueeze(3))
             du[:, :, gs, cs] = g_du[:L, :, :, 0]
             d_delta[:, :, gs, cs] = g_delta[:L, :, :, 0]
             dA[gs, cs] = g_A.transpose(1, 2)
             dB[:, :, gs] += g_B[:L, ..., 0]
             dC[:, :, gs] += g_C[:L, ..., 0]
-        return (du.permute(1, 2, 3, 0).reshape(b, d, L), d_delta.permute(1, 2, 3, 0).reshape(b, d, L),
-                dA.view(d, N), dB.permute(1, 2, 3, 0), dC.permute(1, 2, 3, 0))
+        return (blocks.to_channels_first(du), blocks.to_channels_first(d_delta), dA.view_as(A),
+                dB.permute(1, 2, 3, 0), dC.permute(1, 2, 3, 0))
 
 
 def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
