@@ -1,0 +1,1 @@
+"""Fair comparison of nnU-Net trainers: same plans, splits and budget; Table-1 metrics, statistics, costs, report."""

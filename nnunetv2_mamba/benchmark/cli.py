@@ -1,0 +1,58 @@
+"""``nnunetv2_mamba benchmark``: compare trainers on the same plans, splits and budget; write a report."""
+from __future__ import annotations
+
+DEFAULT_TRAINERS = ["nnUNetTrainer", "nnUNetTrainerMambaUNet", "nnUNetTrainerVMUNet"]
+
+
+def add_arguments(parser) -> None:
+    parser.description = (
+        "Train every trainer with nnUNetv2_train on the stock nnUNetPlans (same preprocessing, patch, batch and "
+        "splits for all), score nnU-Net's validation predictions (and a test folder), and write report.md/.html "
+        "with the Table-1 metrics, per-class tables, Wilcoxon tests vs the first trainer, figures and costs. "
+        "Resumable: finished folds (checkpoint_final.pth + validation/summary.json) are never retrained, "
+        "interrupted ones continue with --c. Needs nnUNet_raw/nnUNet_preprocessed/nnUNet_results set and the "
+        "dataset planned and preprocessed.")
+    parser.add_argument("-d", dest="dataset_id", type=int, required=True, help="dataset id")
+    parser.add_argument("-c", dest="configuration", default="2d", help="configuration (default 2d)")
+    parser.add_argument("--trainers", nargs="+", default=DEFAULT_TRAINERS,
+                        help="trainers to compare; the first is the baseline (default: %(default)s)")
+    parser.add_argument("--folds", nargs="+", type=int, default=[0], help="folds (default 0)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs for every trainer. Giving --epochs, --iterations-per-epoch or "
+                             "--val-iterations trains trainer X as X_Budget (e.g. nnUNetTrainerMambaUNet_Budget), "
+                             "which reads them from nnUNet_budget_epochs / _iterations_per_epoch / _val_iterations")
+    parser.add_argument("--iterations-per-epoch", type=int, default=None, help="training iterations per epoch")
+    parser.add_argument("--val-iterations", type=int, default=None, help="validation iterations per epoch")
+    parser.add_argument("--test-folder", default=None, help="images to predict (imagesTs layout)")
+    parser.add_argument("--test-labels", default=None, help="reference segmentations of --test-folder")
+    parser.add_argument("--disable-tta", action="store_true", help="no mirroring when predicting --test-folder")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only regenerate report and figures from REPORT_DIR/results.json")
+    parser.add_argument("-o", dest="report_dir", default=None,
+                        help="report folder (default nnUNet_results/DatasetXXX/benchmark_CONFIG)")
+    parser.add_argument("-device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto: cuda when available, else cpu")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from nnunetv2_mamba.benchmark.environment import NnUNetPaths
+    from nnunetv2_mamba.benchmark.harness import BenchmarkConfig, run_benchmark
+    from nnunetv2_mamba.benchmark.report import write_report
+
+    if args.report_only:
+        if args.report_dir is None:
+            paths = NnUNetPaths.from_environment()
+            args.report_dir = paths.results / paths.dataset_name(args.dataset_id) / f"benchmark_{args.configuration}"
+        print(f"report: {write_report(args.report_dir)}")
+        return 0
+    config = BenchmarkConfig(
+        dataset_id=args.dataset_id, trainers=args.trainers, configuration=args.configuration, folds=args.folds,
+        epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch, val_iterations=args.val_iterations,
+        test_images=Path(args.test_folder) if args.test_folder else None,
+        test_labels=Path(args.test_labels) if args.test_labels else None,
+        report_dir=Path(args.report_dir) if args.report_dir else None, device=args.device,
+        disable_tta=args.disable_tta)
+    print(f"report: {run_benchmark(config, NnUNetPaths.from_environment())}")
+    return 0

@@ -1,0 +1,79 @@
+"""Where the benchmark's nnU-Net folders are, and the environment its nnUNetv2_* subprocesses run in."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunetv2_mamba.training.budget import EPOCHS_ENV, ITERATIONS_ENV, VAL_ITERATIONS_ENV
+from nnunetv2_mamba.training.shim_path import SHIM_FOLDER
+
+BUDGET_SUFFIX = "_Budget"
+
+
+@dataclass(frozen=True)
+class NnUNetPaths:
+    """The three nnU-Net roots (``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results``)."""
+    raw: Path
+    preprocessed: Path
+    results: Path
+
+    @classmethod
+    def from_environment(cls) -> "NnUNetPaths":
+        missing = [n for n in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if not os.environ.get(n)]
+        if missing:
+            raise SystemExit(f"set {', '.join(missing)} (nnU-Net's folders) before running the benchmark.")
+        return cls(Path(os.environ["nnUNet_raw"]), Path(os.environ["nnUNet_preprocessed"]),
+                   Path(os.environ["nnUNet_results"]))
+
+    def dataset_name(self, dataset_id: int) -> str:
+        """``DatasetXXX_Name`` of a preprocessed dataset; one clear error when it has not been preprocessed."""
+        found = sorted(self.preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
+        if not found:
+            raise SystemExit(f"no Dataset{dataset_id:03d}_* in {self.preprocessed}; run "
+                             f"nnUNetv2_plan_and_preprocess -d {dataset_id} -c 2d first.")
+        return found[0].name
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values pass through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def budget_trainer(trainer: str) -> str:
+    """The ``_Budget`` variant that reads the ``nnUNet_budget_*`` variables (unchanged if already one)."""
+    return trainer if trainer.endswith(BUDGET_SUFFIX) else trainer + BUDGET_SUFFIX
+
+
+def nnunet_environment(paths: NnUNetPaths) -> dict:
+    """os.environ plus nnU-Net's folders and our trainers first in ``nnUNet_extTrainer``; without
+    ``nnUNet_n_proc_DA`` (the planner calls torch.set_num_threads with it and fails on 0)."""
+    env = dict(os.environ, nnUNet_raw=str(paths.raw), nnUNet_preprocessed=str(paths.preprocessed),
+               nnUNet_results=str(paths.results))
+    env.pop("nnUNet_n_proc_DA", None)
+    ext = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    env["nnUNet_extTrainer"] = os.pathsep.join(dict.fromkeys([str(SHIM_FOLDER), *ext]))
+    return env
+
+
+def subprocess_environment(paths: NnUNetPaths, device: str, epochs: int | None = None,
+                           iterations_per_epoch: int | None = None, val_iterations: int | None = None) -> dict:
+    """``nnunet_environment`` for training/prediction: the budget, and on CPU ``nnUNet_n_proc_DA=0`` (data
+    augmentation in the main process: faster on few cores), ``nnUNet_def_n_proc=2`` (nnU-Net otherwise spawns 8
+    export workers, each importing torch) and no torch.compile. A user's ``nnUNet_n_proc_DA`` is kept off CPU."""
+    env = nnunet_environment(paths)
+    if "nnUNet_n_proc_DA" in os.environ:
+        env["nnUNet_n_proc_DA"] = os.environ["nnUNet_n_proc_DA"]
+    if device == "cpu":
+        env["nnUNet_n_proc_DA"] = "0"
+        env.setdefault("nnUNet_def_n_proc", "2")
+        env.setdefault("nnUNet_compile", "f")
+    for name, value in ((EPOCHS_ENV, epochs), (ITERATIONS_ENV, iterations_per_epoch),
+                        (VAL_ITERATIONS_ENV, val_iterations)):
+        if value is not None:
+            env[name] = str(value)
+    return env

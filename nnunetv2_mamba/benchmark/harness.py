@@ -1,0 +1,145 @@
+"""The benchmark: train every trainer on the same plans, splits and budget through nnU-Net, predict, score, report."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from nnunetv2_mamba.benchmark.environment import (NnUNetPaths, budget_trainer, resolve_device,
+                                                  subprocess_environment)
+from nnunetv2_mamba.benchmark.prediction import predict_folder
+from nnunetv2_mamba.benchmark.report import save_results, write_report
+from nnunetv2_mamba.benchmark.training import PLANS, FoldRun, read_training_log, train_fold
+from nnunetv2_mamba.evaluation.folder import evaluate_folder
+
+BUDGET_READY_SUFFIXES = ("_Budget", "_Tiny")
+
+
+@dataclass
+class BenchmarkConfig:
+    """What to compare and how; ``trainers[0]`` is the baseline. Budget values None keep the trainer's own."""
+    dataset_id: int
+    trainers: list[str]
+    configuration: str = "2d"
+    folds: list[int] = field(default_factory=lambda: [0])
+    epochs: int | None = None
+    iterations_per_epoch: int | None = None
+    val_iterations: int | None = None
+    test_images: Path | None = None
+    test_labels: Path | None = None
+    report_dir: Path | None = None
+    device: str = "auto"
+    disable_tta: bool = False
+
+    def trained_as(self) -> dict[str, str]:
+        """{name given: trainer run}: with a budget, trainer X runs as X_Budget (reads nnUNet_budget_*)."""
+        with_budget = any(v is not None for v in (self.epochs, self.iterations_per_epoch, self.val_iterations))
+        return {name: budget_trainer(name) if with_budget and not name.endswith(BUDGET_READY_SUFFIXES) else name
+                for name in self.trainers}
+
+
+def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path:
+    """Train (resumably), predict, evaluate and write the report; returns the path of report.md."""
+    dataset = paths.dataset_name(config.dataset_id)
+    report_dir = Path(config.report_dir or paths.results / dataset / f"benchmark_{config.configuration}")
+    plans_file = paths.preprocessed / dataset / f"{PLANS}.json"
+    if not plans_file.is_file():
+        raise SystemExit(f"{plans_file} is missing; run nnUNetv2_plan_and_preprocess -d {config.dataset_id} first.")
+    if (config.test_images is None) != (config.test_labels is None):
+        raise SystemExit("give --test-folder and --test-labels together (images and their reference labels).")
+    device = resolve_device(config.device)
+    env = subprocess_environment(paths, device, config.epochs, config.iterations_per_epoch, config.val_iterations)
+    trained_as = config.trained_as()
+    runs = {name: [FoldRun(dataset, trainer, config.configuration, fold, paths.results) for fold in config.folds]
+            for name, trainer in trained_as.items()}
+    logs = report_dir / "logs"
+
+    costs = {name: {} for name in trained_as}
+    steps = [(name, run) for name, fold_runs in runs.items() for run in fold_runs]
+    for name, run in tqdm(steps, desc="training (nnUNetv2_train)", unit="fold"):
+        tqdm.write(f"{run.trainer} fold {run.fold}: "
+                   f"{'finished already' if run.is_finished() else 'training'} -> {run.folder}")
+        train_fold(run, config.dataset_id, device, env, logs / f"train_{run.trainer}_fold{run.fold}.log")
+    dataset_json = json.loads((paths.preprocessed / dataset / "dataset.json").read_text())
+    for name, trainer in tqdm(trained_as.items(), desc="cost (params, FLOPs, memory)", unit="trainer"):
+        costs[name].update(_measure_cost(trainer, plans_file, paths.preprocessed / dataset / "dataset.json",
+                                         config.configuration, device, env, report_dir / "costs"))
+
+    splits = {"validation": {}}
+    overlay_sources = {"validation": {"images": str(paths.raw / dataset / "imagesTr"),
+                                      "references": str(paths.preprocessed / dataset / "gt_segmentations"),
+                                      "predictions": {}}}
+    curves = {}
+    for name, fold_runs in runs.items():
+        cases = {}
+        for run in fold_runs:
+            scored = evaluate_folder(paths.preprocessed / dataset / "gt_segmentations", run.validation_folder,
+                                     dataset_json)
+            cases.update(scored["cases"])
+        splits["validation"][name] = _merged(scored, cases)
+        overlay_sources["validation"]["predictions"][name] = [str(r.validation_folder) for r in fold_runs]
+        curves[name] = {str(r.fold): read_training_log(r) for r in fold_runs}
+        costs[name]["train_seconds_per_iteration"] = _mean([c["seconds_per_iteration"] for c in curves[name].values()])
+
+    if config.test_images is not None:
+        splits["test"], overlay_sources["test"] = {}, {"images": str(config.test_images),
+                                                       "references": str(config.test_labels), "predictions": {}}
+        for name, trainer in tqdm(trained_as.items(), desc="test prediction (nnUNetv2_predict)", unit="trainer"):
+            output = report_dir / "test_predictions" / trainer
+            timing = _timed_prediction(config, trainer, output, device, env, logs, report_dir / "costs")
+            costs[name]["inference_seconds_per_case"] = timing["seconds_per_case"]
+            splits["test"][name] = evaluate_folder(config.test_labels, output, dataset_json)
+            overlay_sources["test"]["predictions"][name] = [str(output)]
+
+    results = {"dataset": dataset, "dataset_id": config.dataset_id, "configuration": config.configuration,
+               "folds": config.folds, "device": device, "trained_as": trained_as,
+               "budget": {"epochs": config.epochs, "iterations_per_epoch": config.iterations_per_epoch,
+                          "val_iterations": config.val_iterations},
+               "splits": splits, "costs": costs, "curves": curves, "overlay_sources": overlay_sources}
+    save_results(results, report_dir)
+    return write_report(report_dir)
+
+
+def _merged(template: dict, cases: dict) -> dict:
+    """One metrics result over the cases of several folds."""
+    from nnunetv2_mamba.evaluation.aggregate import aggregate
+
+    return {**template, "prediction_dir": None, "cases": cases, "aggregate": aggregate(cases)}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _measure_cost(trainer: str, plans_file: Path, dataset_file: Path, configuration: str, device: str, env: dict,
+                  cache_dir: Path) -> dict:
+    """Cost of ``trainer``'s network, measured once in a fresh process and cached as JSON."""
+    cache = cache_dir / f"{trainer}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    command = [sys.executable, "-m", "nnunetv2_mamba.benchmark.cost", trainer, str(plans_file), str(dataset_file),
+               configuration, device]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"measuring the cost of {trainer} failed:\n{result.stderr[-3000:]}")
+    cost = json.loads(result.stdout.strip().splitlines()[-1])
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(cost, indent=2))
+    return cost
+
+
+def _timed_prediction(config: BenchmarkConfig, trainer: str, output: Path, device: str, env: dict, logs: Path,
+                      cache_dir: Path) -> dict:
+    """nnUNetv2_predict on the test images; its timing is cached so that a resumed benchmark keeps it."""
+    cache = cache_dir / f"{trainer}_predict.json"
+    timing = predict_folder(config.dataset_id, trainer, config.configuration, config.folds, config.test_images,
+                            output, device, env, logs / f"predict_{trainer}.log", config.disable_tta)
+    if timing["seconds"] is None and cache.is_file():
+        return json.loads(cache.read_text())
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(timing, indent=2))
+    return timing

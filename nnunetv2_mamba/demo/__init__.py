@@ -1,0 +1,1 @@
+"""The one-command demo: phantom -> plan/preprocess -> train three trainers -> predict -> benchmark report."""
