@@ -1,8 +1,6 @@
 """``selective_scan``: checks the shapes once, then runs the backend chosen by :mod:`.backends`."""
 from __future__ import annotations
 
-import torch
-
 from nnunetv2_mamba.ops.backends import scan_function
 
 
