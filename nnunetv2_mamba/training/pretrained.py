@@ -42,4 +42,4 @@ class PretrainedEncoder:
             from nnunetv2_mamba.nets import load_vmamba_pretrained
             report = load_vmamba_pretrained(unwrap_network(self.network), self.pretrained_path,
                                             init_decoder_from_encoder=True)
-            self.print_to_log_file(f"Loaded VMamba weights from {self.pretrained_path}: {report}")
+            self.print_to_log_file(report.summary())
