@@ -69,8 +69,9 @@ class VSSUNetPlanner(ExperimentPlanner):
 
     def get_plans_for_configuration(self, spacing, median_shape, data_identifier: str,
                                     approximate_n_voxels_dataset: float, _cache: dict) -> dict:
-        if len(spacing) != 2:  # 2D-only networks: a placeholder that save_plans drops
-            return {"patch_size": tuple(median_shape), "spacing": spacing}
+        if len(spacing) != 2:  # keeps plan_experiment's 3d branch cheap; save_plans drops it
+            return {"not_planned": f"{self.network_class.__name__} is 2D-only: no 3d configurations are saved",
+                    "patch_size": tuple(median_shape), "spacing": spacing}
         plan = super().get_plans_for_configuration(spacing, median_shape, data_identifier,
                                                    approximate_n_voxels_dataset, _cache)
         memory = self.memory_model()
