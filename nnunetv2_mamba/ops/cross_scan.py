@@ -1,11 +1,15 @@
 """SS2D's four scan orders of a feature map and their merge, as autograd Functions adjoint to each other.
 
 Direction k=0 reads row-major (index h*W + w), k=1 column-major (w*H + h), k=2 and k=3 are k=0 and k=1 reversed.
-Both maps are permutation sums, so each one's backward is the other one.
+Both maps are permutation sums, so each one's backward is the other one. On CUDA, unless the torch backend is
+forced (``NNUNETV2_MAMBA_SCAN=torch``), the fused Triton kernels of :mod:`.cross_scan_triton` run instead: they
+write the four directions by index arithmetic without materialising flipped or transposed copies.
 """
 from __future__ import annotations
 
 import torch
+
+from nnunetv2_mamba.ops.backends import availability, requested_backend
 
 
 def _scan(x: torch.Tensor) -> torch.Tensor:
@@ -53,10 +57,18 @@ class CrossMerge(torch.autograd.Function):
         return _scan(grad.view(grad.shape[0], grad.shape[1], H, W)), None, None
 
 
+def _use_triton(t: torch.Tensor) -> bool:
+    """True for CUDA tensors when triton works and the pure-torch path is not requested."""
+    return t.is_cuda and requested_backend() != "torch" and availability("triton").available
+
+
 def cross_scan(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, 4, C, H*W): row-major, column-major, and both reversed."""
     if x.dim() != 4:
         raise ValueError(f"cross_scan expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+    if _use_triton(x):
+        from nnunetv2_mamba.ops.cross_scan_triton import cross_scan_triton
+        return cross_scan_triton(x)
     return CrossScan.apply(x)
 
 
@@ -64,4 +76,7 @@ def cross_merge(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
     """(B, 4, C, H*W) -> (B, C, H*W): the adjoint of :func:`cross_scan` (so merge(scan(x)) == 4 x)."""
     if ys.dim() != 4 or ys.shape[1] != 4 or ys.shape[3] != H * W:
         raise ValueError(f"cross_merge expects (B, 4, C, {H}*{W}) for H={H}, W={W}, got shape {tuple(ys.shape)}")
+    if _use_triton(ys):
+        from nnunetv2_mamba.ops.cross_scan_triton import cross_merge_triton
+        return cross_merge_triton(ys, H, W)
     return CrossMerge.apply(ys.contiguous(), H, W)
