@@ -63,8 +63,8 @@ class VSSUNetPlanner(ExperimentPlanner):
                          plans_name or self.default_plans_name, overwrite_target_spacing, suppress_transpose)
 
     def memory_model(self):
-        num_classes = len(self.dataset_json["labels"])
-        return measure_memory_model(self.network_class, len(self.dataset_json["channel_names"]), num_classes,
+        channels = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
+        return measure_memory_model(self.network_class, len(channels), len(self.dataset_json["labels"]),
                                     self.network_kwargs)
 
     def get_plans_for_configuration(self, spacing, median_shape, data_identifier: str,
