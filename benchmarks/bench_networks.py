@@ -145,7 +145,7 @@ def child_arguments(args, what: str, name: str, stage: int) -> list[str]:
     flags = ["--one", what, name, str(stage), "--device", args.device, "--patch", str(args.patch),
              "--batch", str(args.batch), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
              "--threads", str(torch.get_num_threads())]
-    return flags + (["--flush-denormal"] if args.flush_denormal else [])
+    return flags
 
 
 def seconds(result: dict | None) -> str:
@@ -218,8 +218,6 @@ def parse_arguments(argv=None):
     parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS),
                         help=f"networks to time (default all; ratios need {BASELINE})")
     parser.add_argument("--no-blocks", action="store_true", help="skip the SS2D / VSS block table")
-    parser.add_argument("--flush-denormal", action="store_true",
-                        help="torch.set_flush_denormal(True) in every measurement (before any thread pool starts)")
     parser.add_argument("--out", help="also write the markdown report to this file")
     parser.add_argument("--profile", choices=NETWORKS, help="only profile one training step of this network")
     parser.add_argument("--one", nargs=3, metavar=("WHAT", "NAME", "STAGE"), help=argparse.SUPPRESS)
@@ -233,8 +231,6 @@ def main(argv=None) -> int:
     args = parse_arguments(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.flush_denormal:
-        torch.set_flush_denormal(True)
     if args.one:
         print(json.dumps(measure(args.one[0], args.one[1], int(args.one[2]), args)))
         return 0
@@ -243,7 +239,7 @@ def main(argv=None) -> int:
         return 0
 
     header = (f"{machine_description(args.device)}; selective-scan backend {scan_backend_description(args.device)}; "
-              f"flush denormals {'on' if args.flush_denormal else 'off'}; fp32, patch {args.patch}x{args.patch}, "
+              f"fp32, patch {args.patch}x{args.patch}, "
               f"median of {args.repeats} after {args.warmup} warm-up\n")
     print(header, flush=True)
     networks, train = network_table(args)

@@ -63,9 +63,9 @@ class SS2D(nn.Module):
         batch, _, H, W = x.shape
         L = H * W
         xs = cross_scan(x)  # (B, K, D, L)
-        x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, self.x_proj_weight)
+        x_dbl = torch.matmul(self.x_proj_weight, xs)  # (K, R+2N, D) @ (B, K, D, L) -> (B, K, R+2N, L)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
-        dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)
+        dts = torch.matmul(self.dt_projs_weight, dts)  # (K, D, R) @ (B, K, R, L) -> (B, K, D, L)
         ys = selective_scan(
             xs.float().reshape(batch, -1, L), dts.float().reshape(batch, -1, L),
             -torch.exp(self.A_logs.float()), Bs.float().contiguous(), Cs.float().contiguous(),
@@ -75,7 +75,7 @@ class SS2D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, H, W, _ = x.shape
         u, z = self.in_proj(x).chunk(2, dim=-1)
-        u = F.silu(self.conv2d(u.permute(0, 3, 1, 2).contiguous()))
+        u = F.silu(self.conv2d(u.permute(0, 3, 1, 2)))  # a channels-last view: the fast depthwise-conv layout
         y = self.scan(u).transpose(1, 2).reshape(batch, H, W, self.d_inner)
         y = self.out_norm(y).to(x.dtype)
         return self.out_proj(y * F.silu(z))
