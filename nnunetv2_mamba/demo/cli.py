@@ -28,14 +28,14 @@ FULL = DemoSetting(cases=24, test_cases=6, image_size=(128, 128),
                    trainers=("nnUNetTrainer", "nnUNetTrainerMambaUNet", "nnUNetTrainerVMUNet"),
                    epochs=4, iterations_per_epoch=10, val_iterations=2, disable_tta=True)
 #: ~3 minutes on 2 cores: few small cases, one epoch of two iterations, narrow Mamba networks (``_Tiny``)
-QUICK = DemoSetting(cases=6, test_cases=2, image_size=(64, 64),
+QUICK = DemoSetting(cases=5, test_cases=2, image_size=(64, 64),
                     trainers=("nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny", "nnUNetTrainerVMUNet_Tiny"),
                     epochs=1, iterations_per_epoch=2, val_iterations=1, disable_tta=True)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run (~3 min on 2 CPU cores): 6 cases of 64x64, 1 epoch x 2 iterations, "
+                        help="smoke run (~3-4 min on 2 CPU cores): 5 cases of 64x64, 1 epoch x 2 iterations, "
                              "narrow Mamba networks")
     parser.add_argument("-o", dest="work_dir", default="nnunet_work",
                         help="work folder for nnUNet_raw/_preprocessed/_results (default ./nnunet_work)")

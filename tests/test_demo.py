@@ -1,0 +1,45 @@
+"""``nnunetv2_mamba demo --quick`` end to end in a subprocess: phantom, plan, train 3 trainers, predict, report."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from nnunetv2_mamba.evaluation.metrics import METRICS
+
+
+def test_quick_demo_writes_a_complete_report(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    work = tmp_path / "work"
+    result = subprocess.run([sys.executable, "-m", "nnunetv2_mamba", "demo", "--quick", "-o", str(work),
+                             "-device", "cpu"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report_dir = work / "report"
+    assert str(report_dir / "report.md") in result.stdout
+
+    text = (report_dir / "report.md").read_text()
+    main_table = text.split("## Test: mean over classes")[1].split("##")[0]
+    rows = [line for line in main_table.splitlines() if line.startswith("| nnUNetTrainer")]
+    assert len(rows) == 3
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 1 + len(METRICS) + 5 and "n/a" not in cells, row
+    results = json.loads((report_dir / "results.json").read_text())
+    assert set(results["splits"]) == {"validation", "test"}
+    assert all(len(split["nnUNetTrainer"]["cases"]) >= 1 for split in results["splits"].values())
+
+    pngs = sorted(report_dir.glob("*.png"))
+    assert {p.name for p in pngs} >= {"dice_histogram_test.png", "overlays_test.png", "training_curves.png"}
+    for png in pngs:
+        image = np.asarray(Image.open(png).convert("L"), dtype=float)
+        assert min(image.shape) > 100 and image.std() > 0, png
+        png.unlink()
+
+    # every figure comes back from the saved JSON alone
+    env.update(nnUNet_raw=str(work / "nnUNet_raw"), nnUNet_preprocessed=str(work / "nnUNet_preprocessed"),
+               nnUNet_results=str(work / "nnUNet_results"))
+    subprocess.run([sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", "--report-only",
+                    "-o", str(report_dir)], env=env, check=True, capture_output=True)
+    assert sorted(report_dir.glob("*.png")) == pngs
