@@ -1,0 +1,47 @@
+"""The planner's pieces in process: patch-size search and the memory model it sizes batches with."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nnunetv2_mamba.nets import MambaUNet
+from nnunetv2_mamba.planning.memory import NetworkMemoryModel, measure_memory_model, saved_activation_floats
+from nnunetv2_mamba.planning.planners import initial_patch_size, shrink_patch_to_fit
+
+TINY = {"dims": [16, 32, 64, 128]}
+
+
+def test_initial_patch_follows_the_aspect_ratio_in_multiples_of_32_and_covers_the_median_image():
+    assert initial_patch_size([1.5, 1.5], [256, 216]) == [256, 224]
+    assert initial_patch_size([2.0, 1.0], [2000, 2000]) == [1472, 2016]  # 0.5 : 1 in mm, clipped to the image
+    assert initial_patch_size([1.0, 1.0], [20, 40]) == [32, 64]
+
+
+def test_shrinking_takes_32_off_the_axis_largest_relative_to_the_image_until_two_samples_fit():
+    model = NetworkMemoryModel(parameters=1_000_000, activation_floats_per_pixel=1000.0, size_divisor=32)
+    budget = model.training_bytes([256, 128], 2)
+    patch = shrink_patch_to_fit([512, 256], [400, 400], lambda p: model.max_batch_size(p, budget) >= 2)
+    # 512 -> 256 on the long axis first, then alternating while both stay at the same fraction of the image
+    assert patch == [160, 192] and model.max_batch_size(patch, budget) == 2
+    with pytest.raises(RuntimeError, match="raise gpu_memory_target_in_gb"):
+        shrink_patch_to_fit([64, 64], [64, 64], lambda p: False)
+
+
+def test_batch_size_is_what_the_budget_leaves_after_weights_gradients_and_momentum():
+    model = NetworkMemoryModel(parameters=1_000_000, activation_floats_per_pixel=1000.0, size_divisor=32)
+    per_sample = 4 * 1000.0 * 128 * 128
+    assert model.static_bytes() == 4 * 1_000_000 * 3
+    assert model.max_batch_size([128, 128], model.static_bytes() + 5.5 * per_sample) == 5
+    assert model.max_batch_size([100, 100], model.static_bytes() + 5.5 * per_sample) == 5  # padded to 128
+
+
+def test_saved_activations_grow_with_the_padded_pixel_count_and_exclude_parameters():
+    torch.manual_seed(0)
+    net = MambaUNet(1, 4, deep_supervision=True, **TINY)
+    small, large = (saved_activation_floats(net, (1, s, s)) for s in (64, 128))
+    assert large / small == pytest.approx(4.0, rel=0.1)
+    linear = torch.nn.Sequential(torch.nn.Linear(4, 1000), torch.nn.ReLU())
+    assert saved_activation_floats(linear, (4,)) < 2 * 1000 + 4 * 2  # the 4000-float weight is not counted
+    model = measure_memory_model(MambaUNet, 1, 4, TINY)
+    assert model.parameters == sum(p.numel() for p in net.parameters())
+    assert model.activation_floats_per_pixel == pytest.approx(small / 64 ** 2)
