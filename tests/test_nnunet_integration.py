@@ -161,3 +161,16 @@ def test_a_3d_configuration_gets_one_clear_error():
         "_kw_requires_import": []}})
     with pytest.raises(NotImplementedError, match="use -c 2d"):
         nnUNetTrainerMambaUNet.build_network_architecture(None, configuration, 1, 4, True)
+
+
+def test_a_broken_install_is_reported_without_stopping_nnunets_search_of_other_folders(tmp_path):
+    (tmp_path / "my_trainers.py").write_text(
+        "from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer\n"
+        "class nnUNetTrainerMine(nnUNetTrainer):\n    pass\n")
+    script = ("import sys; sys.modules['nnunetv2_mamba.training.trainers'] = None  # importing it now fails\n"
+              "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f\n"
+              "print(f('nnUNetTrainerMine').__name__)")
+    env = {**os.environ, "nnUNet_extTrainer": f"{REPO / 'trainers'}{os.pathsep}{tmp_path}"}
+    output = run([sys.executable, "-c", script], env)
+    assert "nnunetv2_mamba: its trainers are unavailable because importing them failed" in output
+    assert output.splitlines()[-1] == "nnUNetTrainerMine"
