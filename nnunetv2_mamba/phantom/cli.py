@@ -3,7 +3,8 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="the nnUNet_raw root to write DatasetXXX_CardiacPhantom into")
+    parser.add_argument("out_dir", metavar="OUT_DIR",
+                        help="the nnUNet_raw root to write DatasetXXX_CardiacPhantom into")
     parser.add_argument("--cases", type=int, default=20, help="number of training cases (default 20)")
     parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"),
                         help="image size in pixels (default 128 128)")

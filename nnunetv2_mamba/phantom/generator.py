@@ -27,8 +27,8 @@ class PhantomSlice:
     thickness: float
 
 
-def _polar(rows_mm: np.ndarray, cols_mm: np.ndarray, center: np.ndarray, angle: float):
-    """Radius and polar angle of every pixel around ``center`` in a frame rotated by ``angle``."""
+def _rotated(rows_mm: np.ndarray, cols_mm: np.ndarray, center: np.ndarray, angle: float):
+    """Coordinates (u, v) of every pixel relative to ``center`` in a frame rotated by ``angle``."""
     dy, dx = rows_mm - center[0], cols_mm - center[1]
     u = dx * np.cos(angle) + dy * np.sin(angle)
     v = -dx * np.sin(angle) + dy * np.cos(angle)
@@ -37,7 +37,7 @@ def _polar(rows_mm: np.ndarray, cols_mm: np.ndarray, center: np.ndarray, angle: 
 
 def _wobbly_ellipse(rows_mm, cols_mm, center, semi_axes, angle, harmonics) -> np.ndarray:
     """Mask of an ellipse whose radius is modulated by ``1 + sum a_k cos(k phi + p_k)``."""
-    u, v = _polar(rows_mm, cols_mm, center, angle)
+    u, v = _rotated(rows_mm, cols_mm, center, angle)
     phi = np.arctan2(v, u)
     modulation = 1.0 + sum(a * np.cos(k * phi + p) for k, (a, p) in harmonics.items())
     return (u / semi_axes[0]) ** 2 + (v / semi_axes[1]) ** 2 <= modulation ** 2
