@@ -2,6 +2,8 @@
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
@@ -42,7 +44,8 @@ def test_dataset_reads_back_with_nnunet_and_passes_its_integrity_check(tmp_path)
 
     env = dict(os.environ, nnUNet_raw=str(raw), nnUNet_preprocessed=str(tmp_path / "pre"),
                nnUNet_results=str(tmp_path / "results"))
-    subprocess.run(["nnUNetv2_plan_and_preprocess", "-d", "901", "--verify_dataset_integrity", "-c", "2d",
-                    "-np", "2", "-npfp", "2"], env=env, check=True, capture_output=True)
+    planner = str(Path(sys.executable).parent / "nnUNetv2_plan_and_preprocess")  # works in an unactivated venv
+    subprocess.run([planner, "-d", "901", "--verify_dataset_integrity", "-c", "2d", "-np", "2", "-npfp", "2"],
+                   env=env, check=True, capture_output=True)
     plans = json.loads((tmp_path / "pre" / "Dataset901_CardiacPhantom" / "nnUNetPlans.json").read_text())
     assert plans["configurations"]["2d"]["patch_size"] == [64, 80]

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,17 @@ class NnUNetPaths:
             raise SystemExit(f"no Dataset{dataset_id:03d}_* in {self.preprocessed}; run "
                              f"nnUNetv2_plan_and_preprocess -d {dataset_id} -c 2d first.")
         return found[0].name
+
+
+def nnunet_command(name: str) -> str:
+    """Path of nnU-Net's console script ``name`` installed beside this Python (so an unactivated virtualenv
+    works), else ``name`` as found on PATH; one clear error when neither exists."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    if shutil.which(name):
+        return name
+    raise SystemExit(f"{name} not found beside {sys.executable} or on PATH; install nnunetv2 into this environment.")
 
 
 def resolve_device(device: str) -> str:

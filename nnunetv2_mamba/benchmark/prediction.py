@@ -13,6 +13,7 @@ def predict_folder(dataset_id: int, trainer: str, configuration: str, folds: lis
 
     The wall time covers the whole command (start-up and model loading included), divided by the cases.
     """
+    from nnunetv2_mamba.benchmark.environment import nnunet_command
     from nnunetv2_mamba.benchmark.training import PLANS
 
     cases = sorted({p.name.rsplit("_", 1)[0] for p in input_dir.iterdir() if p.name.endswith(".nii.gz")})
@@ -21,9 +22,9 @@ def predict_folder(dataset_id: int, trainer: str, configuration: str, folds: lis
     done = output_dir.is_dir() and all((output_dir / f"{case}.nii.gz").is_file() for case in cases)
     if done:
         return {"seconds": None, "cases": len(cases), "seconds_per_case": None}
-    command = ["nnUNetv2_predict", "-i", str(input_dir), "-o", str(output_dir), "-d", str(dataset_id),
-               "-c", configuration, "-tr", trainer, "-p", PLANS, "-f", *map(str, folds), "-device", device,
-               "-npp", "1", "-nps", "1"] + (["--disable_tta"] if disable_tta else [])
+    command = [nnunet_command("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output_dir),
+               "-d", str(dataset_id), "-c", configuration, "-tr", trainer, "-p", PLANS, "-f", *map(str, folds),
+               "-device", device, "-npp", "1", "-nps", "1"] + (["--disable_tta"] if disable_tta else [])
     log_file.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with log_file.open("a") as handle:

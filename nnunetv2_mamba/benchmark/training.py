@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunetv2_mamba.benchmark.environment import nnunet_command
+
 PLANS = "nnUNetPlans"
 
 
@@ -35,8 +37,8 @@ class FoldRun:
         return any((self.folder / name).is_file() for name in ("checkpoint_latest.pth", "checkpoint_final.pth"))
 
     def train_command(self, dataset_id: int, device: str) -> list[str]:
-        command = ["nnUNetv2_train", str(dataset_id), self.configuration, str(self.fold), "-tr", self.trainer,
-                   "-p", PLANS, "-device", device]
+        command = [nnunet_command("nnUNetv2_train"), str(dataset_id), self.configuration, str(self.fold),
+                   "-tr", self.trainer, "-p", PLANS, "-device", device]
         return command + (["--c"] if self.can_continue() else [])
 
 

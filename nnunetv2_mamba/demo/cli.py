@@ -50,7 +50,8 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from nnunetv2_mamba.benchmark.environment import NnUNetPaths, nnunet_environment, resolve_device
+    from nnunetv2_mamba.benchmark.environment import (NnUNetPaths, nnunet_command, nnunet_environment,
+                                                      resolve_device)
     from nnunetv2_mamba.benchmark.harness import BenchmarkConfig, run_benchmark
     from nnunetv2_mamba.phantom import write_phantom_dataset
 
@@ -67,7 +68,7 @@ def run(args) -> int:
         print("[demo] nnUNetv2_plan_and_preprocess -c 2d", flush=True)
         log = work / "plan_and_preprocess.log"
         with log.open("w") as handle:
-            result = subprocess.run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d",
+            result = subprocess.run([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(DATASET_ID), "-c", "2d",
                                      "-np", "2", "-npfp", "2", "--verify_dataset_integrity"],
                                     env=nnunet_environment(paths), stdout=handle, stderr=subprocess.STDOUT)
         if result.returncode != 0:
