@@ -178,6 +178,11 @@ class SelectiveScanCore(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy, _grad_last_state):
         u, delta, A, B, C = ctx.saved_tensors
+        with torch.autocast(device_type=u.device.type, enabled=False):  # a backward called under autocast
+            return SelectiveScanCore._gradients(gy, u, delta, A, B, C)  # would run its matmuls in half
+
+    @staticmethod
+    def _gradients(gy, u, delta, A, B, C):
         blocks = _Blocks(u, delta, A, B, C)
         L = blocks.L
         gy = gy.to(u.dtype).reshape(*blocks.shape, L)

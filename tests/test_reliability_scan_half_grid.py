@@ -1,0 +1,48 @@
+"""The half-precision part of mamba-ssm's own selective-scan test grid, against our torch backend on CPU.
+
+mamba-ssm's ``tests/ops/test_selective_scan.py`` runs itype in (fp32, fp16, bf16) x seqlen in (128 ... 4096) x
+varBC_groups in (1, 2), with D, z, delta_bias, softplus and the last state on, and variable B/C. The fp32 part is
+``tests/test_ops_scan_torch.py::test_mamba_grid_all_options``; this file adds fp16 and bf16 with mamba-ssm's
+tolerances: out/state (rtol, atol) = (3e-3, 5e-3) for fp16, (3e-2, 5e-2) for bf16; gradients as its (older,
+then asserted) checks: du x2, ddelta rtol x5 / atol x10, dA, dD, dz, ddelta_bias (max(1e-3, rtol), max(1e-3,
+atol)) with dA's atol x5, dB/dC (rtol, atol). The reference, like mamba-ssm's ``selective_scan_ref``, computes in
+fp32 from the same half inputs. Not applicable here: complex weights and time-invariant B/C (``is_variable_B/C=
+False``), which our ``selective_scan`` rejects with a ValueError (SS2D never uses them).
+"""
+import pytest
+import torch
+
+from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
+from test_ops_scan_torch import make_inputs
+
+MAMBA_TOLERANCES = {torch.float16: (3e-3, 5e-3), torch.bfloat16: (3e-2, 5e-2)}
+
+
+def gradient_tolerances(rtol: float, atol: float) -> dict:
+    rtolw, atolw = max(1e-3, rtol), max(1e-3, atol)
+    return {"u": (2 * rtol, 2 * atol), "delta": (5 * rtol, 10 * atol), "A": (rtolw, 5 * atolw), "B": (rtol, atol),
+            "C": (rtol, atol), "D": (rtolw, atolw), "z": (rtolw, atolw), "delta_bias": (rtolw, atolw)}
+
+
+def forward_backward(scan, inputs: dict, grad_out: torch.Tensor, **kwargs):
+    out, state = scan(**inputs, delta_softplus=True, return_last_state=True, **kwargs)
+    grads = torch.autograd.grad(out, list(inputs.values()), grad_out.to(out.dtype))
+    return out, state, dict(zip(inputs, grads))
+
+
+@pytest.mark.parametrize("itype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("seqlen", [128, 256, 512, 1024, 2048, 4096])
+def test_mamba_half_precision_grid(seqlen, groups, itype):
+    rtol, atol = MAMBA_TOLERANCES[itype]
+    inputs = make_inputs(seqlen, groups, bc_3d=groups == 1, dtype=itype)
+    reference_inputs = {k: v.detach().float().requires_grad_() for k, v in inputs.items()}
+    grad_out = torch.randn(inputs["u"].shape, generator=torch.Generator().manual_seed(1)).to(itype)
+    out, state, grads = forward_backward(selective_scan, inputs, grad_out, backend="torch")
+    out_ref, state_ref, grads_ref = forward_backward(selective_scan_reference, reference_inputs, grad_out.float())
+    assert out.dtype == itype
+    torch.testing.assert_close(out.float(), out_ref.to(itype).float(), rtol=rtol, atol=atol)
+    torch.testing.assert_close(state, state_ref, rtol=rtol, atol=atol)
+    for name, (grtol, gatol) in gradient_tolerances(rtol, atol).items():
+        torch.testing.assert_close(grads[name].float(), grads_ref[name], rtol=grtol, atol=gatol,
+                                   msg=lambda m: f"d{name}: {m}")
