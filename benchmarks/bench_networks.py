@@ -13,6 +13,9 @@ PlainConvUNet is built as nnU-Net's default 2d plans build it for a ``--patch``Â
 4 classes: the topology from nnU-Net's own ``get_pool_and_conv_props`` (isotropic spacing, feature maps down to 4),
 32 features doubling to at most 512, two 3x3 convs per stage and per decoder stage, InstanceNorm, LeakyReLU.
 
+On a shared, loaded CPU prefer ``--threads 1``: with more threads than free cores, OpenMP's per-operation
+barriers stall the selective scan's thousands of small in-place operations and the timings scatter by 10x.
+
     python benchmarks/bench_networks.py --threads 2 --patch 128 --batch 2 --repeats 3 --out results.md
     python benchmarks/bench_networks.py --profile MambaUNet      # torch.profiler table of one training step
 """
@@ -108,7 +111,8 @@ def inference(name: str, patch: int, device: str) -> tuple[Callable[[], None], t
     return predict, network
 
 
-def block_pass(block: str, stage: int, patch: int, batch: int, device: str) -> tuple[Callable[[], None], torch.nn.Module]:
+def block_pass(block: str, stage: int, patch: int, batch: int,
+               device: str) -> tuple[Callable[[], None], torch.nn.Module]:
     """(forward + backward of one SS2D or VSS block at encoder stage ``stage``, the module)."""
     from nnunetv2_mamba.nets import SS2D, VSSBlock
     dim, size = STAGE_DIMS[stage], patch // (4 * 2 ** stage)
