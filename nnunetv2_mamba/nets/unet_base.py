@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnunetv2_mamba.checkpoints import check_state_dict_fits
 from nnunetv2_mamba.nets.encoder import PATCH_SIZE, VSSEncoder
 
 
@@ -92,9 +93,17 @@ class VSSUNet(nn.Module):
         self.size_divisor = PATCH_SIZE * 2 ** (len(dims) - 1)
         self.deep_supervision_scales = [1.0] + [1.0 / (PATCH_SIZE * 2 ** i) for i in range(len(dims) - 1)]
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """A strict load (nnU-Net's --c, --val, predictor) of another network's weights: one clear error."""
+        if strict:
+            check_state_dict_fits(self, state_dict)
+        return super().load_state_dict(state_dict, strict, assign)
+
     def forward(self, x: torch.Tensor):
         if x.dim() != 4 or x.shape[1] != self.input_channels:
-            raise ValueError(f"expected input of shape (B, {self.input_channels}, H, W); got {tuple(x.shape)}")
+            raise ValueError(f"expected input of shape (B, {self.input_channels}, H, W); got {tuple(x.shape)}. This "
+                             f"network takes {self.input_channels} input channel(s): give each case exactly "
+                             f"{self.input_channels} image file(s), as in the training dataset.json 'channel_names'.")
         height, width = x.shape[-2:]
         skips, bottom = self.encoder(pad_to_multiple(x, self.size_divisor))
         out = self.decoder(bottom, skips)

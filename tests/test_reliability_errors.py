@@ -1,0 +1,42 @@
+"""Bad input the other reliability files do not reach: another network's or channel count's weights loaded
+strictly (nnU-Net's predictor path: ``network.load_state_dict``), and a cascade configuration."""
+import pytest
+import torch
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
+
+from nnunetv2_mamba.checkpoints import CheckpointError
+from nnunetv2_mamba.nets import MambaUNet, VMUNet
+from nnunetv2_mamba.training.trainers import nnUNetTrainerVMUNet
+
+DIMS = (8, 16, 32, 64)
+
+
+def test_strict_load_of_another_architecture_names_the_fix():
+    with pytest.raises(CheckpointError, match=r"weights of another network than this VMUNet.*lack 34 of its tensors"
+                                              r".*Use the trainer \(-tr\) and plans \(-p\)"):
+        VMUNet(1, 4, dims=DIMS).load_state_dict(MambaUNet(1, 4, dims=DIMS).state_dict())
+
+
+def test_strict_load_with_another_channel_count_or_width_names_the_fix():
+    with pytest.raises(CheckpointError, match=r"trained on 3 input channel\(s\) do not fit this MambaUNet, which "
+                                              r"takes 1\. Give each case exactly 3 image file\(s\) \(_0000 \.\.\. _0002"):
+        MambaUNet(1, 4, dims=DIMS).load_state_dict(MambaUNet(3, 4, dims=DIMS).state_dict())
+    with pytest.raises(CheckpointError, match=r"other widths than this MambaUNet.*Use the plans \(-p\)"):
+        MambaUNet(1, 4, dims=DIMS).load_state_dict(MambaUNet(1, 4, dims=(8, 16, 32, 48)).state_dict())
+
+
+def test_fitting_loads_still_work():
+    trained = MambaUNet(1, 4, dims=DIMS, deep_supervision=True)
+    inference = MambaUNet(1, 4, dims=DIMS, deep_supervision=False)
+    inference.load_state_dict(trained.state_dict())  # nnU-Net's predictor: DS heads are dropped
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in inference.state_dict().items())
+    partial = {k: v for k, v in trained.state_dict().items() if k.startswith("encoder.")}
+    assert MambaUNet(1, 4, dims=DIMS).load_state_dict(partial, strict=False).unexpected_keys == []
+
+
+def test_a_cascade_stage_gets_one_clear_error():
+    configuration = ConfigurationManager({"patch_size": [64, 64], "previous_stage": "2d_lowres", "architecture": {
+        "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet", "arch_kwargs": {},
+        "_kw_requires_import": []}})
+    with pytest.raises(NotImplementedError, match="is a cascade stage; use -c 2d"):
+        nnUNetTrainerVMUNet.build_network_architecture(None, configuration, 1, 4, True)
