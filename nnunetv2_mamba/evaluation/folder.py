@@ -62,7 +62,7 @@ def write_results(results: dict, json_path: str | Path) -> tuple[Path, Path]:
     """Write ``results`` to ``json_path`` (NaN as null) and a per-case CSV (one row per case and class) beside it."""
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(_dumps(results))
+    json_path.write_text(to_json_text(results))
     csv_path = json_path.with_suffix(".csv")
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -73,7 +73,7 @@ def write_results(results: dict, json_path: str | Path) -> tuple[Path, Path]:
     return json_path, csv_path
 
 
-def _dumps(results: dict) -> str:
+def to_json_text(results: dict) -> str:
     """JSON text with NaN written as null."""
     def clean(value):
         if isinstance(value, dict):
