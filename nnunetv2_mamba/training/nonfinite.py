@@ -1,0 +1,67 @@
+"""Never train on NaN: a trainer mixin that skips optimizer steps whose loss or gradients are not finite."""
+from __future__ import annotations
+
+import math
+from typing import List
+
+import numpy as np
+import torch
+
+from nnunetv2.utilities.helpers import dummy_context
+
+GRADIENT_CLIP_NORM = 12  # nnU-Net 2.8.1's value
+
+
+class NonFiniteLossGuard:
+    """Mixin for nnU-Net trainers: a step whose loss (or, without a GradScaler, gradient norm) is NaN/inf changes
+    nothing — no backward, no optimizer step, no GradScaler update — and is logged; the epoch's skips are counted
+    in the log and left out of the epoch's mean train loss. An epoch in which every step was skipped raises.
+
+    ``train_step`` is nnU-Net 2.8.1's, re-stated because nnU-Net runs forward, backward and step in one method
+    with no hook between them; the only additions are the two finiteness checks. With a GradScaler (CUDA AMP),
+    non-finite *gradients* of a finite loss are left to the scaler, which skips that step and lowers its scale.
+    """
+
+    def skip_step(self, what: str, value: float) -> dict:
+        """Drop this step's gradients, log why; the returned NaN loss marks the step as skipped."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.print_to_log_file(f"WARNING: non-finite {what} ({value}) in epoch {self.current_epoch}: "
+                               f"optimizer step skipped, parameters unchanged")
+        return {"loss": np.array(float("nan"))}
+
+    def train_step(self, batch: dict) -> dict:
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = ([t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list)
+                  else target.to(self.device, non_blocking=True))
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            loss = self.loss(self.network(data), target)
+        if not torch.isfinite(loss.detach()).all():
+            return self.skip_step("loss", loss.item())
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), GRADIENT_CLIP_NORM)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), GRADIENT_CLIP_NORM)
+            if not math.isfinite(norm.item()):
+                return self.skip_step("gradient norm", norm.item())
+            self.optimizer.step()
+        return {"loss": loss.detach().cpu().numpy()}
+
+    def on_train_epoch_end(self, train_outputs: List[dict]):
+        kept = [o for o in train_outputs if np.isfinite(o["loss"]).all()]
+        skipped = len(train_outputs) - len(kept)
+        if skipped:
+            self.print_to_log_file(f"epoch {self.current_epoch}: {skipped} of {len(train_outputs)} optimizer steps "
+                                   f"skipped for a non-finite loss or gradient")
+        if not kept:
+            raise RuntimeError(
+                f"every training step of epoch {self.current_epoch} had a non-finite loss or gradient, so nothing "
+                f"was learned. Check the data for NaN/inf values, or lower the learning rate (initial_lr="
+                f"{self.initial_lr}).")
+        super().on_train_epoch_end(kept)

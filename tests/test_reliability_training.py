@@ -1,0 +1,259 @@
+"""Training reliability on CPU: non-finite steps are skipped, a killed training resumes with --c, checkpoints of
+another network / channel count / damaged files get one clear error. One phantom planned once per module."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nnunetv2_mamba.checkpoints import CheckpointError, read_training_checkpoint
+from nnunetv2_mamba.phantom import write_phantom_dataset
+from test_nnunet_integration import DATASET, REPO, run
+
+PLANS = "nnUNetMambaUNetPlans"
+EVERY_EPOCH_TRAINER = "nnUNetTrainerMambaUNet_TinyEveryEpoch"
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict:
+    """A 6-case 64x64 phantom planned and preprocessed with our Mamba-UNet planner (patch cut to 32x32 for speed),
+    and a trainer folder holding the tiny Mamba-UNet trainer seeded (nnU-Net seeds nothing), with a
+    checkpoint_latest.pth after every epoch (nnU-Net: every 50) and no final validation (integration tests)."""
+    root = tmp_path_factory.mktemp("reliability")
+    trainers = root / "ext_trainers"
+    trainers.mkdir()
+    (trainers / "every_epoch.py").write_text(
+        "import random\n\nimport numpy as np\nimport torch\n\n"
+        "from nnunetv2_mamba.training.trainers import nnUNetTrainerMambaUNet_Tiny\n\n\n"
+        f"class {EVERY_EPOCH_TRAINER}(nnUNetTrainerMambaUNet_Tiny):\n"
+        "    def __init__(self, plans, configuration, fold, dataset_json, device=torch.device('cuda')):\n"
+        "        random.seed(0), np.random.seed(0), torch.manual_seed(0)\n"
+        "        super().__init__(plans, configuration, fold, dataset_json, device)\n"
+        "        self.save_every = 1\n\n"
+        "    def perform_actual_validation(self, save_probabilities=False):\n"
+        "        self.print_to_log_file('final validation skipped by this test trainer')\n")
+    env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"),
+           "nnUNet_results": str(root / "results"),
+           "nnUNet_extTrainer": os.pathsep.join([str(trainers), str(REPO / "trainers")]),
+           "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("nnUNet_n_proc_DA", None)
+    write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0)
+    run([sys.executable, "-m", "nnunetv2_mamba", "plan_and_preprocess", "-d", "900", "--networks", "MambaUNet",
+         "-np", "2", "-npfp", "2"], env)
+    plans_file = root / "preprocessed" / DATASET / f"{PLANS}.json"
+    plans = json.loads(plans_file.read_text())
+    plans["configurations"]["2d"]["patch_size"] = [32, 32]
+    plans_file.write_text(json.dumps(plans))
+    env.update({"nnUNet_n_proc_DA": "0", "nnUNet_budget_epochs": str(EPOCHS),
+                "nnUNet_budget_iterations_per_epoch": "3", "nnUNet_budget_val_iterations": "1"})
+    return {"root": root, "env": env}
+
+
+def train_command(*flags: str) -> list[str]:
+    return ["nnUNetv2_train", "900", "2d", "0", "-tr", EVERY_EPOCH_TRAINER, "-p", PLANS, "-device", "cpu", *flags]
+
+
+def fold_folder(results: Path) -> Path:
+    return results / DATASET / f"{EVERY_EPOCH_TRAINER}__{PLANS}__2d" / "fold_0"
+
+
+def kill_during_epoch(command: list[str], env: dict, fold: Path, epoch: int) -> None:
+    """Start ``command`` and SIGKILL it once it logs ``Epoch {epoch}`` (its checkpoint_latest.pth is then written)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 400
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            logs = list(fold.glob("training_log_*.txt")) if fold.is_dir() else []
+            if logs and re.search(rf": Epoch {epoch}\s*$", logs[0].read_text(), re.M):
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, f"training ended on its own ({process.returncode}) before the kill"
+
+
+def test_a_training_killed_mid_epoch_resumes_with_c_and_finishes(workspace, tmp_path):
+    """Kill during epoch 1, ``--c``, and compare with an uninterrupted run of the same seeded trainer on CPU.
+
+    nnU-Net alone could not give equal weights: it does not checkpoint the global random states (numpy's, torch's,
+    python's) that draw the training patches, augmentations and drop paths, so a resumed run would see other
+    batches from epoch 1 on. Our trainers store them in every checkpoint and restore them on ``--c`` once the
+    data loaders exist (``SafeCheckpoints``); with single-process data loading (``nnUNet_n_proc_DA=0``; worker
+    processes draw batches in a nondeterministic order) and one thread, the resumed run's final weights equal
+    the uninterrupted run's exactly. Also: nothing lost or repeated (the resumed run runs epochs 1 and 2 only,
+    one logged loss per epoch), both final checkpoints load with ``weights_only=True``, no half-written file is
+    left, and the weights segment a training image into finite logits.
+    """
+    env = workspace["env"]
+    killed_results, clean_results = tmp_path / "killed", tmp_path / "clean"
+    fold = fold_folder(killed_results)
+    kill_during_epoch(train_command(), {**env, "nnUNet_results": str(killed_results)}, fold, epoch=1)
+    assert not (fold / "checkpoint_final.pth").exists()
+    assert read_training_checkpoint(fold / "checkpoint_latest.pth")["current_epoch"] == 1
+
+    resumed_log = run(train_command("--c"), {**env, "nnUNet_results": str(killed_results)})
+    epochs_run = re.findall(r": Epoch (\d+)\s*$", resumed_log, re.M)
+    assert epochs_run == ["1", "2"]  # resumed at epoch 1, not from scratch
+    run(train_command(), {**env, "nnUNet_results": str(clean_results)})
+
+    finals = [read_training_checkpoint(fold_folder(r) / "checkpoint_final.pth") for r in (killed_results,
+                                                                                          clean_results)]
+    for results, final in zip((killed_results, clean_results), finals):
+        assert final["current_epoch"] == EPOCHS and final["trainer_name"] == EVERY_EPOCH_TRAINER
+        assert len(final["logging"]["train_losses"]) == EPOCHS
+        assert all(np.isfinite(final["logging"]["train_losses"]))
+        assert not (fold_folder(results) / "checkpoint_latest.pth").exists()  # nnU-Net removes it when done
+        assert not list(fold_folder(results).glob("*.partial"))
+    resumed, clean = (f["network_weights"] for f in finals)
+    assert resumed.keys() == clean.keys()
+    assert all(torch.isfinite(resumed[k]).all() for k in resumed)
+    assert [k for k in resumed if not torch.equal(resumed[k], clean[k])] == []
+    assert finals[0]["logging"]["train_losses"] == finals[1]["logging"]["train_losses"]
+    assert_segments_a_training_image(workspace, killed_results, resumed)
+
+
+def assert_segments_a_training_image(workspace, results: Path, weights: dict) -> None:
+    from nnunetv2_mamba.training.trainers import nnUNetTrainerMambaUNet_Tiny
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = PlansManager(json.loads((fold_folder(results).parent / "plans.json").read_text()))
+    network = nnUNetTrainerMambaUNet_Tiny.build_network_architecture(
+        plans, plans.get_configuration("2d"), 1, 4, enable_deep_supervision=False)
+    network.load_state_dict(weights)
+    data = preprocessed_case(workspace, "phantom_000")
+    with torch.no_grad():
+        logits = network.eval()(torch.from_numpy(np.asarray(data[:, 0][None])).float())
+    assert logits.shape == (1, 4, *data.shape[-2:]) and torch.isfinite(logits).all()
+
+
+def preprocessed_case(workspace, identifier: str) -> np.ndarray:
+    """(C, 1, H, W) image of a preprocessed 2d case, read by nnU-Net's own dataset class."""
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+
+    folder = next((workspace["root"] / "preprocessed" / DATASET).glob("*_2d"))
+    return np.asarray(infer_dataset_class(str(folder))(str(folder)).load_case(identifier)[0])
+
+
+@pytest.fixture
+def trainer(workspace, monkeypatch, tmp_path):
+    """An initialised nnUNetTrainerMambaUNet_Tiny on CPU, in process, writing to ``tmp_path``."""
+    from nnunetv2_mamba.training.trainers import nnUNetTrainerMambaUNet_Tiny
+
+    monkeypatch.setenv("nnUNet_preprocessed", workspace["env"]["nnUNet_preprocessed"])
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    preprocessed = workspace["root"] / "preprocessed" / DATASET
+    plans, dataset_json = (json.loads((preprocessed / name).read_text()) for name in (f"{PLANS}.json",
+                                                                                      "dataset.json"))
+    plans["continue_training"] = False  # nnU-Net 2.8.1's get_trainer_from_args adds this key
+    trainer = nnUNetTrainerMambaUNet_Tiny(plans, "2d", 0, dataset_json, torch.device("cpu"))
+    trainer.initialize()
+    return trainer
+
+
+def batch_of(trainer, nan: bool = False) -> dict:
+    """A batch of 2 random 32x32 images with deep-supervision targets; one pixel NaN if ``nan``."""
+    generator = torch.Generator().manual_seed(0)
+    data = torch.randn(2, 1, 32, 32, generator=generator)
+    if nan:
+        data[0, 0, 3, 5] = float("nan")
+    targets = [torch.randint(0, 4, (2, 1, *o.shape[-2:]), generator=generator).float()
+               for o in trainer.network(data.nan_to_num())]
+    return {"data": data, "target": targets}
+
+
+def parameters_of(trainer) -> dict:
+    return {k: v.detach().clone() for k, v in trainer.network.state_dict().items()}
+
+
+def log_text(trainer) -> str:
+    return Path(trainer.log_file).read_text()
+
+
+@pytest.mark.parametrize("with_grad_scaler", [False, True])
+def test_a_nan_batch_skips_the_step_logs_it_and_changes_nothing(trainer, with_grad_scaler):
+    if with_grad_scaler:
+        trainer.grad_scaler = torch.amp.GradScaler("cpu")  # CUDA AMP's path, exercised on CPU
+    trainer.on_train_epoch_start()
+    outputs = [trainer.train_step(batch_of(trainer))]  # a real step first: momentum buffers exist
+    before, optimizer_before = parameters_of(trainer), trainer.optimizer.state_dict()
+    scaler_before = trainer.grad_scaler.state_dict() if with_grad_scaler else None
+    outputs.append(trainer.train_step(batch_of(trainer, nan=True)))
+    after = parameters_of(trainer)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    momentum_after = trainer.optimizer.state_dict()["state"]
+    assert all(torch.equal(optimizer_before["state"][i]["momentum_buffer"], momentum_after[i]["momentum_buffer"])
+               for i in momentum_after)
+    if with_grad_scaler:
+        assert trainer.grad_scaler.state_dict() == scaler_before
+    assert "WARNING: non-finite loss (nan) in epoch 0: optimizer step skipped" in log_text(trainer)
+
+    outputs.append(trainer.train_step(batch_of(trainer)))  # training goes on afterwards
+    assert not all(torch.equal(after[k], v) for k, v in parameters_of(trainer).items())
+    trainer.on_train_epoch_end(outputs)
+    assert "epoch 0: 1 of 3 optimizer steps skipped for a non-finite loss or gradient" in log_text(trainer)
+    assert np.isfinite(trainer.logger.get_value("train_losses", step=-1))
+
+
+def test_non_finite_gradients_of_a_finite_loss_are_skipped_too(trainer, monkeypatch):
+    network = trainer.network
+    monkeypatch.setattr(trainer, "loss", lambda output, target: output[0].mean() * 0 + network.encoder.patch_embed
+                        .proj.weight.sqrt().sum().nan_to_num())  # finite value, NaN gradient for negative weights
+    before = parameters_of(trainer)
+    trainer.on_train_epoch_start()
+    trainer.train_step(batch_of(trainer))
+    assert all(torch.equal(before[k], v) for k, v in parameters_of(trainer).items())
+    assert "WARNING: non-finite gradient norm (nan)" in log_text(trainer)
+
+
+def test_an_epoch_of_only_non_finite_steps_stops_the_training(trainer):
+    trainer.on_train_epoch_start()
+    outputs = [trainer.train_step(batch_of(trainer, nan=True)) for _ in range(2)]
+    with pytest.raises(RuntimeError, match="every training step of epoch 0 had a non-finite loss.*Check the data"):
+        trainer.on_train_epoch_end(outputs)
+
+
+def test_bad_checkpoints_get_one_clear_error(trainer, tmp_path):
+    from nnunetv2_mamba.nets import VMUNet
+
+    trainer.save_checkpoint(str(tmp_path / "good.pth"))
+    assert not list(tmp_path.glob("*.partial"))
+    good = read_training_checkpoint(tmp_path / "good.pth")  # weights_only=True reads nnU-Net's checkpoint
+    trainer.load_checkpoint(str(tmp_path / "good.pth"))
+
+    truncated = tmp_path / "checkpoint_latest.pth"
+    truncated.write_bytes((tmp_path / "good.pth").read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="truncated or damaged.*Delete it and continue with --c"):
+        trainer.load_checkpoint(str(truncated))
+
+    other = dict(good, network_weights=VMUNet(1, 4, dims=(16, 32, 64, 128)).state_dict(),
+                 trainer_name="nnUNetTrainerVMUNet_Tiny")
+    torch.save(other, tmp_path / "vmunet.pth")
+    with pytest.raises(CheckpointError, match="written by trainer nnUNetTrainerVMUNet_Tiny, this is "
+                                              "nnUNetTrainerMambaUNet_Tiny.*another network.*Use the trainer"):
+        trainer.load_checkpoint(str(tmp_path / "vmunet.pth"))
+
+    two_channels = type(trainer).build_network_architecture(trainer.plans_manager, trainer.configuration_manager,
+                                                            2, 4, True).state_dict()
+    torch.save(dict(good, network_weights=two_channels), tmp_path / "two_channels.pth")
+    with pytest.raises(CheckpointError, match="trained on 2 input channel.*takes 1.*exactly 2 image file"):
+        trainer.load_checkpoint(str(tmp_path / "two_channels.pth"))
+
+
+def test_images_with_more_channels_than_the_model_get_one_clear_error(trainer):
+    network = trainer.network
+    with pytest.raises(ValueError, match=r"takes 1 input channel\(s\): give each case exactly 1 image file"):
+        network(torch.randn(1, 2, 32, 32))
