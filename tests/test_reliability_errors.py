@@ -40,3 +40,19 @@ def test_a_cascade_stage_gets_one_clear_error():
         "_kw_requires_import": []}})
     with pytest.raises(NotImplementedError, match="is a cascade stage; use -c 2d"):
         nnUNetTrainerVMUNet.build_network_architecture(None, configuration, 1, 4, True)
+
+
+def test_a_save_interrupted_midway_keeps_the_previous_checkpoint(tmp_path):
+    from nnunetv2_mamba.checkpoints import save_atomically
+
+    target = tmp_path / "checkpoint_latest.pth"
+    torch.save({"network_weights": {"w": torch.ones(2)}}, target)
+
+    def killed_while_writing(name):
+        with open(name, "wb") as file:
+            file.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this line runs
+
+    with pytest.raises(KeyboardInterrupt):
+        save_atomically(killed_while_writing, target)
+    assert torch.equal(torch.load(target, weights_only=True)["network_weights"]["w"], torch.ones(2))
