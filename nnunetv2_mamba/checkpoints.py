@@ -12,7 +12,7 @@ STEM_KEY = "encoder.patch_embed.proj.weight"
 IGNORED_PREFIX = "decoder.aux_heads."  # deep-supervision heads: present or not depending on how it was built
 
 # What nnU-Net 2.8.1 pickles besides tensors and builtins: numpy scalars in its logger and ``_best_ema``.
-NUMPY_SCALAR_GLOBALS = [np._core.multiarray.scalar, np.dtype] + sorted(
+NUMPY_SCALAR_GLOBALS = [np.float64(0).__reduce__()[0], np.dtype] + sorted(  # [0]: numpy's `scalar`, 1.x and 2.x
     {type(np.dtype(t)) for t in (np.float64, np.float32, np.float16, np.int64, np.int32, np.bool_)}, key=str)
 
 
