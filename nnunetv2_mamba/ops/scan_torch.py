@@ -151,8 +151,9 @@ class _Blocks:
                 self.T, buffers)
 
     def to_channels_first(self, t: torch.Tensor) -> torch.Tensor:
-        """(L, b, G, e) -> (b, d, L)."""
-        return t.permute(1, 2, 3, 0).reshape(self.b, self.d, self.L)
+        """(L, b, G, e) -> (b, d, L), contiguous: the softplus/D/z steps around the core run 10x slower on the
+        time-major strides."""
+        return t.permute(1, 2, 3, 0).reshape(self.b, self.d, self.L).contiguous()
 
 
 class SelectiveScanCore(torch.autograd.Function):
