@@ -27,7 +27,7 @@ class DemoSetting:
 #: the paper-size networks at a budget that fits about 20 minutes on 2 CPU cores (far from converged there)
 FULL = DemoSetting(cases=20, test_cases=5, image_size=(128, 128),
                    trainers=("nnUNetTrainer", "nnUNetTrainerMambaUNet", "nnUNetTrainerVMUNet"),
-                   epochs=3, iterations_per_epoch=8, val_iterations=2, disable_tta=True)
+                   epochs=8, iterations_per_epoch=25, val_iterations=2, disable_tta=True)
 #: ~3 minutes on 2 cores: few small cases, one epoch of two iterations, narrow Mamba networks (``_Tiny``)
 QUICK = DemoSetting(cases=5, test_cases=2, image_size=(64, 64),
                     trainers=("nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny", "nnUNetTrainerVMUNet_Tiny"),
