@@ -47,6 +47,15 @@ if TRITON_AVAILABLE:
         return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
 
     @triton.jit
+    def _chunk_states(dt, u, A, Bt, state, time_mask):
+        """States h (BLOCK_D, BLOCK_N, BLOCK_L) of one chunk from the state before it, and their drive dt·u·B."""
+        decay = tl.exp(dt[:, None, :] * A[:, :, None])
+        decay = tl.where(time_mask[None, None, :], decay, 1.0)  # steps past L keep the state unchanged
+        drive = (dt * u)[:, None, :] * Bt[None, :, :]
+        decay_prod, drive_sum = tl.associative_scan((decay, drive), 2, _linear_recurrence_combine)
+        return decay_prod * state[:, :, None] + drive_sum, drive
+
+    @triton.jit
     def _selective_scan_fwd_kernel(
             u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, delta_bias_ptr, out_ptr, states_ptr,
             L, n_chunks, channels_per_group, n_groups, d_state, blocks_per_group,
@@ -89,11 +98,7 @@ if TRITON_AVAILABLE:
             Bt = tl.load(B_ptr + bc_row + t[None, :], mask=nl_mask, other=0.0).to(tl.float32)
             Ct = tl.load(C_ptr + bc_row + t[None, :], mask=nl_mask, other=0.0).to(tl.float32)
 
-            decay = tl.exp(dt[:, None, :] * A[:, :, None])
-            decay = tl.where(time_mask[None, None, :], decay, 1.0)  # steps past L keep the state unchanged
-            drive = (dt * u)[:, None, :] * Bt[None, :, :]
-            decay_prod, drive_sum = tl.associative_scan((decay, drive), 2, _linear_recurrence_combine)
-            h = decay_prod * state[:, :, None] + drive_sum
+            h, _ = _chunk_states(dt, u, A, Bt, state, time_mask)
 
             y = tl.sum(h * Ct[None, :, :], axis=1)
             if HAS_D:
@@ -167,11 +172,7 @@ if TRITON_AVAILABLE:
             dout = tl.load(dout_ptr + row + t[None, :], mask=dl_mask, other=0.0).to(tl.float32)
 
             # Recompute the chunk's states from the stored state before it.
-            decay = tl.exp(dt[:, None, :] * A[:, :, None])
-            decay = tl.where(time_mask[None, None, :], decay, 1.0)
-            drive = (dt * u)[:, None, :] * Bt[None, :, :]
-            decay_prod, drive_sum = tl.associative_scan((decay, drive), 2, _linear_recurrence_combine)
-            h = decay_prod * state[:, :, None] + drive_sum
+            h, drive = _chunk_states(dt, u, A, Bt, state, time_mask)
 
             y = tl.sum(h * Ct[None, :, :], axis=1)
             if HAS_D:
