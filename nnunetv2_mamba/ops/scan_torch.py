@@ -1,25 +1,26 @@
 """Fast pure-PyTorch selective scan (any device), linear in L for forward and backward.
 
-The recurrence ``h_t = a_t * h_{t-1} + x_t`` (a_t = exp(Δ_t A), x_t = Δ_t u_t B_t) is solved in place on a
-time-major ``(L, b, G, N, e)`` buffer (e = channels per B/C group, innermost) viewed as ``(n_chunks, T, ...)``:
-a sweep over the T positions of all chunks at once gives each chunk's end state from a zero start; a short sweep
-over the chunks gives their true start states, using each chunk's total decay ``prod(a)``; a last sweep over the
-T positions runs the recurrence from those start states. Only products of factors <= 1: never a division, never
-the exp of a positive number.
-The backward recomputes the states from the saved inputs, runs the same scan in reverse time for the adjoint
-``g_t = C_t gy_t + a_{t+1} g_{t+1}`` and reduces with batched matmuls. Channels are independent, so long inputs
-run in channel blocks that cap the size of the buffers.
+Time is cut into n_c chunks of T ≈ sqrt(L) positions and laid out position-major, ``(T, n_c, ...)``, so that one
+operation advances the recurrence h_t = a_t h_{t-1} + x_t (a_t = exp(Δ_t A), x_t = Δ_t u_t B_t) by one position in
+every chunk at once, on a ``(n_c, b, N, e)`` slice of a block of e channels of one B/C group, small enough to stay
+in cache. The forward makes three sweeps: the T positions of all chunks from zero states give each chunk's end
+state; a sweep over the chunks, with each chunk's total decay exp(A ΣΔ), gives their true start states; the T
+positions again, from those starts, give the outputs. It keeps only the chunk start states, O(sqrt(L)) per channel.
+The backward recomputes the states from them, then runs the same three sweeps in reverse time for the carry
+R_{t-1} = a_t g_t of the adjoint g_t = C_t gy_t + R_t, reducing every gradient as it goes. Only factors <= 1 are
+multiplied: never a division, never the exp of a positive number.
 """
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
 
-#: upper bound (in elements) of one (L, b, groups, N, channels) fp32 buffer of a channel block: 16 MB stays
-#: below glibc's largest mmap threshold (32 MB), so the buffers are recycled instead of page-faulted afresh
-BLOCK_ELEMENTS = 1 << 22
+#: upper bound (in elements) of one position's (n_c, b, N, e) slice of a channel block: the half dozen slices one
+#: step works on then fit the cores' L2 caches, where an elementwise operation runs 2-4x faster than from RAM
+SLICE_ELEMENTS = 1 << 17
 
 
 def chunk_length(L: int) -> int:
@@ -27,178 +28,239 @@ def chunk_length(L: int) -> int:
     return max(1, math.ceil(math.sqrt(L)))
 
 
-def scan_(a: torch.Tensor, x: torch.Tensor, reverse: bool = False) -> None:
-    """In place on (n_chunks, T, ...): x_t <- a_t * x_{t-1} + x_t along the flattened time (n_chunks * T).
+class _Workspace(threading.local):
+    """Scratch buffers kept between calls on the CPU, one per name, grown to the largest request.
 
-    ``reverse`` runs last to first: x_t <- a_t * x_{t+1} + x_t.
-    """
-    n_chunks, T = x.shape[:2]
-    steps = range(T - 1, -1, -1) if reverse else range(T)
-    if n_chunks > 1:
-        end = torch.zeros_like(x[:, 0])  # each chunk's end state when started from zero
-        for t in steps:
-            torch.addcmul(x[:, t], a[:, t], end, out=end)
-        chunk_decay = a.prod(dim=1)  # factors <= 1: stable
-        chunks = range(n_chunks - 1, -1, -1) if reverse else range(n_chunks)
-        start = torch.zeros_like(end)  # the true state entering each chunk
-        for previous, c in zip(chunks, chunks[1:]):
-            torch.addcmul(end[previous], chunk_decay[previous], start[previous], out=start[c])
-        x[:, steps[0]].addcmul_(a[:, steps[0]], start)
-    for previous, t in zip(steps, steps[1:]):  # all chunks at once, from their true start states
-        x[:, t].addcmul_(a[:, t], x[:, previous])
-
-
-class _ChunkedScan:
-    """The core scan of one block of channels, fp32 and time-major, L a multiple of the chunk length T.
-
-    u, delta: (L, b, G, 1, e); A: (G, N, e); B, C: (L, b, G, N, 1) (channels last: they vectorise best).
-    ``buffers``: a dict shared by the equally-shaped blocks of one call, so their big buffers are allocated once.
+    A fresh multi-megabyte CPU allocation comes back from the OS a page fault at a time; reusing the memory makes
+    the sweeps that fill it 3x faster. Holds two (T + 1) x SLICE_ELEMENTS buffers per thread, a few tens of MB.
     """
 
-    def __init__(self, u, delta, A, B, C, T, buffers: dict):
-        self.u, self.delta, self.A, self.B, self.C, self.T = u, delta, A, B, C, T
-        self.L = u.shape[0]
-        self.buffers = buffers
-
-    def _chunks(self, t: torch.Tensor) -> torch.Tensor:
-        return t.view(self.L // self.T, self.T, *t.shape[1:])
-
-    def _buffer(self, name: str, length: int) -> torch.Tensor:
-        """An uninitialised (length, b, G, N, e) buffer, reused across blocks."""
-        shape = (length, *self.delta.shape[1:3], *self.A.shape[1:])
-        if name not in self.buffers or self.buffers[name].shape != shape:
-            self.buffers[name] = self.delta.new_empty(shape)
-        return self.buffers[name]
-
-    def decays(self, extra_zero_step: bool = False) -> torch.Tensor:
-        """exp(Δ_t A): (L, b, G, N, e), or (L + 1, ...) ending with a zero step (so that [1:] is a_{t+1})."""
-        out = self._buffer("decays", self.L + int(extra_zero_step))
-        out[self.L:].zero_()
-        torch.mul(self.delta, self.A, out=out[:self.L]).exp_()
-        return out
-
-    def states(self, decays: torch.Tensor) -> torch.Tensor:
-        """All states h_t: (L, b, G, N, e)."""
-        h = torch.mul(self.delta * self.u, self.B, out=self._buffer("states", self.L))
-        scan_(self._chunks(decays[:self.L]), self._chunks(h))
-        return h
-
-    def output(self, h: torch.Tensor) -> torch.Tensor:
-        """y_t = <h_t, C_t>: (L, b, G, 1, e)."""
-        return torch.matmul(self.C.transpose(-1, -2), h)
-
-    def gradients(self, gy: torch.Tensor):
-        """(du, ddelta, dA, dB, dC) shaped like (u, delta, A, B, C) for the output gradient gy (L, b, G, 1, e)."""
-        decays = self.decays(extra_zero_step=True)
-        h = self.states(decays)
-        dC = torch.matmul(h, gy.transpose(-1, -2))
-        g = torch.mul(self.C, gy, out=self._buffer("adjoints", self.L))  # dL/dh_t, after the reverse scan below
-        scan_(self._chunks(decays[1:]), self._chunks(g), reverse=True)
-        delta_u = self.delta * self.u
-        dB = torch.matmul(g, delta_u.transpose(-1, -2))
-        d_delta_u = torch.matmul(self.B.transpose(-1, -2), g)
-        # dL/da_t * a_t = g_t * a_t * h_{t-1} (h_{-1} = 0), in place in the decay buffer
-        w = decays[1:self.L].mul_(g[1:]).mul_(h[:-1])
-        dA = torch.mul(w, self.delta[1:], out=g[1:]).sum((0, 1))  # g is no longer needed
-        d_delta = self.u * d_delta_u
-        d_delta[1:] += w.mul_(self.A).sum(-2, keepdim=True)
-        return self.delta * d_delta_u, d_delta, dA, dB, dC
+    def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised tensor of ``shape`` with ``like``'s dtype and device."""
+        if like.device.type != "cpu":
+            return like.new_empty(shape)
+        numel = math.prod(shape)
+        buffer = self.__dict__.get(name)
+        if buffer is None or buffer.dtype != like.dtype or buffer.numel() < numel:
+            buffer = self.__dict__[name] = like.new_empty(numel)
+        return buffer[:numel].view(shape)
 
 
-def _channel_blocks(b: int, groups: int, per_group: int, N: int, L: int):
-    """(group slice, channel-in-group slice) pairs covering all channels, each below BLOCK_ELEMENTS."""
-    group_elements = L * b * N * per_group
-    if group_elements <= BLOCK_ELEMENTS:
-        n = max(1, BLOCK_ELEMENTS // group_elements)
-        while groups % n:
-            n -= 1
-        return [(slice(g, g + n), slice(0, per_group)) for g in range(0, groups, n)]
-    n = max(1, BLOCK_ELEMENTS // (L * b * N))
-    while per_group % n:
-        n -= 1
-    return [(slice(g, g + 1), slice(c, c + n)) for g in range(groups) for c in range(0, per_group, n)]
+_workspace = _Workspace()
 
 
-def _time_major(t: torch.Tensor, L_padded: int) -> torch.Tensor:
-    """(b, ..., L) -> (L_padded, b, ...) contiguous, zero-padded at the end of time."""
-    t = F.pad(t, (0, L_padded - t.shape[-1]))
-    return t.permute(t.dim() - 1, *range(t.dim() - 1)).contiguous()
+def _to_chunks(t: torch.Tensor, T: int, n_chunks: int, outer: int) -> torch.Tensor:
+    """(b, outer * inner, L) -> (outer, T, n_c, b, inner) contiguous: position c * T + t at [:, t, c], zero-padded
+    at the end of time."""
+    b, M, L = t.shape
+    out = t.new_empty(outer, T, n_chunks, b, M // outer)
+    time_major = t.new_zeros(n_chunks * T, M) if L < n_chunks * T else t.new_empty(L, M)
+    for i in range(b):  # a plain 2D transpose takes torch's cache-blocked copy, 2-3x faster than one 5D permute
+        time_major[:L] = t[i].t()
+        out[:, :, :, i] = time_major.view(n_chunks, T, outer, -1).permute(2, 1, 0, 3)
+    return out
 
 
-class _Blocks:
-    """One call's channels as (b, G, e) and its blocks: iterating yields (groups, channels, _ChunkedScan)."""
+def _from_chunks(t: torch.Tensor, L: int) -> torch.Tensor:
+    """(outer, T, n_c, b, inner) -> (b, outer * inner, L) contiguous: the inverse of :func:`_to_chunks`."""
+    outer, T, n_chunks, b, inner = t.shape
+    out = t.new_empty(b, outer * inner, L)
+    time_major = t.new_empty(n_chunks, T, outer, inner)
+    for i in range(b):
+        time_major.copy_(t[:, :, :, i].permute(2, 1, 0, 3))
+        out[i] = time_major.view(n_chunks * T, outer * inner)[:L].t()
+    return out
 
-    def __init__(self, u, delta, A, B, C):
+
+class _Layout:
+    """The block-major chunked layout of one call: channel blocks of ``width`` channels, ``splits`` per group.
+
+    Channel tensors are (G, splits, T, n_c, b, 1, width), B/C tensors (G, T, n_c, b, N, 1), so every block is
+    contiguous and each position's (n_c, b, N, width) slice stays below SLICE_ELEMENTS where possible.
+    """
+
+    def __init__(self, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor):
         self.b, self.d, self.L = u.shape
         self.groups, self.N = B.shape[1], A.shape[1]
-        self.per_group = self.d // self.groups
-        self.shape = (self.b, self.groups, self.per_group)
         self.T = chunk_length(self.L)
-        self.L_padded = math.ceil(self.L / self.T) * self.T
-        self.u, self.delta = u.reshape(*self.shape, self.L), delta.reshape(*self.shape, self.L)
-        self.A, self.B, self.C = A.reshape(self.groups, self.per_group, self.N), B, C
+        self.n_chunks = math.ceil(self.L / self.T)
+        per_group = self.d // self.groups
+        self.splits = next(n for n in range(1, per_group + 1)
+                           if per_group % n == 0 and self.n_chunks * self.b * self.N * per_group <= n * SLICE_ELEMENTS
+                           or n == per_group)
+        self.width = per_group // self.splits
 
-    def time_major(self, t: torch.Tensor) -> torch.Tensor:
-        return _time_major(t, self.L_padded)
+    def blocks(self):
+        """(group, split) index pairs of all channel blocks."""
+        return [(g, k) for g in range(self.groups) for k in range(self.splits)]
 
-    def __iter__(self):
-        buffers = {}
-        for gs, cs in _channel_blocks(self.b, self.groups, self.per_group, self.N, self.L_padded):
-            yield gs, cs, _ChunkedScan(
-                self.time_major(self.u[:, gs, cs]).unsqueeze(3), self.time_major(self.delta[:, gs, cs]).unsqueeze(3),
-                self.A[gs, cs].transpose(1, 2),
-                self.time_major(self.B[:, gs]).unsqueeze(4), self.time_major(self.C[:, gs]).unsqueeze(4),
-                self.T, buffers)
+    def channels(self, t: torch.Tensor) -> torch.Tensor:
+        """(b, d, L) -> (G, splits, T, n_c, b, 1, width)."""
+        chunked = _to_chunks(t, self.T, self.n_chunks, self.groups * self.splits)
+        return chunked.view(self.groups, self.splits, self.T, self.n_chunks, self.b, 1, self.width)
 
-    def to_channels_first(self, t: torch.Tensor) -> torch.Tensor:
-        """(L, b, G, e) -> (b, d, L), contiguous: the softplus/D/z steps around the core run 10x slower on the
-        time-major strides."""
-        return t.permute(1, 2, 3, 0).reshape(self.b, self.d, self.L).contiguous()
+    def states(self, t: torch.Tensor) -> torch.Tensor:
+        """(b, G, N, L) -> (G, T, n_c, b, N, 1)."""
+        chunked = _to_chunks(t.reshape(self.b, self.groups * self.N, self.L), self.T, self.n_chunks, self.groups)
+        return chunked.unsqueeze(-1)
+
+    def rates(self, A: torch.Tensor) -> torch.Tensor:
+        """(d, N) -> (G, splits, N, width) contiguous."""
+        return A.reshape(self.groups, self.splits, self.width, self.N).transpose(2, 3).contiguous()
+
+    def channels_back(self, t: torch.Tensor) -> torch.Tensor:
+        """(G, splits, T, n_c, b, 1, width) -> (b, d, L)."""
+        return _from_chunks(t.view(-1, self.T, self.n_chunks, self.b, self.width), self.L)
+
+    def states_back(self, t: torch.Tensor) -> torch.Tensor:
+        """(G, T, n_c, b, N, 1) -> (b, G, N, L)."""
+        return _from_chunks(t.squeeze(-1), self.L).view(self.b, self.groups, self.N, self.L)
+
+    def rates_back(self, t: torch.Tensor) -> torch.Tensor:
+        """(G, splits, N, width) -> (d, N)."""
+        return t.transpose(2, 3).reshape(self.d, self.N)
+
+    def states_of_channels_back(self, t: torch.Tensor) -> torch.Tensor:
+        """(G, splits, b, N, width) -> (b, d, N)."""
+        return t.permute(2, 0, 1, 4, 3).reshape(self.b, self.d, self.N)
+
+
+class _BlockScan:
+    """The recurrence of one contiguous block of channels in the chunked layout.
+
+    delta, delta_u: (T, n_c, b, 1, e); A: (N, e); B, C: (T, n_c, b, N, 1). States and slices are (n_c, b, N, e).
+    """
+
+    def __init__(self, delta, delta_u, A, B, C):
+        self.delta, self.delta_u, self.A, self.B, self.C = delta, delta_u, A, B, C
+        self.T, self.n_chunks = delta.shape[:2]
+        self.slice_shape = (*delta.shape[1:3], *A.shape)
+
+    def _slice(self, zero: bool = False) -> torch.Tensor:
+        new = self.delta.new_zeros if zero else self.delta.new_empty
+        return new(self.slice_shape)
+
+    def _decays(self) -> torch.Tensor:
+        """a_t = exp(Δ_t A) of every position: (T, n_c, b, N, e), in the workspace."""
+        decays = _workspace.get("decays", (self.T, *self.slice_shape), self.delta)
+        for delta_t, decay in zip(self.delta, decays):  # per position: each slice is still in cache when read
+            torch.mul(delta_t, self.A, out=decay).exp_()
+        return decays
+
+    def _chunk_decays(self) -> torch.Tensor:
+        """Each chunk's total decay prod_t a_t = exp(A sum_t Δ_t): (n_c, b, N, e)."""
+        return torch.mul(self.delta.sum(0), self.A).exp_()
+
+    def _chunk_starts(self, decays: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The state entering each chunk, zero for the first, written into ``out`` (n_c, b, N, e)."""
+        out.zero_()
+        if self.n_chunks == 1:
+            return out
+        end = self._slice(zero=True)
+        for decay, delta_u, B in zip(decays, self.delta_u, self.B):  # each chunk's end state from a zero start
+            end.mul_(decay).addcmul_(delta_u, B)
+        chunk_decays = self._chunk_decays()
+        for c in range(1, self.n_chunks):
+            torch.addcmul(end[c - 1], chunk_decays[c - 1], out[c - 1], out=out[c])
+        return out
+
+    def forward(self, y: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """Writes y_t = <h_t, C_t> into ``y`` (T, n_c, b, 1, e) and the chunk start states into ``starts``
+        (n_c, b, N, e); returns the states after each chunk's last position (n_c, b, N, e)."""
+        decays = self._decays()
+        h, scratch = self._chunk_starts(decays, starts).clone(), self._slice()
+        for decay, delta_u, B, C, y_t in zip(decays, self.delta_u, self.B, self.C, y):
+            h.mul_(decay).addcmul_(delta_u, B)
+            torch.sum(torch.mul(h, C, out=scratch), dim=-2, keepdim=True, out=y_t)
+        return h
+
+    def _carries_in(self, gy: torch.Tensor, decays: torch.Tensor) -> torch.Tensor:
+        """R entering each chunk from its right, a_s g_s at the next chunk's first position s: (n_c, b, N, e)."""
+        carries = self._slice(zero=True)
+        if self.n_chunks == 1:
+            return carries
+        carry = self._slice(zero=True)
+        for t in reversed(range(self.T)):  # each chunk's carry out of its first position, from a zero carry in
+            carry.addcmul_(self.C[t], gy[t]).mul_(decays[t])
+        chunk_decays = self._chunk_decays()
+        for c in reversed(range(self.n_chunks - 1)):
+            torch.addcmul(carry[c + 1], chunk_decays[c + 1], carries[c + 1], out=carries[c])
+        return carries
+
+    def _previous_states(self, starts: torch.Tensor, decays: torch.Tensor) -> torch.Tensor:
+        """h_{t-1} for t = 0..T: (T + 1, n_c, b, N, e), in the workspace."""
+        previous = _workspace.get("states", (self.T + 1, *self.slice_shape), self.delta)
+        previous[0] = starts
+        for t, (decay, delta_u, B) in enumerate(zip(decays, self.delta_u, self.B)):
+            torch.mul(previous[t], decay, out=previous[t + 1]).addcmul_(delta_u, B)
+        return previous
+
+    def backward(self, starts, gy, d_delta_u, d_delta, dA, dB, dC) -> None:
+        """For the output gradient gy (T, n_c, b, 1, e), writes d(Δu) and the decay part of dΔ (like delta),
+        dA (N, e), dB and dC (like B)."""
+        decays = self._decays()
+        previous = self._previous_states(starts, decays)
+        torch.matmul(previous[1:], gy.transpose(-1, -2), out=dC)
+        carry = self._carries_in(gy, decays)
+        g, w, dA_terms = self._slice(), self._slice(), self._slice(zero=True)
+        for t in reversed(range(self.T)):
+            torch.addcmul(carry, self.C[t], gy[t], out=g)  # the adjoint dL/dh_t
+            torch.sum(torch.mul(g, self.delta_u[t], out=w), dim=-1, keepdim=True, out=dB[t])
+            torch.matmul(self.B[t].transpose(-1, -2), g, out=d_delta_u[t])
+            torch.mul(decays[t], g, out=carry)
+            torch.mul(carry, previous[t], out=w)  # dL/da_t * a_t = a_t g_t h_{t-1}
+            dA_terms.addcmul_(w, self.delta[t])
+            torch.sum(w.mul_(self.A), dim=-2, keepdim=True, out=d_delta[t])
+        torch.sum(dA_terms, dim=(0, 1), out=dA)
 
 
 class SelectiveScanCore(torch.autograd.Function):
     """fp32 (or fp64) core: u, delta (b, d, L); A (d, N); B, C (b, G, N, L) -> y (b, d, L), last state (b, d, N).
 
-    delta is the final step size (bias and softplus already applied). Saves only the inputs.
+    delta is the final step size (bias and softplus already applied). Saves the chunked inputs and the chunk
+    start states (n_c, b, d, N), n_c ≈ sqrt(L).
     """
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C):
-        blocks = _Blocks(u, delta, A, B, C)
-        L = blocks.L
-        y = u.new_empty(L, *blocks.shape)
-        last_state = u.new_empty(*blocks.shape, blocks.N)
-        for gs, cs, scan in blocks:
-            h = scan.states(scan.decays())
-            y[:, :, gs, cs] = scan.output(h)[:L, :, :, 0]
-            last_state[:, gs, cs] = h[L - 1].transpose(-1, -2)
-        ctx.save_for_backward(u, delta, A, B, C)
+        layout = _Layout(u, A, B)
+        u_c, delta_c, A_c = layout.channels(u), layout.channels(delta), layout.rates(A)
+        B_c, C_c = layout.states(B), layout.states(C)
+        delta_u = delta_c * u_c
+        y = torch.empty_like(delta_c)
+        starts = delta_c.new_empty(layout.groups, layout.splits, layout.n_chunks, layout.b, layout.N, layout.width)
+        last_state = torch.empty_like(starts[:, :, 0])
+        for g, k in layout.blocks():
+            scan = _BlockScan(delta_c[g, k], delta_u[g, k], A_c[g, k], B_c[g], C_c[g])
+            last_state[g, k] = scan.forward(y[g, k], starts[g, k])[-1]
+        ctx.layout = layout
+        ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, starts)
         ctx.mark_non_differentiable(last_state)
-        return blocks.to_channels_first(y), last_state.view(blocks.b, blocks.d, blocks.N)
+        return layout.channels_back(y), layout.states_of_channels_back(last_state)
 
     @staticmethod
     def backward(ctx, gy, _grad_last_state):
-        u, delta, A, B, C = ctx.saved_tensors
-        with torch.autocast(device_type=u.device.type, enabled=False):  # a backward called under autocast
-            return SelectiveScanCore._gradients(gy, u, delta, A, B, C)  # would run its matmuls in half
+        with torch.autocast(device_type=gy.device.type, enabled=False):  # a backward called under autocast
+            return SelectiveScanCore._gradients(ctx.layout, gy, *ctx.saved_tensors)  # would run matmuls in half
 
     @staticmethod
-    def _gradients(gy, u, delta, A, B, C):
-        blocks = _Blocks(u, delta, A, B, C)
-        L = blocks.L
-        gy = gy.to(u.dtype).reshape(*blocks.shape, L)
-        du, d_delta = u.new_empty(L, *blocks.shape), u.new_empty(L, *blocks.shape)
-        dA = torch.empty_like(blocks.A)
-        dB, dC = B.new_zeros(L, blocks.b, blocks.groups, blocks.N), C.new_zeros(L, blocks.b, blocks.groups, blocks.N)
-        for gs, cs, scan in blocks:
-            g_du, g_delta, g_A, g_B, g_C = scan.gradients(blocks.time_major(gy[:, gs, cs]).unsqueeze(3))
-            du[:, :, gs, cs] = g_du[:L, :, :, 0]
-            d_delta[:, :, gs, cs] = g_delta[:L, :, :, 0]
-            dA[gs, cs] = g_A.transpose(1, 2)
-            dB[:, :, gs] += g_B[:L, ..., 0]
-            dC[:, :, gs] += g_C[:L, ..., 0]
-        return (blocks.to_channels_first(du), blocks.to_channels_first(d_delta), dA.view_as(A),
-                dB.permute(1, 2, 3, 0), dC.permute(1, 2, 3, 0))
+    def _gradients(layout, gy, u_c, delta_c, A_c, B_c, C_c, starts):
+        gy_c = layout.channels(gy.to(u_c.dtype))
+        delta_u = delta_c * u_c
+        d_delta_u, d_delta, dA = torch.empty_like(delta_c), torch.empty_like(delta_c), torch.empty_like(A_c)
+        dB, dC = torch.empty_like(B_c), torch.empty_like(C_c)
+        dB_part, dC_part = (torch.empty_like(B_c[0]), torch.empty_like(C_c[0])) if layout.splits > 1 else (None, None)
+        for g, k in layout.blocks():
+            scan = _BlockScan(delta_c[g, k], delta_u[g, k], A_c[g, k], B_c[g], C_c[g])
+            first = k == 0  # the group's later blocks add their parts of dB, dC
+            scan.backward(starts[g, k], gy_c[g, k], d_delta_u[g, k], d_delta[g, k], dA[g, k],
+                          dB[g] if first else dB_part, dC[g] if first else dC_part)
+            if not first:
+                dB[g] += dB_part
+                dC[g] += dC_part
+        d_delta.addcmul_(u_c, d_delta_u)  # x_t = Δ_t u_t B_t
+        return (layout.channels_back(d_delta_u.mul_(delta_c)), layout.channels_back(d_delta),
+                layout.rates_back(dA), layout.states_back(dB), layout.states_back(dC))
 
 
 def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
