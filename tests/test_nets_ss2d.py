@@ -62,6 +62,28 @@ def test_ss2d_matches_loop_implementation_of_spec():
         torch.testing.assert_close(m(x), ss2d_by_loops(m, x), rtol=1e-4, atol=1e-5)
 
 
+def test_both_sequence_layouts_compute_the_same_numbers():
+    """The channels-last path (pure-PyTorch scan) and the channels-first one (compiled kernels) agree, gradients
+    included; on the CPU the default is channels-last, which the loop test above checks against the spec."""
+    torch.manual_seed(0)
+    m = SS2D(d_model=8, d_state=4)
+    randomise(m)
+    x = torch.randn(2, 5, 3, 16, requires_grad=True)  # the conv output's (B, H, W, D)
+    results = []
+    for path in (m._scan_channels_first, m._scan_channels_last):
+        out = path(x)
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum(),
+                                    [x] + list(m.parameters()), allow_unused=True)
+        results.append((out, grads))
+    (first, first_grads), (last, last_grads) = results
+    assert first.shape == last.shape == x.shape
+    torch.testing.assert_close(last, first, rtol=1e-5, atol=1e-6)
+    for a, b in zip(last_grads, first_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_vss_block_is_residual_ss2d_of_layernorm():
     block = VSSBlock(4, drop_path=0.5, d_state=4).eval()
     randomise(block, seed=1)

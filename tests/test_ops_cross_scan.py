@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nnunetv2_mamba.ops import cross_merge, cross_scan
+from nnunetv2_mamba.ops import cross_merge, cross_merge_channels_last, cross_scan, cross_scan_channels_last
 from nnunetv2_mamba.ops.cross_scan_reference import cross_merge_reference, cross_scan_reference
 
 SHAPES = [(2, 3, 4, 4), (1, 5, 3, 7), (2, 2, 6, 1), (1, 1, 1, 1)]
@@ -41,8 +41,30 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda t: cross_merge(t, 3, 5), (ys,))
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_channels_last_pair_is_the_same_map(shape):
+    """(B, H, W, C) -> (B, L, 4, C) is cross_scan with the channels moved last; likewise the merge."""
+    B, C, H, W = shape
+    x = torch.randn(shape)
+    assert torch.equal(cross_scan_channels_last(x.permute(0, 2, 3, 1)), cross_scan(x).permute(0, 3, 1, 2))
+    ys = torch.randn(B, 4, C, H * W)
+    torch.testing.assert_close(cross_merge_channels_last(ys.permute(0, 3, 1, 2), H, W),
+                               cross_merge(ys, H, W).view(B, C, H, W).permute(0, 2, 3, 1), rtol=0, atol=1e-6)
+
+
+def test_channels_last_gradcheck_float64():
+    x = torch.randn(1, 3, 5, 2, dtype=torch.float64, requires_grad=True)
+    ys = torch.randn(1, 15, 4, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(cross_scan_channels_last, (x,))
+    assert torch.autograd.gradcheck(lambda t: cross_merge_channels_last(t, 3, 5), (ys,))
+
+
 def test_bad_shapes_raise_one_clear_error():
     with pytest.raises(ValueError, match="B, C, H, W"):
         cross_scan(torch.randn(2, 3, 4))
     with pytest.raises(ValueError, match="cross_merge expects"):
         cross_merge(torch.randn(1, 4, 2, 12), 3, 5)
+    with pytest.raises(ValueError, match="B, H, W, C"):
+        cross_scan_channels_last(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match="cross_merge_channels_last expects"):
+        cross_merge_channels_last(torch.randn(1, 12, 4, 2), 3, 5)

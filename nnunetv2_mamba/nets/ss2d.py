@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
-from nnunetv2_mamba.ops import cross_merge, cross_scan, selective_scan
+from nnunetv2_mamba.ops import (backend_for, cross_merge, cross_merge_channels_last, cross_scan,
+                                cross_scan_channels_last, selective_scan)
 
 NUM_DIRECTIONS = 4
 
@@ -20,6 +21,16 @@ NUM_DIRECTIONS = 4
 def dt_rank_for(d_model: int) -> int:
     """VMamba's ``dt_rank="auto"``: ceil(d_model / 16)."""
     return math.ceil(d_model / 16)
+
+
+def _channels_view(t: torch.Tensor) -> torch.Tensor:
+    """(B, L, K, D) -> fp32 (B, K*D, L), a view of channels-last memory."""
+    return t.float().flatten(2).transpose(1, 2)
+
+
+def _groups_view(t: torch.Tensor) -> torch.Tensor:
+    """(B, L, K, N) -> fp32 (B, K, N, L), a view of contiguous channels-last memory."""
+    return t.float().contiguous().permute(0, 2, 3, 1)
 
 
 class SS2D(nn.Module):
@@ -59,25 +70,47 @@ class SS2D(nn.Module):
         self.Ds.fill_(1.0)
 
     def scan(self, x: torch.Tensor) -> torch.Tensor:
-        """The 4-direction selective scan core: (B, D, H, W) -> (B, D, H*W) in fp32, row-major."""
-        batch, _, H, W = x.shape
+        """The 4-direction selective scan core: (B, H, W, D) -> (B, H, W, D) in fp32.
+
+        Channels-first (B, K, D, L) sequences for the compiled kernels, which want time innermost; channels-last
+        (B, L, K, D) ones for the pure-PyTorch scan, whose copies then move whole rows of channels (2x less time
+        in layout changes on the CPU). Both compute the same numbers.
+        """
+        if backend_for(x.device) == "torch":
+            return self._scan_channels_last(x)
+        return self._scan_channels_first(x)
+
+    def _ssm_parameters(self) -> dict:
+        return dict(A=-torch.exp(self.A_logs.float()), D=self.Ds.float(),
+                    delta_bias=self.dt_projs_bias.float().reshape(-1), delta_softplus=True)
+
+    def _scan_channels_first(self, x: torch.Tensor) -> torch.Tensor:
+        batch, H, W, _ = x.shape
         L = H * W
-        xs = cross_scan(x)  # (B, K, D, L)
+        xs = cross_scan(x.permute(0, 3, 1, 2))  # (B, K, D, L)
         x_dbl = torch.matmul(self.x_proj_weight, xs)  # (K, R+2N, D) @ (B, K, D, L) -> (B, K, R+2N, L)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
         dts = torch.matmul(self.dt_projs_weight, dts)  # (K, D, R) @ (B, K, R, L) -> (B, K, D, L)
-        ys = selective_scan(
-            xs.float().reshape(batch, -1, L), dts.float().reshape(batch, -1, L),
-            -torch.exp(self.A_logs.float()), Bs.float().contiguous(), Cs.float().contiguous(),
-            D=self.Ds.float(), delta_bias=self.dt_projs_bias.float().reshape(-1), delta_softplus=True)
-        return cross_merge(ys.reshape(batch, NUM_DIRECTIONS, -1, L), H, W)
+        ys = selective_scan(xs.float().reshape(batch, -1, L), dts.float().reshape(batch, -1, L),
+                            B=Bs.float().contiguous(), C=Cs.float().contiguous(), **self._ssm_parameters())
+        return cross_merge(ys.reshape(batch, NUM_DIRECTIONS, -1, L), H, W).transpose(1, 2).reshape(x.shape)
+
+    def _scan_channels_last(self, x: torch.Tensor) -> torch.Tensor:
+        batch, H, W, D = x.shape
+        L = H * W
+        xs = cross_scan_channels_last(x)  # (B, L, K, D)
+        x_dbl = torch.einsum("blkd,kcd->blkc", xs, self.x_proj_weight)  # (B, L, K, R+2N)
+        dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=3)
+        dts = torch.einsum("blkr,kdr->blkd", dts, self.dt_projs_weight).contiguous()  # (B, L, K, D)
+        ys = selective_scan(_channels_view(xs), _channels_view(dts), B=_groups_view(Bs), C=_groups_view(Cs),
+                            **self._ssm_parameters())
+        return cross_merge_channels_last(ys.transpose(1, 2).reshape(batch, L, NUM_DIRECTIONS, D), H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, H, W, _ = x.shape
         u, z = self.in_proj(x).chunk(2, dim=-1)
         u = F.silu(self.conv2d(u.permute(0, 3, 1, 2)))  # a channels-last view: the fast depthwise-conv layout
-        y = self.scan(u).transpose(1, 2).reshape(batch, H, W, self.d_inner)
-        y = self.out_norm(y).to(x.dtype)
+        y = self.out_norm(self.scan(u.permute(0, 2, 3, 1))).to(x.dtype)
         return self.out_proj(y * F.silu(z))
 
 

@@ -116,6 +116,11 @@ def _log_choice(name: str, reason: str) -> None:
     logger.info("selective scan backend %r (%s)", name, reason)
 
 
+def backend_for(device: torch.device) -> str:
+    """The backend name :func:`selective_scan` will run on tensors of ``device`` ($NNUNETV2_MAMBA_SCAN or auto)."""
+    return choose_backend(requested_backend(), device)[0]
+
+
 def scan_function(backend: str | None, device: torch.device) -> Callable:
     """The selective_scan implementation to use for ``backend`` (or the environment / auto) on ``device``."""
     name, reason = choose_backend(requested_backend(backend), device)

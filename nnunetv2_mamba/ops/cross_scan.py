@@ -4,6 +4,8 @@ Direction k=0 reads row-major (index h*W + w), k=1 column-major (w*H + h), k=2 a
 Both maps are permutation sums, so each one's backward is the other one. On CUDA, unless the torch backend is
 forced (``NNUNETV2_MAMBA_SCAN=torch``), the fused Triton kernels of :mod:`.cross_scan_triton` run instead: they
 write the four directions by index arithmetic without materialising flipped or transposed copies.
+The ``*_channels_last`` pair is the same map on (B, H, W, C) images and (B, H*W, 4, C) sequences: every copy moves
+whole rows of C channels, which is what the pure-PyTorch scan wants on the CPU (see ``SS2D``).
 """
 from __future__ import annotations
 
@@ -80,3 +82,23 @@ def cross_merge(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
         from nnunetv2_mamba.ops.cross_scan_triton import cross_merge_triton
         return cross_merge_triton(ys, H, W)
     return CrossMerge.apply(ys.contiguous(), H, W)
+
+
+def cross_scan_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, C) -> (B, H*W, 4, C): :func:`cross_scan`'s four orders, channels last."""
+    if x.dim() != 4:
+        raise ValueError(f"cross_scan_channels_last expects a (B, H, W, C) tensor, got shape {tuple(x.shape)}")
+    batch, H, W, channels = x.shape
+    rows = x.reshape(batch, H * W, channels)
+    columns = x.transpose(1, 2).reshape(batch, H * W, channels)
+    return torch.stack([rows, columns, rows.flip(1), columns.flip(1)], dim=2)
+
+
+def cross_merge_channels_last(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """(B, H*W, 4, C) -> (B, H, W, C): the adjoint of :func:`cross_scan_channels_last`."""
+    if ys.dim() != 4 or ys.shape[1] != H * W or ys.shape[2] != 4:
+        raise ValueError(f"cross_merge_channels_last expects (B, {H}*{W}, 4, C) for H={H}, W={W}, got shape "
+                         f"{tuple(ys.shape)}")
+    batch, _, _, channels = ys.shape
+    pairs = ys[:, :, 0:2] + ys[:, :, 2:4].flip(1)
+    return pairs[:, :, 0].reshape(batch, H, W, channels) + pairs[:, :, 1].reshape(batch, W, H, channels).transpose(1, 2)

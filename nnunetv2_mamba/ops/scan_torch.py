@@ -61,26 +61,30 @@ def _to_chunks(t: torch.Tensor, T: int, n_chunks: int, outer: int) -> torch.Tens
     return out
 
 
-def _from_chunks(t: torch.Tensor, L: int) -> torch.Tensor:
-    """(outer, T, n_c, b, inner) -> (b, outer * inner, L) contiguous: the inverse of :func:`_to_chunks`."""
+def _from_chunks(t: torch.Tensor, L: int, channels_last: bool) -> torch.Tensor:
+    """(outer, T, n_c, b, inner) -> (b, outer * inner, L): the inverse of :func:`_to_chunks`, contiguous or, if
+    ``channels_last``, the transpose of a contiguous (b, L, outer * inner)."""
     outer, T, n_chunks, b, inner = t.shape
-    out = t.new_empty(b, outer * inner, L)
+    out = t.new_empty(b, L, outer * inner) if channels_last else t.new_empty(b, outer * inner, L)
     time_major = t.new_empty(n_chunks, T, outer, inner)
     for i in range(b):
         time_major.copy_(t[:, :, :, i].permute(2, 1, 0, 3))
-        out[i] = time_major.view(n_chunks * T, outer * inner)[:L].t()
-    return out
+        rows = time_major.view(n_chunks * T, outer * inner)[:L]
+        out[i] = rows if channels_last else rows.t()
+    return out.transpose(1, 2) if channels_last else out
 
 
 class _Layout:
     """The block-major chunked layout of one call: channel blocks of ``width`` channels, ``splits`` per group.
 
     Channel tensors are (G, splits, T, n_c, b, 1, width), B/C tensors (G, T, n_c, b, N, 1), so every block is
-    contiguous and each position's (n_c, b, N, width) slice stays below SLICE_ELEMENTS where possible.
+    contiguous and each position's (n_c, b, N, width) slice stays below SLICE_ELEMENTS where possible. Results
+    for (b, d, L) inputs come back in u's memory layout: channels-last (stride 1 along d) or contiguous.
     """
 
     def __init__(self, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor):
         self.b, self.d, self.L = u.shape
+        self.channels_last = u.stride(1) == 1 and u.stride(2) == self.d and self.L > 1
         self.groups, self.N = B.shape[1], A.shape[1]
         self.T = chunk_length(self.L)
         self.n_chunks = math.ceil(self.L / self.T)
@@ -110,11 +114,11 @@ class _Layout:
 
     def channels_back(self, t: torch.Tensor) -> torch.Tensor:
         """(G, splits, T, n_c, b, 1, width) -> (b, d, L)."""
-        return _from_chunks(t.view(-1, self.T, self.n_chunks, self.b, self.width), self.L)
+        return _from_chunks(t.view(-1, self.T, self.n_chunks, self.b, self.width), self.L, self.channels_last)
 
     def states_back(self, t: torch.Tensor) -> torch.Tensor:
         """(G, T, n_c, b, N, 1) -> (b, G, N, L)."""
-        return _from_chunks(t.squeeze(-1), self.L).view(self.b, self.groups, self.N, self.L)
+        return _from_chunks(t.squeeze(-1), self.L, channels_last=False).view(self.b, self.groups, self.N, self.L)
 
     def rates_back(self, t: torch.Tensor) -> torch.Tensor:
         """(G, splits, N, width) -> (d, N)."""
