@@ -33,7 +33,7 @@ class _Workspace(threading.local):
     """Scratch buffers kept between calls on the CPU, one per name, grown to the largest request.
 
     A fresh multi-megabyte CPU allocation comes back from the OS a page fault at a time; reusing the memory makes
-    the sweeps that fill it 3x faster. Holds two (T + 1) x SLICE_ELEMENTS buffers per thread, a few tens of MB.
+    the sweeps that fill it 3x faster. Holds two (T + 1, slice) buffers per thread: 2 x 33 MB at L = 1024 in fp32.
     """
 
     def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
