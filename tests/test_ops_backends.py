@@ -58,8 +58,37 @@ def test_kernel_backends_refuse_cpu_tensors_even_when_available(monkeypatch):
 def test_auto_priority_on_cuda(monkeypatch, available, expected):
     monkeypatch.setattr(backends, "availability",
                         lambda name: Availability(name in available, f"fake {name}", None))
+    monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: None)
     assert choose_backend("auto", torch.device("cuda"))[0] == expected
     assert choose_backend("auto", torch.device("cpu"))[0] == "torch"
+
+
+def test_auto_skips_a_kernel_that_imports_but_fails_on_the_device(monkeypatch, caplog):
+    """E.g. Triton on a GPU it cannot compile for: auto logs why and takes the next backend."""
+    failures = {"cuda": "a test scan raised RuntimeError('no kernel image')", "triton": None}
+    monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", None))
+    monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: failures[name])
+    with caplog.at_level(logging.WARNING, logger="nnunetv2_mamba"):
+        assert choose_backend("auto", torch.device("cuda"))[0] == "triton"
+    assert "'cuda' imports but is skipped" in caplog.text and "no kernel image" in caplog.text
+
+
+def test_smoke_test_catches_errors_and_wrong_numbers(monkeypatch):
+    """Run on the CPU with stand-in backends: one raises, one is off by 1, the torch scan itself passes."""
+    torch_scan = backends.availability("torch").function
+
+    def broken(*args):
+        raise RuntimeError("PTX compile failed")
+
+    stand_ins = {"broken": broken, "wrong": lambda *args: torch_scan(*args) + 1, "right": torch_scan}
+    real = backends.availability
+    monkeypatch.setattr(backends, "availability", lambda name: (Availability(True, name, stand_ins[name])
+                                                                if name in stand_ins else real(name)))
+    backends.smoke_test_failure.cache_clear()
+    assert "PTX compile failed" in backends.smoke_test_failure("broken", "cpu")
+    assert "differs from the torch scan by 1" in backends.smoke_test_failure("wrong", "cpu")
+    assert backends.smoke_test_failure("right", "cpu") is None
+    backends.smoke_test_failure.cache_clear()
 
 
 def test_choice_is_logged_once(caplog):

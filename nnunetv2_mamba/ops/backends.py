@@ -2,7 +2,8 @@
 
 Backends: ``cuda`` (mamba-ssm's compiled ``selective_scan_fn``), ``triton`` (our Triton kernel,
 :mod:`nnunetv2_mamba.ops.scan_triton`), ``torch`` (our pure-PyTorch scan, any device). ``auto`` picks, for CUDA
-tensors, cuda if its kernel imports, else triton, else torch; for any other device, torch. The choice comes from
+tensors, cuda if its kernel imports, else triton, else torch, skipping (with a warning) a kernel whose first small
+test scan on that GPU fails or disagrees with the torch scan; for any other device, torch. The choice comes from
 the ``backend=`` argument, else the environment variable ``NNUNETV2_MAMBA_SCAN``, else ``auto``. The optional
 imports happen on first need only, and any exception they raise just marks that backend unavailable.
 """
@@ -98,8 +99,12 @@ def choose_backend(requested: str, device: torch.device) -> tuple[str, str]:
             return "torch", f"tensors on {device.type}: only the torch backend runs off CUDA"
         for name in BACKENDS:
             probe = availability(name)
-            if probe.available:
+            if not probe.available:
+                continue
+            failure = None if name == "torch" else smoke_test_failure(name, str(device))
+            if failure is None:
                 return name, f"auto on CUDA: {probe.reason}"
+            logger.warning("selective scan backend %r imports but is skipped on %s: %s", name, device, failure)
         raise AssertionError("the torch backend is always available")
     probe = availability(requested)
     if not probe.available:
@@ -109,6 +114,30 @@ def choose_backend(requested: str, device: torch.device) -> tuple[str, str]:
         raise RuntimeError(f"selective-scan backend {requested!r} needs CUDA tensors, got {device.type} tensors; "
                            f"use backend='torch' or {ENV_VARIABLE}=auto on this device.")
     return requested, f"requested: {probe.reason}"
+
+
+@functools.cache
+def smoke_test_failure(name: str, device: str) -> str | None:
+    """None if backend ``name`` runs a small scan on ``device`` and matches the torch scan, else what went wrong.
+
+    Run once per backend and device before auto picks a kernel backend: a kernel that imports can still fail to
+    compile for this GPU (e.g. Triton on an unsupported architecture), and auto should then fall back.
+    """
+    generator = torch.Generator().manual_seed(0)
+    inputs = (torch.randn(2, 8, 70, generator=generator), 0.5 * torch.rand(2, 8, 70, generator=generator),
+              -0.5 * torch.rand(8, 4, generator=generator), torch.randn(2, 2, 4, 70, generator=generator),
+              torch.randn(2, 2, 4, 70, generator=generator), torch.randn(8, generator=generator), None,
+              0.5 * torch.rand(8, generator=generator), True, False)
+    expected = availability("torch").function(*inputs)
+    try:
+        on_device = [t.to(device) if isinstance(t, torch.Tensor) else t for t in inputs]
+        result = availability(name).function(*on_device).float().cpu()
+    except Exception as error:  # any failure to compile or launch means: do not pick this backend
+        return f"a test scan raised {error!r}"
+    error = (result - expected).abs().max().item() if result.shape == expected.shape else float("inf")
+    if not error <= 1e-2:
+        return f"a test scan differs from the torch scan by {error:.3g}"
+    return None
 
 
 @functools.cache
