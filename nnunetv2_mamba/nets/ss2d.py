@@ -107,7 +107,6 @@ class SS2D(nn.Module):
         return cross_merge_channels_last(ys.transpose(1, 2).reshape(batch, L, NUM_DIRECTIONS, D), H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, H, W, _ = x.shape
         u, z = self.in_proj(x).chunk(2, dim=-1)
         u = F.silu(self.conv2d(u.permute(0, 3, 1, 2)))  # a channels-last view: the fast depthwise-conv layout
         y = self.out_norm(self.scan(u.permute(0, 2, 3, 1))).to(x.dtype)

@@ -100,5 +100,6 @@ def cross_merge_channels_last(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
         raise ValueError(f"cross_merge_channels_last expects (B, {H}*{W}, 4, C) for H={H}, W={W}, got shape "
                          f"{tuple(ys.shape)}")
     batch, _, _, channels = ys.shape
-    pairs = ys[:, :, 0:2] + ys[:, :, 2:4].flip(1)
-    return pairs[:, :, 0].reshape(batch, H, W, channels) + pairs[:, :, 1].reshape(batch, W, H, channels).transpose(1, 2)
+    pairs = ys[:, :, 0:2] + ys[:, :, 2:4].flip(1)  # (B, L, 2, C): row-major and column-major orders
+    rows, columns = pairs[:, :, 0], pairs[:, :, 1]
+    return rows.reshape(batch, H, W, channels) + columns.reshape(batch, W, H, channels).transpose(1, 2)

@@ -2,13 +2,14 @@
 
 Time is cut into n_c chunks of T ≈ sqrt(L) positions and laid out position-major, ``(T, n_c, ...)``, so that one
 operation advances the recurrence h_t = a_t h_{t-1} + x_t (a_t = exp(Δ_t A), x_t = Δ_t u_t B_t) by one position in
-every chunk at once, on a ``(n_c, b, N, e)`` slice of a block of e channels of one B/C group, small enough to stay
-in cache. The forward makes three sweeps: the T positions of all chunks from zero states give each chunk's end
-state; a sweep over the chunks, with each chunk's total decay exp(A ΣΔ), gives their true start states; the T
-positions again, from those starts, give the outputs. It keeps only the chunk start states, O(sqrt(L)) per channel.
-The backward recomputes the states from them, then runs the same three sweeps in reverse time for the carry
-R_{t-1} = a_t g_t of the adjoint g_t = C_t gy_t + R_t, reducing every gradient as it goes. Only factors <= 1 are
-multiplied: never a division, never the exp of a positive number.
+every chunk at once, on a ``(n_c, b, N, e)`` slice of a block of e channels of one B/C group (about 1 MB: large
+enough to amortise the op's dispatch, small enough for the L2 cache). The forward makes three sweeps: the T
+positions of all chunks from zero states give each chunk's end state; a sweep over the chunks, with each chunk's
+total decay exp(A ΣΔ), gives their true start states; the T positions again, from those starts, give the outputs.
+It saves only its inputs, like mamba-ssm's kernel. The backward recomputes the states (the first two sweeps, then
+all states into a reused workspace), then runs the same three sweeps in reverse time for the carry
+R_{t-1} = a_t g_t of the adjoint g_t = C_t gy_t + R_t, reducing every gradient as it goes. Only factors <= 1 are multiplied: never a division, never the exp of a
+positive number.
 """
 from __future__ import annotations
 
@@ -55,10 +56,14 @@ def _to_chunks(t: torch.Tensor, T: int, n_chunks: int, outer: int) -> torch.Tens
     at the end of time."""
     b, M, L = t.shape
     out = t.new_empty(outer, T, n_chunks, b, M // outer)
-    time_major = t.new_zeros(n_chunks * T, M) if L < n_chunks * T else t.new_empty(L, M)
-    for i in range(b):  # a plain 2D transpose takes torch's cache-blocked copy, 2-3x faster than one 5D permute
-        time_major[:L] = t[i].t()
-        out[:, :, :, i] = time_major.view(n_chunks, T, outer, -1).permute(2, 1, 0, 3)
+    padded = n_chunks * T
+    time_major = t.new_zeros(padded, M) if L < padded else t.new_empty(L, M)
+    for i in range(b):
+        rows = t[i].t()  # (L, M): already contiguous for channels-last input
+        if L < padded or not rows.is_contiguous():  # a plain 2D transpose takes torch's cache-blocked copy
+            time_major[:L] = rows
+            rows = time_major
+        out[:, :, :, i] = rows.view(n_chunks, T, outer, -1).permute(2, 1, 0, 3)
     return out
 
 
@@ -90,9 +95,9 @@ class _Layout:
         self.T = chunk_length(self.L)
         self.n_chunks = math.ceil(self.L / self.T)
         per_group = self.d // self.groups
-        self.splits = next(n for n in range(1, per_group + 1)
-                           if per_group % n == 0 and self.n_chunks * self.b * self.N * per_group <= n * SLICE_ELEMENTS
-                           or n == per_group)
+        per_channel = self.n_chunks * self.b * self.N  # slice elements per channel
+        self.splits = next((n for n in range(1, per_group) if per_group % n == 0
+                            and per_channel * (per_group // n) <= SLICE_ELEMENTS), per_group)
         self.width = per_group // self.splits
 
     def blocks(self):
@@ -125,7 +130,7 @@ class _Layout:
         """(G, splits, N, width) -> (d, N)."""
         return t.transpose(2, 3).reshape(self.d, self.N)
 
-    def states_of_channels_back(self, t: torch.Tensor) -> torch.Tensor:
+    def channel_states_back(self, t: torch.Tensor) -> torch.Tensor:
         """(G, splits, b, N, width) -> (b, d, N)."""
         return t.permute(2, 0, 1, 4, 3).reshape(self.b, self.d, self.N)
 
@@ -145,35 +150,30 @@ class _BlockScan:
         new = self.delta.new_zeros if zero else self.delta.new_empty
         return new(self.slice_shape)
 
-    def _decays(self) -> torch.Tensor:
-        """a_t = exp(Δ_t A) of every position: (T, n_c, b, N, e), in the workspace."""
-        decays = _workspace.get("decays", (self.T, *self.slice_shape), self.delta)
-        for delta_t, decay in zip(self.delta, decays):  # per position: each slice is still in cache when read
-            torch.mul(delta_t, self.A, out=decay).exp_()
-        return decays
-
     def _chunk_decays(self) -> torch.Tensor:
         """Each chunk's total decay prod_t a_t = exp(A sum_t Δ_t): (n_c, b, N, e)."""
         return torch.mul(self.delta.sum(0), self.A).exp_()
 
-    def _chunk_starts(self, decays: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """The state entering each chunk, zero for the first, written into ``out`` (n_c, b, N, e)."""
-        out.zero_()
-        if self.n_chunks == 1:
-            return out
-        end = self._slice(zero=True)
-        for decay, delta_u, B in zip(decays, self.delta_u, self.B):  # each chunk's end state from a zero start
-            end.mul_(decay).addcmul_(delta_u, B)
-        chunk_decays = self._chunk_decays()
-        for c in range(1, self.n_chunks):
-            torch.addcmul(end[c - 1], chunk_decays[c - 1], out[c - 1], out=out[c])
-        return out
+    def _decays_and_starts(self):
+        """a_t = exp(Δ_t A) of every position, (T, n_c, b, N, e) in the workspace, and the state entering each
+        chunk, (n_c, b, N, e), zero for the first."""
+        decays = _workspace.get("decays", (self.T, *self.slice_shape), self.delta)
+        starts, end = self._slice(zero=True), self._slice(zero=True)  # end: each chunk's end state from zero
+        chunked = self.n_chunks > 1
+        for delta, delta_u, B, decay in zip(self.delta, self.delta_u, self.B, decays):
+            torch.mul(delta, self.A, out=decay).exp_()
+            if chunked:  # while the decay slice is still in cache
+                end.mul_(decay).addcmul_(delta_u, B)
+        if chunked:
+            chunk_decays = self._chunk_decays()
+            for c in range(1, self.n_chunks):
+                torch.addcmul(end[c - 1], chunk_decays[c - 1], starts[c - 1], out=starts[c])
+        return decays, starts
 
-    def forward(self, y: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-        """Writes y_t = <h_t, C_t> into ``y`` (T, n_c, b, 1, e) and the chunk start states into ``starts``
-        (n_c, b, N, e); returns the states after each chunk's last position (n_c, b, N, e)."""
-        decays = self._decays()
-        h = self._chunk_starts(decays, starts).clone()
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Writes y_t = <h_t, C_t> into ``y`` (T, n_c, b, 1, e); returns the states after each chunk's last
+        position (n_c, b, N, e)."""
+        decays, h = self._decays_and_starts()
         for decay, delta_u, B, C, y_t in zip(decays, self.delta_u, self.B, self.C, y):
             h.mul_(decay).addcmul_(delta_u, B)
             torch.matmul(C.transpose(-1, -2), h, out=y_t)
@@ -185,14 +185,14 @@ class _BlockScan:
         if self.n_chunks == 1:
             return carries
         carry = self._slice(zero=True)
-        for t in reversed(range(self.T)):  # each chunk's carry out of its first position, from a zero carry in
-            carry.addcmul_(self.C[t], gy[t]).mul_(decays[t])
+        for C, gy_t, decay in reversed(list(zip(self.C, gy, decays))):  # each chunk's carry out of its first
+            carry.addcmul_(C, gy_t).mul_(decay)  # position, from a zero carry in
         chunk_decays = self._chunk_decays()
         for c in reversed(range(self.n_chunks - 1)):
             torch.addcmul(carry[c + 1], chunk_decays[c + 1], carries[c + 1], out=carries[c])
         return carries
 
-    def _previous_states(self, starts: torch.Tensor, decays: torch.Tensor) -> torch.Tensor:
+    def _previous_states(self, decays: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         """h_{t-1} for t = 0..T: (T + 1, n_c, b, N, e), in the workspace."""
         previous = _workspace.get("states", (self.T + 1, *self.slice_shape), self.delta)
         previous[0] = starts
@@ -200,11 +200,11 @@ class _BlockScan:
             torch.mul(previous[t], decay, out=previous[t + 1]).addcmul_(delta_u, B)
         return previous
 
-    def backward(self, starts, gy, d_delta_u, d_delta, dA, dB, dC) -> None:
+    def backward(self, gy, d_delta_u, d_delta, dA, dB, dC) -> None:
         """For the output gradient gy (T, n_c, b, 1, e), writes d(Δu) and the decay part of dΔ (like delta),
         dA (N, e), dB and dC (like B)."""
-        decays = self._decays()
-        previous = self._previous_states(starts, decays)
+        decays, starts = self._decays_and_starts()
+        previous = self._previous_states(decays, starts)
         torch.matmul(previous[1:], gy.transpose(-1, -2), out=dC)
         carry = self._carries_in(gy, decays)
         g, w, dA_terms = self._slice(), self._slice(), self._slice(zero=True)
@@ -223,8 +223,8 @@ class _BlockScan:
 class SelectiveScanCore(torch.autograd.Function):
     """fp32 (or fp64) core: u, delta (b, d, L); A (d, N); B, C (b, G, N, L) -> y (b, d, L), last state (b, d, N).
 
-    delta is the final step size (bias and softplus already applied). Saves the chunked inputs and the chunk
-    start states (n_c, b, d, N), n_c ≈ sqrt(L).
+    delta is the final step size (bias and softplus already applied). Saves only the inputs; the backward lays them
+    out again (row copies for channels-last ones).
     """
 
     @staticmethod
@@ -234,24 +234,24 @@ class SelectiveScanCore(torch.autograd.Function):
         B_c, C_c = layout.states(B), layout.states(C)
         delta_u = delta_c * u_c
         y = torch.empty_like(delta_c)
-        starts = delta_c.new_empty(layout.groups, layout.splits, layout.n_chunks, layout.b, layout.N, layout.width)
-        last_state = torch.empty_like(starts[:, :, 0])
+        last_state = delta_c.new_empty(layout.groups, layout.splits, layout.b, layout.N, layout.width)
         for g, k in layout.blocks():
             scan = _BlockScan(delta_c[g, k], delta_u[g, k], A_c[g, k], B_c[g], C_c[g])
-            last_state[g, k] = scan.forward(y[g, k], starts[g, k])[-1]
-        ctx.layout = layout
-        ctx.save_for_backward(u_c, delta_c, A_c, B_c, C_c, starts)
+            last_state[g, k] = scan.forward(y[g, k])[-1]
+        ctx.save_for_backward(u, delta, A, B, C)
         ctx.mark_non_differentiable(last_state)
-        return layout.channels_back(y), layout.states_of_channels_back(last_state)
+        return layout.channels_back(y), layout.channel_states_back(last_state)
 
     @staticmethod
     def backward(ctx, gy, _grad_last_state):
         with torch.autocast(device_type=gy.device.type, enabled=False):  # a backward called under autocast
-            return SelectiveScanCore._gradients(ctx.layout, gy, *ctx.saved_tensors)  # would run matmuls in half
+            return SelectiveScanCore._gradients(gy, *ctx.saved_tensors)  # would run matmuls in half
 
     @staticmethod
-    def _gradients(layout, gy, u_c, delta_c, A_c, B_c, C_c, starts):
-        gy_c = layout.channels(gy.to(u_c.dtype))
+    def _gradients(gy, u, delta, A, B, C):
+        layout = _Layout(u, A, B)
+        u_c, delta_c, A_c = layout.channels(u), layout.channels(delta), layout.rates(A)
+        B_c, C_c, gy_c = layout.states(B), layout.states(C), layout.channels(gy.to(u.dtype))
         delta_u = delta_c * u_c
         d_delta_u, d_delta, dA = torch.empty_like(delta_c), torch.empty_like(delta_c), torch.empty_like(A_c)
         dB, dC = torch.empty_like(B_c), torch.empty_like(C_c)
@@ -259,7 +259,7 @@ class SelectiveScanCore(torch.autograd.Function):
         for g, k in layout.blocks():
             scan = _BlockScan(delta_c[g, k], delta_u[g, k], A_c[g, k], B_c[g], C_c[g])
             first = k == 0  # the group's later blocks add their parts of dB, dC
-            scan.backward(starts[g, k], gy_c[g, k], d_delta_u[g, k], d_delta[g, k], dA[g, k],
+            scan.backward(gy_c[g, k], d_delta_u[g, k], d_delta[g, k], dA[g, k],
                           dB[g] if first else dB_part, dC[g] if first else dC_part)
             if not first:
                 dB[g] += dB_part
