@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -150,8 +151,9 @@ class _BlockScan:
         new = self.delta.new_zeros if zero else self.delta.new_empty
         return new(self.slice_shape)
 
+    @cached_property
     def _chunk_decays(self) -> torch.Tensor:
-        """Each chunk's total decay prod_t a_t = exp(A sum_t Δ_t): (n_c, b, N, e)."""
+        """Each chunk's total decay prod_t a_t = exp(A sum_t Δ_t): (n_c, b, N, e), shared by both directions."""
         return torch.mul(self.delta.sum(0), self.A).exp_()
 
     def _decays_and_starts(self):
@@ -165,9 +167,8 @@ class _BlockScan:
             if chunked:  # while the decay slice is still in cache
                 end.mul_(decay).addcmul_(delta_u, B)
         if chunked:
-            chunk_decays = self._chunk_decays()
             for c in range(1, self.n_chunks):
-                torch.addcmul(end[c - 1], chunk_decays[c - 1], starts[c - 1], out=starts[c])
+                torch.addcmul(end[c - 1], self._chunk_decays[c - 1], starts[c - 1], out=starts[c])
         return decays, starts
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
@@ -187,9 +188,8 @@ class _BlockScan:
         carry = self._slice(zero=True)
         for C, gy_t, decay in reversed(list(zip(self.C, gy, decays))):  # each chunk's carry out of its first
             carry.addcmul_(C, gy_t).mul_(decay)  # position, from a zero carry in
-        chunk_decays = self._chunk_decays()
         for c in reversed(range(self.n_chunks - 1)):
-            torch.addcmul(carry[c + 1], chunk_decays[c + 1], carries[c + 1], out=carries[c])
+            torch.addcmul(carry[c + 1], self._chunk_decays[c + 1], carries[c + 1], out=carries[c])
         return carries
 
     def _previous_states(self, decays: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
