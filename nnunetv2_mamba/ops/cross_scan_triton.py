@@ -22,17 +22,22 @@ if TRITON_AVAILABLE:
         return column_major, L - 1 - p, L - 1 - column_major
 
     @triton.jit
-    def _cross_scan_kernel(x_ptr, ys_ptr, channels, H, W, BLOCK: tl.constexpr):
-        """x (B, C, L) -> ys (B, 4, C, L): reads each row-major position once, writes it to 4 places."""
+    def _block_positions(channels, H, W, BLOCK: tl.constexpr):
+        """This program's (batch, channel) row and block of positions: (row, p, mask, p1, p2, p3, offset of the
+        row's direction 0 in a (B, 4, C, L) tensor, stride between directions)."""
         batch_channel = tl.program_id(0).to(tl.int64)
         L = H * W
         p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        mask = p < L
         p1, p2, p3 = _direction_positions(p, H, W)
         batch, channel = batch_channel // channels, batch_channel % channels
-        direction_stride = channels * L
-        out = ys_ptr + (batch * 4 * channels + channel) * L
-        value = tl.load(x_ptr + batch_channel * L + p, mask=mask)
+        return (batch_channel * L, p, p < L, p1, p2, p3, (batch * 4 * channels + channel) * L, channels * L)
+
+    @triton.jit
+    def _cross_scan_kernel(x_ptr, ys_ptr, channels, H, W, BLOCK: tl.constexpr):
+        """x (B, C, L) -> ys (B, 4, C, L): reads each row-major position once, writes it to 4 places."""
+        row, p, mask, p1, p2, p3, directions, direction_stride = _block_positions(channels, H, W, BLOCK)
+        out = ys_ptr + directions
+        value = tl.load(x_ptr + row + p, mask=mask)
         tl.store(out + p, value, mask=mask)
         tl.store(out + direction_stride + p1, value, mask=mask)
         tl.store(out + 2 * direction_stride + p2, value, mask=mask)
@@ -41,18 +46,12 @@ if TRITON_AVAILABLE:
     @triton.jit
     def _cross_merge_kernel(ys_ptr, y_ptr, channels, H, W, BLOCK: tl.constexpr):
         """ys (B, 4, C, L) -> y (B, C, L): y[p] = (ys0[p] + ys2[p2]) + (ys1[p1] + ys3[p3]), the cross_scan adjoint."""
-        batch_channel = tl.program_id(0).to(tl.int64)
-        L = H * W
-        p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        mask = p < L
-        p1, p2, p3 = _direction_positions(p, H, W)
-        batch, channel = batch_channel // channels, batch_channel % channels
-        direction_stride = channels * L
-        source = ys_ptr + (batch * 4 * channels + channel) * L
+        row, p, mask, p1, p2, p3, directions, direction_stride = _block_positions(channels, H, W, BLOCK)
+        source = ys_ptr + directions
         rows = tl.load(source + p, mask=mask) + tl.load(source + 2 * direction_stride + p2, mask=mask)
         columns = tl.load(source + direction_stride + p1, mask=mask) + tl.load(
             source + 3 * direction_stride + p3, mask=mask)
-        tl.store(y_ptr + batch_channel * L + p, rows + columns, mask=mask)
+        tl.store(y_ptr + row + p, rows + columns, mask=mask)
 
 
 def _launch_cross_scan(x: torch.Tensor) -> torch.Tensor:
