@@ -30,8 +30,8 @@ def measure(network: str, patch_size: list[int], batch_size: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from nnunetv2_mamba.planning.memory import measure_memory_model
-    from nnunetv2_mamba.planning.planners import PLANNERS
+    from nnunetv2_mamba.experiment_planning.memory import measure_memory_model
+    from nnunetv2_mamba.experiment_planning.planners import PLANNERS
 
     planner = PLANNERS[network]
     model = measure_memory_model(planner.network_class, 1, 4, planner.network_kwargs)

@@ -12,12 +12,12 @@ import sys
 #: subcommand -> (module implementing it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("nnunetv2_mamba.doctor", "report which selective-scan backend is used and why"),
-    "trainers-path": ("nnunetv2_mamba.training.shim_path", "print the folder to put in nnUNet_extTrainer"),
-    "plan_and_preprocess": ("nnunetv2_mamba.planning.cli",
+    "trainers-path": ("nnunetv2_mamba.training.search_path", "print the folder to put in nnUNet_extTrainer"),
+    "plan_and_preprocess": ("nnunetv2_mamba.experiment_planning.cli",
                             "fingerprint, plan with the Mamba planner and preprocess a dataset"),
     "evaluate": ("nnunetv2_mamba.evaluation.cli",
                  "Dice/IoU/Acc/Pre/Sen/Spe/HD95/ASD of a prediction folder (JSON + CSV)"),
-    "benchmark": ("nnunetv2_mamba.benchmark.cli",
+    "benchmark": ("nnunetv2_mamba.comparison.cli",
                   "train, predict and compare trainers on the same plans and splits; writes a report"),
     "demo": ("nnunetv2_mamba.demo.cli",
              "the whole job on a synthetic cardiac phantom: plan, train, predict, report"),

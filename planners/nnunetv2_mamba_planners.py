@@ -1,2 +1,2 @@
 """The planner classes, e.g. `plan_experiment_dataset(900, nnUNetPlannerMambaUNet)` from nnU-Net's Python API."""
-from nnunetv2_mamba.planning.planners import nnUNetPlannerMambaUNet, nnUNetPlannerVMUNet  # noqa: F401
+from nnunetv2_mamba.experiment_planning.planners import nnUNetPlannerMambaUNet, nnUNetPlannerVMUNet  # noqa: F401

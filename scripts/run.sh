@@ -3,10 +3,10 @@
 #   bash scripts/run.sh demo [ARGS...]   the synthetic-cardiac demo (plan, train, predict, report)
 #   bash scripts/run.sh test [ARGS...]   the test suite (pytest ARGS)
 #   bash scripts/run.sh shell            print the activate line for the virtualenv
-# Environment: NNUNETV2_MAMBA_VENV (default ~/.cache/nnunetv2_mamba/venv), PYTHON (default python3).
+# Environment: nnUNet_mamba_venv (default ~/.cache/nnunetv2_mamba/venv), PYTHON (default python3).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${NNUNETV2_MAMBA_VENV:-$HOME/.cache/nnunetv2_mamba/venv}"
+venv="${nnUNet_mamba_venv:-$HOME/.cache/nnunetv2_mamba/venv}"
 job="${1:-}"; shift || true
 
 install() {

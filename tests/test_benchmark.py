@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 from scipy.stats import wilcoxon
 
-from nnunetv2_mamba.benchmark.cost import count_flops
-from nnunetv2_mamba.benchmark.harness import BenchmarkConfig
-from nnunetv2_mamba.benchmark.report import save_results, write_report
-from nnunetv2_mamba.benchmark.training import FoldRun, train_fold
+from nnunetv2_mamba.comparison.cost import count_flops
+from nnunetv2_mamba.comparison.harness import BenchmarkConfig
+from nnunetv2_mamba.comparison.report import save_results, write_report
+from nnunetv2_mamba.comparison.training import FoldRun, train_fold
 from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
 from nnunetv2_mamba.nets.ss2d import SS2D

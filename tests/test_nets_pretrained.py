@@ -13,7 +13,7 @@ D_STATE = 16
 
 
 def vmamba_v0_state_dict(in_chans=3, dims=DIMS, depths=(2, 2, 3, 2), d_state=D_STATE, num_classes=10, seed=0):
-    """A VMamba v0 classifier's state dict (ARCHITECTURES.md §0/§3 names and shapes), random values."""
+    """A VMamba v0 classifier's state dict (v0 names and shapes, docs/architecture.md "Pretrained weights"), random values."""
     gen = torch.Generator().manual_seed(seed)
     shapes = {"patch_embed.proj.weight": (dims[0], in_chans, 4, 4), "patch_embed.proj.bias": (dims[0],),
               "patch_embed.norm.weight": (dims[0],), "patch_embed.norm.bias": (dims[0],)}
@@ -173,7 +173,7 @@ def test_bad_files_give_one_clear_error(tmp_path):
 
 def test_paper_width_vmamba_tiny_v0_fills_the_paper_mamba_unet(tmp_path):
     """VMamba-T v0 widths (dims 96..768; stage 2 deeper than the U-Net's, shortened from 9 to 4 blocks to keep the
-    file small) against the paper's Mamba-UNet, as the seed's load_from does."""
+    file small) against the paper's Mamba-UNet, as the original code's load_from does."""
     ckpt = vmamba_v0_state_dict(dims=(96, 192, 384, 768), depths=(2, 2, 4, 2), num_classes=1000)
     torch.save({"model": ckpt}, tmp_path / "vssmtiny.pth")
     model = MambaUNet(3, 4)

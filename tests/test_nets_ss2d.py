@@ -1,4 +1,4 @@
-"""SS2D against a loop-by-loop implementation of ARCHITECTURES.md §0, scan direction order, initialisation."""
+"""SS2D against a loop-by-loop implementation of the SS2D spec (docs/architecture.md, "SS2D"), scan direction order, initialisation."""
 import math
 
 import pytest

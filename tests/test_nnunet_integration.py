@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.phantom import write_phantom_dataset
+from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = "Dataset900_CardiacPhantom"
@@ -54,8 +54,8 @@ def workspace(tmp_path_factory) -> dict:
 
 
 def train(ws: dict, trainer: str, plans: str, *flags: str, epochs: int = 1, results: Path | None = None) -> str:
-    env = {**ws["env"], "nnUNet_budget_epochs": str(epochs), "nnUNet_budget_iterations_per_epoch": "2",
-           "nnUNet_budget_val_iterations": "1"}
+    env = {**ws["env"], "nnUNet_mamba_budget_epochs": str(epochs), "nnUNet_mamba_budget_iterations_per_epoch": "2",
+           "nnUNet_mamba_budget_val_iterations": "1"}
     if results is not None:
         env["nnUNet_results"] = str(results)
     return run(["nnUNetv2_train", "900", "2d", "0", "-tr", trainer, "-p", plans, "-device", "cpu", *flags], env)
@@ -99,10 +99,10 @@ def test_mamba_unet_trains_resumes_predicts_evaluates_and_survives_export(worksp
     trainer, plans = "nnUNetTrainerMambaUNet_Tiny", "nnUNetMambaUNetPlans"
     fold = model_folder(workspace, trainer, plans) / "fold_0"
     log = train(workspace, trainer, plans, epochs=1)
-    assert "nnUNet_budget_epochs=1" in log
-    assert torch.load(fold / "checkpoint_final.pth", weights_only=False)["current_epoch"] == 1
+    assert "nnUNet_mamba_budget_epochs=1" in log
+    assert read_training_checkpoint(fold / "checkpoint_final.pth")["current_epoch"] == 1
     train(workspace, trainer, plans, "--c", epochs=2)
-    checkpoint = torch.load(fold / "checkpoint_final.pth", weights_only=False)
+    checkpoint = read_training_checkpoint(fold / "checkpoint_final.pth")
     assert checkpoint["current_epoch"] == 2 and checkpoint["trainer_name"] == trainer
     assert len(checkpoint["logging"]["train_losses"]) == 2  # epoch 0 from the first run, epoch 1 after --c
     assert (fold.parent / "plans.json").is_file() and (fold / "validation" / "summary.json").is_file()
@@ -141,12 +141,12 @@ def test_vm_unet_trains_and_predicts_with_a_stock_patch_not_divisible_by_32(work
 
 
 def test_trainer_shim_finds_every_trainer_from_a_fresh_python(tmp_path):
-    from nnunetv2_mamba.training.shim_path import SHIM_FOLDER
+    from nnunetv2_mamba.training.search_path import trainers_folder
     from nnunetv2_mamba.training.trainers import __all__ as names
 
     script = ("import sys; from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f; "
               "print(*[f(n).__module__ for n in sys.argv[1:]])")
-    for folder in (REPO / "trainers", SHIM_FOLDER):
+    for folder in (REPO / "trainers", trainers_folder()):
         env = {**os.environ, "nnUNet_extTrainer": f"{tmp_path}{os.pathsep}{folder}"}
         output = run([sys.executable, "-c", script, *names], env)
         assert output.splitlines()[-1].split() == ["nnunetv2_mamba.training.trainers"] * len(names)

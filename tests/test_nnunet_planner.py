@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from nnunetv2_mamba.nets import MambaUNet
-from nnunetv2_mamba.planning.memory import NetworkMemoryModel, measure_memory_model, saved_activation_floats
-from nnunetv2_mamba.planning.planners import initial_patch_size, shrink_patch_to_fit
+from nnunetv2_mamba.experiment_planning.memory import NetworkMemoryModel, measure_memory_model, saved_activation_floats
+from nnunetv2_mamba.experiment_planning.planners import initial_patch_size, shrink_patch_to_fit
 
 TINY = {"dims": [16, 32, 64, 128]}
 

@@ -9,7 +9,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.training import trainers
 from nnunetv2_mamba.training.budget import EPOCHS_ENV, read_positive_int
-from nnunetv2_mamba.training.pretrained import PRETRAINED_ENV, pretrained_checkpoint_path
+from nnunetv2_mamba.training.warm_start import PRETRAINED_ENV, pretrained_checkpoint_path
 from nnunetv2_mamba.training.schedules import CosineLRScheduler
 
 PLAIN = "dynamic_network_architectures.architectures.unet.PlainConvUNet"

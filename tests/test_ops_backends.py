@@ -1,4 +1,4 @@
-"""Backend choice (argument, $NNUNETV2_MAMBA_SCAN, auto), its errors and log line, the doctor, and that
+"""Backend choice (argument, $nnUNet_mamba_scan, auto), its errors and log line, the doctor, and that
 importing the package survives a missing or broken mamba-ssm / causal-conv1d / triton."""
 import logging
 import os
@@ -22,26 +22,26 @@ def small_inputs():
 
 
 def test_env_variable_selects_and_argument_overrides(monkeypatch):
-    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", "torch")
+    monkeypatch.setenv("nnUNet_mamba_scan", "torch")
     assert requested_backend() == "torch"
-    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", " Auto ")
+    monkeypatch.setenv("nnUNet_mamba_scan", " Auto ")
     assert requested_backend() == "auto"
-    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", "cuda")
+    monkeypatch.setenv("nnUNet_mamba_scan", "cuda")
     assert requested_backend("torch") == "torch"
     torch.testing.assert_close(selective_scan(*small_inputs(), backend="torch"),
                                selective_scan_reference(*small_inputs()), rtol=6e-4, atol=2e-3)
 
 
 def test_unknown_value_names_the_valid_ones(monkeypatch):
-    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", "mamba")
-    with pytest.raises(ValueError, match="NNUNETV2_MAMBA_SCAN='mamba'.*auto, cuda, triton, torch"):
+    monkeypatch.setenv("nnUNet_mamba_scan", "mamba")
+    with pytest.raises(ValueError, match="nnUNet_mamba_scan='mamba'.*auto, cuda, triton, torch"):
         selective_scan(*small_inputs())
     with pytest.raises(ValueError, match="backend='fast'"):
         selective_scan(*small_inputs(), backend="fast")
 
 
 def test_cuda_backend_on_cpu_tensors_says_how_to_fix(monkeypatch):
-    monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", "cuda")
+    monkeypatch.setenv("nnUNet_mamba_scan", "cuda")
     with pytest.raises(RuntimeError, match="(MAMBA_FORCE_BUILD=TRUE pip install mamba-ssm|needs CUDA tensors)"):
         selective_scan(*small_inputs())
 
@@ -111,7 +111,7 @@ def test_bad_shapes_raise_one_clear_error():
 
 
 def run_python(code, pythonpath=None):
-    env = dict(os.environ, NNUNETV2_MAMBA_SCAN="")
+    env = dict(os.environ, nnUNet_mamba_scan="")
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([str(pythonpath)] + [p for p in [env.get("PYTHONPATH")] if p])
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
@@ -157,7 +157,7 @@ def test_import_and_scan_with_broken_optional_packages(tmp_path):
 
 def test_doctor_subcommand():
     result = subprocess.run([sys.executable, "-m", "nnunetv2_mamba", "doctor"], capture_output=True, text=True,
-                            env=dict(os.environ, NNUNETV2_MAMBA_SCAN="torch"), timeout=300)
+                            env=dict(os.environ, nnUNet_mamba_scan="torch"), timeout=300)
     assert result.returncode == 0, result.stderr
     for expected in (f"torch {torch.__version__}", "device:", "cuda ", "triton ", "torch ",
                      "chosen on cpu: torch (requested"):

@@ -41,6 +41,6 @@ print("all equal")
 @pytest.mark.skipif(importlib.util.find_spec("mamba_ssm") is None, reason="mamba-ssm is not installed")
 def test_reference_equals_mamba_selective_scan_ref():
     result = subprocess.run([sys.executable, "-c", COMPARE], capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, NNUNETV2_MAMBA_SCAN=""))
+                            env=dict(os.environ, nnUNet_mamba_scan=""))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all equal" in result.stdout

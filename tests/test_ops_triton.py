@@ -124,7 +124,7 @@ def triton_results(tmp_path_factory):
     done = subprocess.run([sys.executable, __file__, str(results_path)], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, f"Triton worker failed:\n{done.stdout}\n{done.stderr}"
-    return torch.load(results_path)
+    return torch.load(results_path, weights_only=True)
 
 
 def tolerances(dtype, has_z):

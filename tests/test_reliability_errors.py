@@ -4,24 +4,24 @@ import pytest
 import torch
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
-from nnunetv2_mamba.checkpoints import CheckpointError
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
+from nnunetv2_mamba.nets.state_dict import IncompatibleWeightsError
 from nnunetv2_mamba.training.trainers import nnUNetTrainerVMUNet
 
 DIMS = (8, 16, 32, 64)
 
 
 def test_strict_load_of_another_architecture_names_the_fix():
-    with pytest.raises(CheckpointError, match=r"weights of another network than this VMUNet.*lack 34 of its tensors"
+    with pytest.raises(IncompatibleWeightsError, match=r"weights of another network than this VMUNet.*lack 34 of its tensors"
                                               r".*Use the trainer \(-tr\) and plans \(-p\)"):
         VMUNet(1, 4, dims=DIMS).load_state_dict(MambaUNet(1, 4, dims=DIMS).state_dict())
 
 
 def test_strict_load_with_another_channel_count_or_width_names_the_fix():
-    with pytest.raises(CheckpointError, match=r"trained on 3 input channel\(s\) do not fit this MambaUNet, which "
+    with pytest.raises(IncompatibleWeightsError, match=r"trained on 3 input channel\(s\) do not fit this MambaUNet, which "
                                               r"takes 1\. Give each case exactly 3 image file\(s\) \(_0000 \.\.\. _0002"):
         MambaUNet(1, 4, dims=DIMS).load_state_dict(MambaUNet(3, 4, dims=DIMS).state_dict())
-    with pytest.raises(CheckpointError, match=r"other widths than this MambaUNet.*Use the plans \(-p\)"):
+    with pytest.raises(IncompatibleWeightsError, match=r"other widths than this MambaUNet.*Use the plans \(-p\)"):
         MambaUNet(1, 4, dims=DIMS).load_state_dict(MambaUNet(1, 4, dims=(8, 16, 32, 48)).state_dict())
 
 
@@ -43,7 +43,7 @@ def test_a_cascade_stage_gets_one_clear_error():
 
 
 def test_a_save_interrupted_midway_keeps_the_previous_checkpoint(tmp_path):
-    from nnunetv2_mamba.checkpoints import save_atomically
+    from nnunetv2_mamba.training.checkpoints import save_atomically
 
     target = tmp_path / "checkpoint_latest.pth"
     torch.save({"network_weights": {"w": torch.ones(2)}}, target)

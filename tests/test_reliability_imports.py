@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from nnunetv2_mamba.training.shim_path import SHIM_FOLDER
+from nnunetv2_mamba.training.search_path import trainers_folder
 from test_ops_backends import run_python
 
 BLOCKER = """
@@ -24,7 +24,7 @@ sys.meta_path.insert(0, Block())
 
 IMPORTS = f"""
 import importlib, os, sys
-os.environ['nnUNet_extTrainer'] = {str(SHIM_FOLDER)!r}
+os.environ['nnUNet_extTrainer'] = {str(trainers_folder())!r}
 for name in ('nnunetv2_mamba', 'nnunetv2_mamba.nets', 'nnunetv2_mamba.training', 'nnunetv2_mamba.training.trainers'):
     importlib.import_module(name)
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as find

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from nnunetv2_mamba.checkpoints import CheckpointError, read_training_checkpoint
+from nnunetv2_mamba.training.checkpoints import CheckpointError, read_training_checkpoint
 from nnunetv2_mamba.phantom import write_phantom_dataset
 from test_nnunet_integration import DATASET, REPO, run
 
@@ -54,8 +54,8 @@ def workspace(tmp_path_factory) -> dict:
     plans = json.loads(plans_file.read_text())
     plans["configurations"]["2d"]["patch_size"] = [32, 32]
     plans_file.write_text(json.dumps(plans))
-    env.update({"nnUNet_n_proc_DA": "0", "nnUNet_budget_epochs": str(EPOCHS),
-                "nnUNet_budget_iterations_per_epoch": "3", "nnUNet_budget_val_iterations": "1"})
+    env.update({"nnUNet_n_proc_DA": "0", "nnUNet_mamba_budget_epochs": str(EPOCHS),
+                "nnUNet_mamba_budget_iterations_per_epoch": "3", "nnUNet_mamba_budget_val_iterations": "1"})
     return {"root": root, "env": env}
 
 

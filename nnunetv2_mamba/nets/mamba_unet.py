@@ -1,6 +1,6 @@
-"""Mamba-UNet (Wang et al., arXiv 2402.05079), size-agnostic (ARCHITECTURES.md §1).
+"""Mamba-UNet (Wang et al., arXiv 2402.05079), size-agnostic (docs/architecture.md, "Mamba-UNet").
 
-State-dict keys (n = len(dims) stages; the seed's names under ``encoder.`` / ``decoder.``):
+State-dict keys (n = len(dims) stages; the original code's names under ``encoder.`` / ``decoder.``):
 - ``encoder.patch_embed.*``, ``encoder.layers.{i}.blocks.{j}.*``, ``encoder.layers.{i}.downsample.*``,
   ``encoder.norm.*`` (see ``VSSEncoder``);
 - ``decoder.layers_up.0.{expand,norm}.*`` (the bare PatchExpand under the bottleneck),
@@ -23,7 +23,7 @@ from nnunetv2_mamba.nets.unet_base import DeepSupervisedDecoder, VSSUNet
 
 
 def mirrored_rates(encoder_rates: Sequence[float], depth: int) -> list[float]:
-    """The seed reuses the mirrored encoder stage's drop-path rates; stretched evenly when depths differ."""
+    """The original code reuses the mirrored encoder stage's drop-path rates; stretched evenly when depths differ."""
     return torch.linspace(encoder_rates[0], encoder_rates[-1], depth).tolist()
 
 

@@ -1,4 +1,4 @@
-"""Patch embedding, merging (down x2) and expanding (up x2 / x4) layers, channel-last (ARCHITECTURES.md §0-2)."""
+"""Patch embedding, merging (down x2) and expanding (up x2 / x4) layers, channel-last (docs/architecture.md, "Shared layers")."""
 from __future__ import annotations
 
 import torch
@@ -38,7 +38,7 @@ class PatchExpand(nn.Module):
     """Linear(in -> scale²·out, no bias), pixel-shuffle by ``scale``, LayerNorm(out):
     (B, H, W, in_dim) -> (B, scale·H, scale·W, out_dim). Keys ``expand``, ``norm``.
 
-    This one operation is each seed's expanding layer, with the seed's widths:
+    This one operation is each original network's expanding layer, with its widths:
     Mamba-UNet ``PatchExpand(d)`` = (d, d/2, 2) and ``FinalPatchExpand_X4(96)`` = (96, 96, 4);
     VM-UNet ``PatchExpand2D(d)`` = (2d, d, 2) and ``Final_PatchExpand2D(96)`` = (96, 24, 4).
     """

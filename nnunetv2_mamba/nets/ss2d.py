@@ -1,4 +1,4 @@
-"""VMamba v0's 2D selective-scan mixer (SS2D) and the VSS block built on it (ARCHITECTURES.md §0).
+"""VMamba v0's 2D selective-scan mixer (SS2D) and the VSS block built on it (docs/architecture.md, "SS2D").
 
 Parameter names match VMamba v0 checkpoints: ``in_proj``, ``conv2d``, ``x_proj_weight``, ``dt_projs_weight``,
 ``dt_projs_bias``, ``A_logs``, ``Ds``, ``out_norm``, ``out_proj``; a block holds ``ln_1`` and ``self_attention``.

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnunetv2_mamba.checkpoints import check_state_dict_fits
 from nnunetv2_mamba.nets.encoder import PATCH_SIZE, VSSEncoder
+from nnunetv2_mamba.nets.state_dict import check_state_dict_fits
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -1,6 +1,6 @@
-"""VM-UNet (Ruan & Xiang, arXiv 2402.02491), size-agnostic (ARCHITECTURES.md §2).
+"""VM-UNet (Ruan & Xiang, arXiv 2402.02491), size-agnostic (docs/architecture.md, "VM-UNet").
 
-State-dict keys (n = len(dims) stages; the seed's names under ``encoder.`` / ``decoder.``):
+State-dict keys (n = len(dims) stages; the original code's names under ``encoder.`` / ``decoder.``):
 - ``encoder.patch_embed.*``, ``encoder.layers.{i}.blocks.{j}.*``, ``encoder.layers.{i}.downsample.*``
   (no final encoder norm; see ``VSSEncoder``);
 - ``decoder.layers_up.{i}.upsample.{expand,norm}.*`` (i >= 1) and ``decoder.layers_up.{i}.blocks.{j}.*``,
@@ -42,7 +42,7 @@ def decoder_drop_path_rates(drop_path_rate: float, decoder_depths: Sequence[int]
 class VMUNetDecoder(DeepSupervisedDecoder):
     """(bottleneck (B, h, w, dims[-1]), encoder skips) -> logits (B, K, 4·2^(n-1)·h, 4·2^(n-1)·w), NCHW.
 
-    Additive skips: stage i >= 1 gets ``x + skips[-i]`` (the stem's skip is unused, as in the seed).
+    Additive skips: stage i >= 1 gets ``x + skips[-i]`` (the stem's skip is unused, as in the original code).
     ``decoder_depths[i]`` is the depth of decoder stage i counted from the bottom. Deep-supervision heads read
     the outputs of stages 1..n-1.
     """

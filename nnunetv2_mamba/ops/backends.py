@@ -4,7 +4,7 @@ Backends: ``cuda`` (mamba-ssm's compiled ``selective_scan_fn``), ``triton`` (our
 :mod:`nnunetv2_mamba.ops.scan_triton`), ``torch`` (our pure-PyTorch scan, any device). ``auto`` picks, for CUDA
 tensors, cuda if its kernel imports, else triton, else torch, skipping (with a warning) a kernel whose first small
 test scan on that GPU fails or disagrees with the torch scan; for any other device, torch. The choice comes from
-the ``backend=`` argument, else the environment variable ``NNUNETV2_MAMBA_SCAN``, else ``auto``. The optional
+the ``backend=`` argument, else the environment variable ``nnUNet_mamba_scan``, else ``auto``. The optional
 imports happen on first need only, and any exception they raise just marks that backend unavailable.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-ENV_VARIABLE = "NNUNETV2_MAMBA_SCAN"
+ENV_VARIABLE = "nnUNet_mamba_scan"
 BACKENDS = ("cuda", "triton", "torch")
 CHOICES = ("auto",) + BACKENDS
 CUDA_BUILD_HINT = ("build mamba-ssm's kernel on a machine with nvcc: "
@@ -80,7 +80,7 @@ def availability(name: str) -> Availability:
 
 
 def requested_backend(backend: str | None = None) -> str:
-    """The requested choice: the argument, else $NNUNETV2_MAMBA_SCAN, else "auto"; validated."""
+    """The requested choice: the argument, else $nnUNet_mamba_scan, else "auto"; validated."""
     source = "backend="
     if backend is None:
         backend, source = os.environ.get(ENV_VARIABLE, "") or "auto", ENV_VARIABLE + "="
@@ -146,7 +146,7 @@ def _log_choice(name: str, reason: str) -> None:
 
 
 def backend_for(device: torch.device) -> str:
-    """The backend name :func:`selective_scan` will run on tensors of ``device`` ($NNUNETV2_MAMBA_SCAN or auto)."""
+    """The backend name :func:`selective_scan` will run on tensors of ``device`` ($nnUNet_mamba_scan or auto)."""
     return choose_backend(requested_backend(), device)[0]
 
 

@@ -1,6 +1,6 @@
 """Slow, obviously-correct selective scan: one Python step per time step, autograd does the backward.
 
-Semantics are mamba-ssm's ``selective_scan_ref`` (see ARCHITECTURES.md §4); this is the yardstick every fast
+Semantics are mamba-ssm's ``selective_scan_ref`` (docs/architecture.md, "The selective scan"); this is the yardstick every fast
 backend is tested against, never used for training.
 """
 from __future__ import annotations

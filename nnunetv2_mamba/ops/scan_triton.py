@@ -1,6 +1,6 @@
 """Selective scan in Triton: a chunked forward kernel and a reverse-time backward kernel.
 
-Semantics, shapes and dtypes are mamba-ssm's ``selective_scan_fn`` (ARCHITECTURES.md §4); the yardstick is
+Semantics, shapes and dtypes are mamba-ssm's ``selective_scan_fn`` (docs/architecture.md, "The selective scan"); the yardstick is
 ``nnunetv2_mamba.ops.scan_reference.selective_scan_reference``.
 
 Work split: one program per (batch, block of ``BLOCK_D`` channels of one B/C group). Time is walked in chunks of

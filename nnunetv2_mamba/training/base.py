@@ -11,7 +11,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunetv2_mamba.training.nonfinite import NonFiniteLossGuard
-from nnunetv2_mamba.training.safe_checkpoints import SafeCheckpoints
+from nnunetv2_mamba.training.checkpoints import SafeCheckpoints
 
 COMPILE_ENV = "nnUNet_compile"
 

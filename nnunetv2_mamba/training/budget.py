@@ -5,9 +5,9 @@ import os
 
 import torch
 
-EPOCHS_ENV = "nnUNet_budget_epochs"
-ITERATIONS_ENV = "nnUNet_budget_iterations_per_epoch"
-VAL_ITERATIONS_ENV = "nnUNet_budget_val_iterations"
+EPOCHS_ENV = "nnUNet_mamba_budget_epochs"
+ITERATIONS_ENV = "nnUNet_mamba_budget_iterations_per_epoch"
+VAL_ITERATIONS_ENV = "nnUNet_mamba_budget_val_iterations"
 
 
 def read_positive_int(name: str, default: int) -> int:

@@ -4,9 +4,9 @@
 |---|---|
 | (none) | nnU-Net's recipe (SGD 0.99 Nesterov, poly LR, 1000 x 250 iterations, DS loss) with the paper network |
 | ``NoDeepSupervision`` | one output, plain loss |
-| ``_PaperRecipe`` | the paper's optimiser and schedule (ARCHITECTURES.md) |
+| ``_PaperRecipe`` | the paper's optimiser and schedule (docs/architecture.md, "Training recipes") |
 | ``_Pretrained`` | encoder from the VMamba checkpoint in ``nnUNet_mamba_pretrained`` at training start |
-| ``_Budget`` | epochs/iterations from ``nnUNet_budget_*`` (benchmarks); ``nnUNetTrainer_Budget`` is the CNN baseline |
+| ``_Budget`` | epochs/iterations from ``nnUNet_mamba_budget_*`` (benchmarks); ``nnUNetTrainer_Budget`` is the CNN baseline |
 | ``_Tiny`` | dims (16, 32, 64, 128) and a 2 x 3-iteration budget: tests and CPU smoke runs |
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.training.base import VSSUNetTrainerBase
 from nnunetv2_mamba.training.budget import TrainingBudget
-from nnunetv2_mamba.training.pretrained import PretrainedEncoder
+from nnunetv2_mamba.training.warm_start import PretrainedEncoder
 from nnunetv2_mamba.training.schedules import CosineLRScheduler
 
 TINY_DIMS = {"dims": (16, 32, 64, 128)}
@@ -101,13 +101,13 @@ class nnUNetTrainerVMUNet_Budget(TrainingBudget, nnUNetTrainerVMUNet):
 
 
 class nnUNetTrainerMambaUNet_Tiny(TrainingBudget, nnUNetTrainerMambaUNet):
-    """Narrow Mamba-UNet, 2 epochs x 3 iterations (``nnUNet_budget_*`` still override): tests, CPU smoke runs."""
+    """Narrow Mamba-UNet, 2 epochs x 3 iterations (``nnUNet_mamba_budget_*`` still override): tests, CPU smoke runs."""
     fixed_network_kwargs = TINY_DIMS
     budget_defaults = TINY_BUDGET
 
 
 class nnUNetTrainerVMUNet_Tiny(TrainingBudget, nnUNetTrainerVMUNet):
-    """Narrow VM-UNet, 2 epochs x 3 iterations (``nnUNet_budget_*`` still override): tests, CPU smoke runs."""
+    """Narrow VM-UNet, 2 epochs x 3 iterations (``nnUNet_mamba_budget_*`` still override): tests, CPU smoke runs."""
     fixed_network_kwargs = TINY_DIMS
     budget_defaults = TINY_BUDGET
 

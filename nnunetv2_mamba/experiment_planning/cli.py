@@ -28,7 +28,7 @@ def run(args) -> int:
     from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
 
-    from nnunetv2_mamba.planning.planners import PLANNERS
+    from nnunetv2_mamba.experiment_planning.planners import PLANNERS
 
     for dataset_id in args.dataset_id:
         fingerprint = join(nnUNet_preprocessed, convert_id_to_dataset_name(dataset_id), "dataset_fingerprint.json")

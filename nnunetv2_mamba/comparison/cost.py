@@ -1,6 +1,6 @@
 """Cost of one trainer's network at the plans' patch and batch size: parameters, FLOPs, fwd+bwd time, peak memory.
 
-Run as ``python -m nnunetv2_mamba.benchmark.cost TRAINER PLANS_JSON DATASET_JSON CONFIG DEVICE`` (a fresh process,
+Run as ``python -m nnunetv2_mamba.comparison.cost TRAINER PLANS_JSON DATASET_JSON CONFIG DEVICE`` (a fresh process,
 so that its peak memory is the network's alone); prints one JSON line.
 
 FLOPs (forward, batch 1, one patch) = torch.utils.flop_counter.FlopCounterMode (convolutions, matmuls,

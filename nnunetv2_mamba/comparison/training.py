@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunetv2_mamba.benchmark.environment import nnunet_command
+from nnunetv2_mamba.comparison.environment import nnunet_command
 
 PLANS = "nnUNetPlans"
 
@@ -65,9 +65,10 @@ def read_training_log(run: FoldRun) -> dict:
     ``iterations_per_epoch`` from the training log and ``seconds_per_iteration`` (median epoch wall time divided by
     the training iterations per epoch: includes data loading and the per-epoch validation)."""
     import numpy as np
-    import torch
 
-    checkpoint = torch.load(run.folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
+
+    checkpoint = read_training_checkpoint(run.folder / "checkpoint_final.pth")
     logging = checkpoint["logging"]
     curves = {key: [float(v) if not isinstance(v, (list, tuple)) else [float(x) for x in v] for v in values]
               for key, values in logging.items()}
@@ -82,7 +83,7 @@ def read_training_log(run: FoldRun) -> dict:
 def _iterations_per_epoch(folder: Path) -> int:
     """Training iterations per epoch written by our budget trainers in nnU-Net's log; nnU-Net's 250 otherwise."""
     for log in sorted(folder.glob("training_log_*.txt"), reverse=True):
-        found = re.search(r"nnUNet_budget_iterations_per_epoch=(\d+)", log.read_text(errors="replace"))
+        found = re.search(r"nnUNet_mamba_budget_iterations_per_epoch=(\d+)", log.read_text(errors="replace"))
         if found:
             return int(found.group(1))
     return 250

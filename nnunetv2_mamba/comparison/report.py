@@ -5,8 +5,8 @@ import html
 import math
 from pathlib import Path
 
-from nnunetv2_mamba.benchmark import figures
-from nnunetv2_mamba.benchmark.statistics import compare_to_baseline
+from nnunetv2_mamba.comparison import figures
+from nnunetv2_mamba.comparison.statistics import compare_to_baseline
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN
 from nnunetv2_mamba.evaluation.folder import load_results
 from nnunetv2_mamba.evaluation.metrics import DISTANCE_METRICS, METRICS

@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs for every trainer. Giving --epochs, --iterations-per-epoch or "
                              "--val-iterations trains trainer X as X_Budget (e.g. nnUNetTrainerMambaUNet_Budget), "
-                             "which reads them from nnUNet_budget_epochs / _iterations_per_epoch / _val_iterations")
+                             "which reads them from nnUNet_mamba_budget_epochs / _iterations_per_epoch / _val_iterations")
     parser.add_argument("--iterations-per-epoch", type=int, default=None, help="training iterations per epoch")
     parser.add_argument("--val-iterations", type=int, default=None, help="validation iterations per epoch")
     parser.add_argument("--test-folder", default=None, help="images to predict (imagesTs layout)")
@@ -37,9 +37,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from nnunetv2_mamba.benchmark.environment import NnUNetPaths
-    from nnunetv2_mamba.benchmark.harness import BenchmarkConfig, run_benchmark
-    from nnunetv2_mamba.benchmark.report import write_report
+    from nnunetv2_mamba.comparison.environment import NnUNetPaths
+    from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
+    from nnunetv2_mamba.comparison.report import write_report
 
     if args.report_only:
         if args.report_dir is None:

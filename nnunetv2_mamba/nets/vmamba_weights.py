@@ -2,7 +2,7 @@
 
 Checkpoint keys are first brought to VMamba v0 names (``patch_embed.{proj,norm}``, ``layers.{i}.blocks.{j}.{ln_1,
 self_attention}``, ``layers.{i}.downsample``, ``norm``), then mapped onto ``encoder.<v0 name>``. Optionally, as
-both seeds do, decoder stage ``layers_up.{n-1-i}`` gets the blocks of encoder stage i (ARCHITECTURES.md §1-2).
+both original repositories do, decoder stage ``layers_up.{n-1-i}`` gets the blocks of encoder stage i (docs/architecture.md, "Pretrained weights").
 """
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import torch
 from timm.models import adapt_input_conv
 from torch import nn
 
+from nnunetv2_mamba.nets.state_dict import STEM_KEY
+
 logger = logging.getLogger("nnunetv2_mamba")
 
 STATE_DICT_CONTAINERS = ("model", "model_ema", "state_dict")
-STEM_KEY = "encoder.patch_embed.proj.weight"
 EXPECTED = ("a VMamba classification checkpoint (.pth) holding a state dict, directly or under 'model', "
             "'model_ema' or 'state_dict', with keys like 'patch_embed.proj.weight' and "
             "'layers.0.blocks.0.self_attention.in_proj.weight' (v0) or 'layers.0.blocks.0.op.in_proj.weight' (v2+)")

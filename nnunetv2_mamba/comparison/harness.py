@@ -9,11 +9,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nnunetv2_mamba.benchmark.environment import (NnUNetPaths, budget_trainer, resolve_device,
+from nnunetv2_mamba.comparison.environment import (NnUNetPaths, budget_trainer, resolve_device,
                                                   subprocess_environment)
-from nnunetv2_mamba.benchmark.prediction import predict_folder
-from nnunetv2_mamba.benchmark.report import save_results, write_report
-from nnunetv2_mamba.benchmark.training import PLANS, FoldRun, read_training_log, train_fold
+from nnunetv2_mamba.comparison.prediction import predict_folder
+from nnunetv2_mamba.comparison.report import save_results, write_report
+from nnunetv2_mamba.comparison.training import PLANS, FoldRun, read_training_log, train_fold
 from nnunetv2_mamba.evaluation.folder import evaluate_folder
 
 BUDGET_READY_SUFFIXES = ("_Budget", "_Tiny")
@@ -36,7 +36,7 @@ class BenchmarkConfig:
     disable_tta: bool = False
 
     def trained_as(self) -> dict[str, str]:
-        """{name given: trainer run}: with a budget, trainer X runs as X_Budget (reads nnUNet_budget_*)."""
+        """{name given: trainer run}: with a budget, trainer X runs as X_Budget (reads nnUNet_mamba_budget_*)."""
         with_budget = any(v is not None for v in (self.epochs, self.iterations_per_epoch, self.val_iterations))
         return {name: budget_trainer(name) if with_budget and not name.endswith(BUDGET_READY_SUFFIXES) else name
                 for name in self.trainers}
@@ -121,7 +121,7 @@ def _measure_cost(trainer: str, plans_file: Path, dataset_file: Path, configurat
     cache = cache_dir / f"{trainer}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    command = [sys.executable, "-m", "nnunetv2_mamba.benchmark.cost", trainer, str(plans_file), str(dataset_file),
+    command = [sys.executable, "-m", "nnunetv2_mamba.comparison.cost", trainer, str(plans_file), str(dataset_file),
                configuration, device]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:

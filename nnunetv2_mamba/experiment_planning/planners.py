@@ -14,7 +14,7 @@ import numpy as np
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
-from nnunetv2_mamba.planning.memory import measure_memory_model
+from nnunetv2_mamba.experiment_planning.memory import measure_memory_model
 
 PATCH_MULTIPLE = 32
 GIB = 1024 ** 3

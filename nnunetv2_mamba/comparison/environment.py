@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunetv2_mamba.training.budget import EPOCHS_ENV, ITERATIONS_ENV, VAL_ITERATIONS_ENV
-from nnunetv2_mamba.training.shim_path import SHIM_FOLDER
+from nnunetv2_mamba.training.search_path import trainers_folder
 
 BUDGET_SUFFIX = "_Budget"
 
@@ -58,7 +58,7 @@ def resolve_device(device: str) -> str:
 
 
 def budget_trainer(trainer: str) -> str:
-    """The ``_Budget`` variant that reads the ``nnUNet_budget_*`` variables (unchanged if already one)."""
+    """The ``_Budget`` variant that reads the ``nnUNet_mamba_budget_*`` variables (unchanged if already one)."""
     return trainer if trainer.endswith(BUDGET_SUFFIX) else trainer + BUDGET_SUFFIX
 
 
@@ -69,7 +69,7 @@ def nnunet_environment(paths: NnUNetPaths) -> dict:
                nnUNet_results=str(paths.results))
     env.pop("nnUNet_n_proc_DA", None)
     ext = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
-    env["nnUNet_extTrainer"] = os.pathsep.join(dict.fromkeys([str(SHIM_FOLDER), *ext]))
+    env["nnUNet_extTrainer"] = os.pathsep.join(dict.fromkeys([str(trainers_folder()), *ext]))
     return env
 
 

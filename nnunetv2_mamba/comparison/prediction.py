@@ -13,8 +13,8 @@ def predict_folder(dataset_id: int, trainer: str, configuration: str, folds: lis
 
     The wall time covers the whole command (start-up and model loading included), divided by the cases.
     """
-    from nnunetv2_mamba.benchmark.environment import nnunet_command
-    from nnunetv2_mamba.benchmark.training import PLANS
+    from nnunetv2_mamba.comparison.environment import nnunet_command
+    from nnunetv2_mamba.comparison.training import PLANS
 
     cases = sorted({p.name.rsplit("_", 1)[0] for p in input_dir.iterdir() if p.name.endswith(".nii.gz")})
     if not cases:
