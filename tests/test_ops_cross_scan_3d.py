@@ -77,7 +77,8 @@ def test_gradcheck_float64(K):
 def test_channels_last_pair_is_the_same_map(shape, K):
     B, C, *spatial = shape
     x = torch.randn(shape)
-    assert torch.equal(cross_scan_3d_channels_last(x.permute(0, 2, 3, 4, 1), K), cross_scan_3d(x, K).permute(0, 3, 1, 2))
+    assert torch.equal(cross_scan_3d_channels_last(x.permute(0, 2, 3, 4, 1), K),
+                       cross_scan_3d(x, K).permute(0, 3, 1, 2))
     ys = torch.randn(B, K, C, torch.Size(spatial).numel())
     torch.testing.assert_close(cross_merge_3d_channels_last(ys.permute(0, 3, 1, 2), spatial),
                                cross_merge_3d(ys, spatial).view(B, C, *spatial).permute(0, 2, 3, 4, 1), rtol=0, atol=0)

@@ -2,10 +2,12 @@
 
     bytes(patch, batch) = 4 * P * (2 + optimizer_slots) + batch * 4 * a * padded_pixels(patch)
 
-P is the parameter count and ``a`` the activations autograd keeps per input pixel (floats), both measured on the
-real network: ``a`` by counting, once per architecture, the distinct tensors saved for backward in one forward
-pass at a 64 x 64 probe (parameters excluded). Every saved tensor scales with the pixel count (the network pads to
-``size_divisor``), so the estimate is linear in the padded pixels. fp32 throughout: on CUDA with AMP most saved
+P is the parameter count and ``a`` the activations autograd keeps per input pixel or voxel (floats), both measured
+on the real network: ``a`` by counting, once per architecture and geometry, the distinct tensors saved for
+backward in one forward pass at a probe (parameters excluded): 64 x 64 in 2D, one ``size_divisor`` per axis in 3D
+(the smallest volume the network takes; a 2x larger one measures 6% fewer floats per voxel, so this errs on the
+safe side). Every saved tensor scales with the pixel count (the network pads to ``size_divisor``), so the
+estimate is linear in the padded pixels. fp32 throughout: on CUDA with AMP most saved
 tensors are half precision, so the estimate is conservative there. ``benchmarks/bench_planner_memory.py``
 compares it with the measured peak memory of a training step.
 """
@@ -22,9 +24,11 @@ PROBE_SIZE = 64
 BYTES_PER_FLOAT = 4
 
 
-def padded_pixels(patch_size, size_divisor: int) -> int:
-    """Pixels the network computes on after padding each axis up to a multiple of ``size_divisor``."""
-    return math.prod(math.ceil(s / size_divisor) * size_divisor for s in patch_size)
+def padded_pixels(patch_size, size_divisor: int | tuple[int, ...]) -> int:
+    """Pixels the network computes on after padding each axis up to a multiple of ``size_divisor`` (one per axis,
+    or one for all)."""
+    divisors = (size_divisor,) * len(patch_size) if isinstance(size_divisor, int) else size_divisor
+    return math.prod(math.ceil(s / d) * d for s, d in zip(patch_size, divisors))
 
 
 def saved_activation_floats(network: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -51,7 +55,7 @@ class NetworkMemoryModel:
 
     parameters: int
     activation_floats_per_pixel: float
-    size_divisor: int
+    size_divisor: int | tuple[int, ...]
     optimizer_slots: int = 1  # nnU-Net's SGD keeps one momentum buffer per parameter; AdamW keeps two
 
     def static_bytes(self) -> int:
@@ -78,14 +82,16 @@ def measure_memory_model(network_class: type[nn.Module], input_channels: int, nu
 
 
 def _freeze(kwargs: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in kwargs.items()))
+    def hashable(value):
+        return tuple(hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
+    return tuple(sorted((k, hashable(v)) for k, v in kwargs.items()))
 
 
 @lru_cache(maxsize=None)
 def _measure(network_class, input_channels, num_classes, frozen_kwargs, optimizer_slots) -> NetworkMemoryModel:
     torch.manual_seed(0)
     network = network_class(input_channels, num_classes, deep_supervision=True, **dict(frozen_kwargs))
-    probe = (PROBE_SIZE, PROBE_SIZE)
+    probe = (PROBE_SIZE, PROBE_SIZE) if network.spatial_dims == 2 else network.size_divisor
     floats = saved_activation_floats(network, (input_channels, *probe))
     return NetworkMemoryModel(
         parameters=sum(p.numel() for p in network.parameters()),

@@ -35,11 +35,17 @@ class ScanDirections:
     merge_channels_last: Merge
 
 
+def _merge_image(ys: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    return cross_merge(ys, *shape)
+
+
+def _merge_image_channels_last(ys: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    return cross_merge_channels_last(ys, *shape)
+
+
 IMAGE_DIRECTIONS = ScanDirections(
-    spatial_dims=2, num_directions=4,
-    scan_channels_first=cross_scan, merge_channels_first=lambda ys, shape: cross_merge(ys, *shape),
-    scan_channels_last=cross_scan_channels_last,
-    merge_channels_last=lambda ys, shape: cross_merge_channels_last(ys, *shape))
+    spatial_dims=2, num_directions=4, scan_channels_first=cross_scan, merge_channels_first=_merge_image,
+    scan_channels_last=cross_scan_channels_last, merge_channels_last=_merge_image_channels_last)
 
 
 @functools.cache
