@@ -3,6 +3,7 @@
 Checkpoint keys are first brought to VMamba v0 names (``patch_embed.{proj,norm}``, ``layers.{i}.blocks.{j}.{ln_1,
 self_attention}``, ``layers.{i}.downsample``, ``norm``), then mapped onto ``encoder.<v0 name>``. Optionally, as
 both original repositories do, decoder stage ``layers_up.{n-1-i}`` gets the blocks of encoder stage i (docs/architecture.md, "Pretrained weights").
+A 3D network gets the 2D tensors inflated (:mod:`.vmamba_inflation`, docs/three_d.md).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from timm.models import adapt_input_conv
 from torch import nn
 
 from nnunetv2_mamba.nets.state_dict import STEM_KEY
+from nnunetv2_mamba.nets.vmamba_inflation import inflation_rule, volume_key
 
 logger = logging.getLogger("nnunetv2_mamba")
 
@@ -43,21 +45,24 @@ class PretrainedCheckpointError(ValueError):
 
 @dataclass
 class PretrainedLoadReport:
-    """What ``load_vmamba_pretrained`` did. Model keys, except ``skipped`` (checkpoint keys)."""
+    """What ``load_vmamba_pretrained`` did. Model keys, except ``skipped`` (checkpoint keys). ``inflated``: loaded
+    into a 3D network through a 2D -> 3D rule (depth-inflated convolutions and mergings, mapped directions)."""
 
     path: str
     checkpoint_format: str
     loaded: list[str] = field(default_factory=list)
     adapted: list[str] = field(default_factory=list)
+    inflated: list[str] = field(default_factory=list)
     shape_mismatched: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     not_loaded: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        inflated = f", {len(self.inflated)} inflated from 2D to 3D" if self.inflated else ""
         return (f"pretrained {self.path} ({self.checkpoint_format} names): loaded {len(self.loaded)} tensors "
-                f"({len(self.adapted)} stem tensors adapted to the input channels), {len(self.shape_mismatched)} "
-                f"shape-mismatched, {len(self.skipped)} checkpoint tensors unused, {len(self.not_loaded)} model "
-                f"tensors keep their initialisation")
+                f"({len(self.adapted)} stem tensors adapted to the input channels{inflated}), "
+                f"{len(self.shape_mismatched)} shape-mismatched, {len(self.skipped)} checkpoint tensors unused, "
+                f"{len(self.not_loaded)} model tensors keep their initialisation")
 
 
 def read_state_dict(path, state_dict_key: str | None = None) -> dict[str, torch.Tensor]:
@@ -120,21 +125,35 @@ def load_vmamba_pretrained(model: nn.Module, path, *, init_decoder_from_encoder:
                            state_dict_key: str | None = None) -> PretrainedLoadReport:
     """Copy a VMamba checkpoint into ``model``'s encoder (and mirrored decoder blocks) where shapes fit.
 
-    A 3-channel stem is adapted to the model's input channels as timm's ``adapt_input_conv`` does.
+    A 3-channel stem is adapted to the model's input channels as timm's ``adapt_input_conv`` does; a 3D model
+    (``spatial_dims=3``) gets the tensors inflated (:mod:`.vmamba_inflation`).
     Raises ``PretrainedCheckpointError`` when the file is missing, unreadable or matches no key.
     """
     checkpoint, checkpoint_format = to_v0_names(read_state_dict(path, state_dict_key))
     own = model.state_dict()
     num_stages = len(model.encoder.layers)
+    volume = getattr(model, "spatial_dims", 2) == 3
     report = PretrainedLoadReport(str(path), checkpoint_format)
     updates = {}
     for key, tensor in checkpoint.items():
-        destinations = [t for t in targets(key, num_stages, init_decoder_from_encoder) if t in own]
+        destinations = [volume_key(t) if volume else t for t in targets(key, num_stages, init_decoder_from_encoder)]
+        destinations = [t for t in destinations if t in own]
         if not destinations:
             report.skipped.append(key)
         for target in destinations:
             wanted = own[target].shape
-            if tensor.shape == wanted:
+            rule = inflation_rule(target) if volume else None
+            if rule is not None:
+                inflated = rule(tensor, wanted, model.geometry, target)
+                if inflated is None:
+                    report.shape_mismatched.append(f"{target} <- {key}: {tuple(tensor.shape)} has no 3D inflation "
+                                                   f"to {tuple(wanted)}")
+                    continue
+                updates[target] = inflated
+                report.inflated.append(target)
+                if target == STEM_KEY and tensor.shape[1] != wanted[1]:
+                    report.adapted.append(target)
+            elif tensor.shape == wanted:
                 updates[target] = tensor
             elif target == STEM_KEY and tensor.shape[1] == 3 and same_except_channels(tensor.shape, wanted):
                 updates[target] = adapt_input_conv(wanted[1], tensor)
