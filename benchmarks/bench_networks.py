@@ -1,22 +1,24 @@
 """Time Mamba-UNet and VM-UNet against nnU-Net's PlainConvUNet and print markdown tables (issue #6).
 
 Measured, each in a fresh subprocess (so its peak memory is its own), median of ``--repeats`` after ``--warmup``:
-- SS2D and VSS block forward + backward at the four encoder stages of a ``--patch``² input (widths 96..768,
-  resolutions patch/4 .. patch/32);
-- a whole nnU-Net training iteration per network at ``--patch``² and ``--batch``: forward with deep supervision,
+- SS2D (SS3D with ``--spatial-dims 3``) and VSS block forward + backward at the four encoder stages of a
+  ``--patch``² (³) input (widths 96..768, resolutions patch/4 .. patch/32);
+- a whole nnU-Net training iteration per network at ``--patch``² (³) and ``--batch``: forward with deep supervision,
   nnU-Net's loss (Dice + CE, DeepSupervisionWrapper), backward, gradient clipping at 12, SGD step
   (lr 1e-2, momentum 0.99, Nesterov, weight decay 3e-5);
 - inference per image (eval mode, no grad, batch 1, one patch);
 - parameter counts, and the ratios to PlainConvUNet measured in the same run.
 
-PlainConvUNet is built as nnU-Net's default 2d plans build it for a ``--patch``² patch, 1 input channel and
-4 classes: the topology from nnU-Net's own ``get_pool_and_conv_props`` (isotropic spacing, feature maps down to 4),
-32 features doubling to at most 512, two 3x3 convs per stage and per decoder stage, InstanceNorm, LeakyReLU.
+PlainConvUNet is built as nnU-Net's default 2d (3d_fullres) plans build it for a ``--patch``² (³) patch, 1 input
+channel and 4 classes: the topology from nnU-Net's own ``get_pool_and_conv_props`` (isotropic spacing, feature maps
+down to 4), 32 features doubling to at most 512 (320 in 3D), two 3x3(x3) convs per stage and per decoder stage,
+InstanceNorm, LeakyReLU. In 3D the Mamba networks are the paper widths with SS3D (K = 6), patch 4, merges of 2.
 
 On a shared, loaded CPU prefer ``--threads 1``: with more threads than free cores, OpenMP's per-operation
 barriers stall the selective scan's thousands of small in-place operations and the timings scatter by 10x.
 
     python benchmarks/bench_networks.py --threads 2 --patch 128 --batch 2 --repeats 3 --out results.md
+    python benchmarks/bench_networks.py --spatial-dims 3 --threads 2 --patch 64 --batch 2 --repeats 3
     python benchmarks/bench_networks.py --profile MambaUNet      # torch.profiler table of one training step
 """
 from __future__ import annotations
@@ -41,31 +43,34 @@ INPUT_CHANNELS, NUM_CLASSES = 1, 4
 TARGET_RATIO = 4.0  # issue #6: a MambaUNet training step within 4x of PlainConvUNet's on CPU
 
 
-def plain_conv_unet_kwargs(patch: int) -> dict:
-    """``arch_kwargs`` of nnU-Net's default 2d plans (ExperimentPlanner) for a patch² patch with isotropic spacing."""
+def plain_conv_unet_kwargs(shape: tuple[int, ...]) -> dict:
+    """``arch_kwargs`` of nnU-Net's default 2d / 3d_fullres plans (ExperimentPlanner) for a patch of ``shape`` with
+    isotropic spacing."""
     from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
-    _, strides, kernel_sizes, planned_patch, _ = get_pool_and_conv_props((1.0, 1.0), (patch, patch), 4, 999999)
-    if tuple(planned_patch) != (patch, patch):
-        raise SystemExit(f"nnU-Net would change a {patch}x{patch} patch to {tuple(planned_patch)}; pass --patch "
+    n = len(shape)
+    _, strides, kernel_sizes, planned_patch, _ = get_pool_and_conv_props((1.0,) * n, shape, 4, 999999)
+    if tuple(planned_patch) != shape:
+        raise SystemExit(f"nnU-Net would change a {shape} patch to {tuple(planned_patch)}; pass --patch "
                          f"{planned_patch[0]} (a multiple of 2^pooling steps)")
-    stages = len(strides)
-    return {"n_stages": stages, "features_per_stage": [min(512, 32 * 2 ** i) for i in range(stages)],
-            "conv_op": "torch.nn.modules.conv.Conv2d", "kernel_sizes": kernel_sizes, "strides": strides,
+    stages, max_features = len(strides), 512 if n == 2 else 320
+    return {"n_stages": stages, "features_per_stage": [min(max_features, 32 * 2 ** i) for i in range(stages)],
+            "conv_op": f"torch.nn.modules.conv.Conv{n}d", "kernel_sizes": kernel_sizes, "strides": strides,
             "n_conv_per_stage": [2] * stages, "n_conv_per_stage_decoder": [2] * (stages - 1), "conv_bias": True,
-            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
+            "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{n}d",
             "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
             "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
 
 
-def build_network(name: str, patch: int, deep_supervision: bool) -> torch.nn.Module:
-    """One of NETWORKS with 1 input channel and 4 classes, built and initialised as its trainer does."""
+def build_network(name: str, shape: tuple[int, ...], deep_supervision: bool) -> torch.nn.Module:
+    """One of NETWORKS with 1 input channel and 4 classes for patches of ``shape``, built and initialised as its
+    trainer does."""
     if name == BASELINE:
         from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
         return get_network_from_plans("dynamic_network_architectures.architectures.unet.PlainConvUNet",
-                                      plain_conv_unet_kwargs(patch), ("conv_op", "norm_op", "dropout_op", "nonlin"),
+                                      plain_conv_unet_kwargs(shape), ("conv_op", "norm_op", "dropout_op", "nonlin"),
                                       INPUT_CHANNELS, NUM_CLASSES, deep_supervision=deep_supervision)
     from nnunetv2_mamba.nets import MambaUNet, VMUNet
-    return {"MambaUNet": MambaUNet, "VMUNet": VMUNet}[name](INPUT_CHANNELS, NUM_CLASSES,
+    return {"MambaUNet": MambaUNet, "VMUNet": VMUNet}[name](INPUT_CHANNELS, NUM_CLASSES, spatial_dims=len(shape),
                                                            deep_supervision=deep_supervision)
 
 
@@ -81,11 +86,12 @@ def nnunet_loss(num_outputs: int) -> Callable:
     return DeepSupervisionWrapper(loss, (weights / weights.sum()).tolist())
 
 
-def training_step(name: str, patch: int, batch: int, device: str) -> tuple[Callable[[], None], torch.nn.Module]:
+def training_step(name: str, shape: tuple[int, ...], batch: int,
+                  device: str) -> tuple[Callable[[], None], torch.nn.Module]:
     """(one nnU-Net training iteration on a fixed random batch, the network)."""
-    network = build_network(name, patch, deep_supervision=True).to(device).train()
-    image = torch.randn(batch, INPUT_CHANNELS, patch, patch, device=device)
-    label = torch.randint(0, NUM_CLASSES, (batch, 1, patch, patch), device=device).float()
+    network = build_network(name, shape, deep_supervision=True).to(device).train()
+    image = torch.randn(batch, INPUT_CHANNELS, *shape, device=device)
+    label = torch.randint(0, NUM_CLASSES, (batch, 1, *shape), device=device).float()
     with torch.no_grad():
         shapes = [tuple(o.shape[2:]) for o in network(image)]
     targets = [F.interpolate(label, size=shape, mode="nearest") for shape in shapes]  # the data loader's job
@@ -100,10 +106,10 @@ def training_step(name: str, patch: int, batch: int, device: str) -> tuple[Calla
     return step, network
 
 
-def inference(name: str, patch: int, device: str) -> tuple[Callable[[], None], torch.nn.Module]:
+def inference(name: str, shape: tuple[int, ...], device: str) -> tuple[Callable[[], None], torch.nn.Module]:
     """(one eval-mode, no-grad forward of a single patch, the network)."""
-    network = build_network(name, patch, deep_supervision=False).to(device).eval()
-    image = torch.randn(1, INPUT_CHANNELS, patch, patch, device=device)
+    network = build_network(name, shape, deep_supervision=False).to(device).eval()
+    image = torch.randn(1, INPUT_CHANNELS, *shape, device=device)
 
     def predict() -> None:
         with torch.no_grad():
@@ -111,13 +117,14 @@ def inference(name: str, patch: int, device: str) -> tuple[Callable[[], None], t
     return predict, network
 
 
-def block_pass(block: str, stage: int, patch: int, batch: int,
+def block_pass(block: str, stage: int, shape: tuple[int, ...], batch: int,
                device: str) -> tuple[Callable[[], None], torch.nn.Module]:
-    """(forward + backward of one SS2D or VSS block at encoder stage ``stage``, the module)."""
-    from nnunetv2_mamba.nets import SS2D, VSSBlock
-    dim, size = STAGE_DIMS[stage], patch // (4 * 2 ** stage)
-    module = (SS2D(dim) if block == "SS2D" else VSSBlock(dim)).to(device)
-    x = torch.randn(batch, size, size, dim, device=device, requires_grad=True)
+    """(forward + backward of one SS2D (SS3D) or VSS block at encoder stage ``stage``, the module)."""
+    from nnunetv2_mamba.nets import SS2D, SS3D, VSSBlock
+    dim, sizes = STAGE_DIMS[stage], [s // (4 * 2 ** stage) for s in shape]
+    mixer = SS2D if len(shape) == 2 else SS3D
+    module = (mixer(dim) if block == "SS2D" else VSSBlock(dim, mixer=mixer)).to(device)
+    x = torch.randn(batch, *sizes, dim, device=device, requires_grad=True)
 
     def run() -> None:
         module(x).sum().backward()
@@ -127,12 +134,13 @@ def block_pass(block: str, stage: int, patch: int, batch: int,
 def measure(what: str, name: str, stage: int, args) -> dict:
     """Median seconds, all timings, peak extra memory (MiB) and parameter count of one measurement, here."""
     torch.manual_seed(0)
+    shape = patch_shape(args)
     if what == "train":
-        run, module = training_step(name, args.patch, args.batch, args.device)
+        run, module = training_step(name, shape, args.batch, args.device)
     elif what == "infer":
-        run, module = inference(name, args.patch, args.device)
+        run, module = inference(name, shape, args.device)
     else:
-        run, module = block_pass(name, stage, args.patch, args.batch, args.device)
+        run, module = block_pass(name, stage, shape, args.batch, args.device)
     with peak_memory_mb(args.device) as memory:
         median, times = median_seconds(run, args.repeats, args.warmup, args.device)
     parameters = sum(p.numel() for p in module.parameters())
@@ -145,8 +153,13 @@ def scan_backend_description(device: str) -> str:
     return f"{name} ({reason})"
 
 
+def patch_shape(args) -> tuple[int, ...]:
+    return (args.patch,) * args.spatial_dims
+
+
 def child_arguments(args, what: str, name: str, stage: int) -> list[str]:
     flags = ["--one", what, name, str(stage), "--device", args.device, "--patch", str(args.patch),
+             "--spatial-dims", str(args.spatial_dims),
              "--batch", str(args.batch), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
              "--threads", str(torch.get_num_threads())]
     return flags
@@ -178,11 +191,13 @@ def network_table(args) -> tuple[str, dict]:
 def block_table(args) -> str:
     rows = []
     for stage, dim in enumerate(STAGE_DIMS):
-        size = args.patch // (4 * 2 ** stage)
+        size = "x".join([str(args.patch // (4 * 2 ** stage))] * args.spatial_dims)
         results = [run_measurement(__file__, child_arguments(args, "block", b, stage)) for b in BLOCKS]
         rows.append([stage, dim, f"{size}x{size}", *(seconds(r) for r in results),
                      *(megabytes(r) for r in results)])
-    headers = ["stage", "dim", "H x W", *(f"{b} fwd+bwd (s)" for b in BLOCKS), *(f"{b} peak extra MB" for b in BLOCKS)]
+    names = BLOCKS if args.spatial_dims == 2 else ("SS3D", "VSSBlock")
+    headers = ["stage", "dim", "H x W" if args.spatial_dims == 2 else "D x H x W",
+               *(f"{b} fwd+bwd (s)" for b in names), *(f"{b} peak extra MB" for b in names)]
     return markdown_table(headers, rows)
 
 
@@ -199,7 +214,7 @@ def target_line(train: dict) -> str:
 def profile_training_step(args) -> None:
     """Print torch.profiler's operator table (self time) for one training step after warm-up."""
     from torch.profiler import ProfilerActivity, profile
-    step, _ = training_step(args.profile, args.patch, args.batch, args.device)
+    step, _ = training_step(args.profile, patch_shape(args), args.batch, args.device)
     for _ in range(max(1, args.warmup)):
         step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
@@ -216,6 +231,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--patch", type=int, default=128, help="square patch edge, e.g. 128 or 224 (default 128)")
+    parser.add_argument("--spatial-dims", type=int, choices=(2, 3), default=2,
+                        help="2: images (nnU-Net 2d); 3: volumes (3d_fullres, SS3D), e.g. with --patch 64")
     parser.add_argument("--batch", type=int, default=2, help="training batch size (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions, median reported (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first (default 1)")
@@ -243,16 +260,18 @@ def main(argv=None) -> int:
         return 0
 
     header = (f"{machine_description(args.device)}; selective-scan backend {scan_backend_description(args.device)}; "
-              f"fp32, patch {args.patch}x{args.patch}, "
+              f"fp32, patch {'x'.join([str(args.patch)] * args.spatial_dims)}, "
               f"median of {args.repeats} after {args.warmup} warm-up\n")
     print(header, flush=True)
     networks, train = network_table(args)
-    report = [header, networks, target_line(train)]
-    print(networks + "\n" + target_line(train), flush=True)
+    target = target_line(train) if args.spatial_dims == 2 else ""
+    report = [header, networks, target]
+    print(networks + "\n" + target, flush=True)
     if not args.no_blocks:
         blocks = block_table(args)
-        print(f"\nSS2D / VSS block, batch {args.batch}:\n\n" + blocks, flush=True)
-        report += [f"\nSS2D / VSS block, batch {args.batch}:\n", blocks]
+        title = f"\n{'SS2D' if args.spatial_dims == 2 else 'SS3D'} / VSS block, batch {args.batch}:\n"
+        print(title + "\n" + blocks, flush=True)
+        report += [title, blocks]
     report.append(f"\n(load at the end: {machine_description(args.device).rsplit(', ', 1)[-1]})\n")
     if args.out:
         with open(args.out, "w") as out:

@@ -6,6 +6,7 @@ training steps (forward, cross-entropy on every output, backward, optimiser step
 RSS before. The estimate is ``NetworkMemoryModel.training_bytes`` (weights + gradients + momentum + activations).
 
     python benchmarks/bench_planner_memory.py [--networks MambaUNet VMUNet] [--patch-sizes 128x128 256x224]
+    python benchmarks/bench_planner_memory.py --patch-sizes 32x64x64 64x64x64     # 3D (SS3D, K = 6)
 """
 from __future__ import annotations
 
@@ -34,10 +35,11 @@ def measure(network: str, patch_size: list[int], batch_size: int) -> dict:
     from nnunetv2_mamba.experiment_planning.planners import PLANNERS
 
     planner = PLANNERS[network]
-    model = measure_memory_model(planner.network_class, 1, 4, planner.network_kwargs)
+    kwargs = {**planner.network_kwargs, "spatial_dims": len(patch_size)}
+    model = measure_memory_model(planner.network_class, 1, 4, kwargs)
     torch.manual_seed(0)
     before = rss_bytes()
-    net = planner.network_class(1, 4, deep_supervision=True, **planner.network_kwargs)
+    net = planner.network_class(1, 4, deep_supervision=True, **kwargs)
     optimizer = torch.optim.SGD(net.parameters(), 1e-2, momentum=0.99, nesterov=True)
     x = torch.randn(batch_size, 1, *patch_size)
     for _ in range(2):

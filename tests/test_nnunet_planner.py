@@ -45,3 +45,12 @@ def test_saved_activations_grow_with_the_padded_pixel_count_and_exclude_paramete
     model = measure_memory_model(MambaUNet, 1, 4, TINY)
     assert model.parameters == sum(p.numel() for p in net.parameters())
     assert model.activation_floats_per_pixel == pytest.approx(small / 64 ** 2)
+
+
+def test_3d_patch_starts_at_nnunets_256_cubed_aspect_and_shrinks_by_each_axis_divisor():
+    assert initial_patch_size([1.0, 1.0, 1.0], [500, 500, 500], (32, 32, 32)) == [256, 256, 256]
+    # 5 mm slices: 256^3 voxels in the physical aspect ratio (88 x 438 x 438), clipped to the 40 slices, rounded up
+    start = initial_patch_size([5.0, 1.0, 1.0], [40, 512, 512], (8, 32, 32))
+    assert start == [40, 448, 448]
+    patch = shrink_patch_to_fit(start, [40, 512, 512], lambda p: p[0] * p[1] * p[2] <= 40 * 160 * 160, (8, 32, 32))
+    assert patch == [16, 224, 256]  # each step took one divisor off the axis largest relative to the median shape

@@ -1,16 +1,20 @@
-"""``nnunetv2_mamba plan_and_preprocess``: fingerprint (if needed), plan with our planners, preprocess 2d.
+"""``nnunetv2_mamba plan_and_preprocess``: fingerprint (if needed), plan with our planners, preprocess.
 
 nnU-Net's ``-pl`` only finds planners inside nnunetv2, so this calls its Python API with our planner classes.
 """
 from __future__ import annotations
 
 NETWORKS = ("MambaUNet", "VMUNet")
+CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("-d", "--dataset_id", type=int, nargs="+", required=True, help="dataset id(s), e.g. 900")
     parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS),
                         help="plans to write: MambaUNet -> nnUNetMambaUNetPlans, VMUNet -> nnUNetVMUNetPlans")
+    parser.add_argument("-c", "--configurations", nargs="+", default=list(CONFIGURATIONS),
+                        help="configurations to preprocess, as nnU-Net's -c (default 2d 3d_fullres 3d_lowres; those "
+                             "the plans lack, e.g. 3d for a 2D dataset, are skipped)")
     parser.add_argument("-np", type=int, default=4, help="processes for preprocessing (default 4)")
     parser.add_argument("-npfp", type=int, default=4, help="processes for fingerprint extraction (default 4)")
     parser.add_argument("-gpu_memory_target", type=float, default=8.0,
@@ -36,8 +40,11 @@ def run(args) -> int:
             extract_fingerprint_dataset(dataset_id, num_processes=args.npfp,
                                         check_dataset_integrity=args.verify_dataset_integrity)
         for network in args.networks:
-            _, plans_identifier = plan_experiment_dataset(dataset_id, PLANNERS[network], args.gpu_memory_target)
+            plans, plans_identifier = plan_experiment_dataset(dataset_id, PLANNERS[network], args.gpu_memory_target)
             if not args.no_pp:
-                preprocess_dataset(dataset_id, plans_identifier, configurations=("2d",), num_processes=[args.np])
-            print(f"{network}: nnUNetv2_train {dataset_id} 2d FOLD -p {plans_identifier} -tr nnUNetTrainer{network}")
+                preprocess_dataset(dataset_id, plans_identifier, configurations=args.configurations,
+                                   num_processes=[args.np])
+            for configuration in plans["configurations"]:
+                print(f"{network}: nnUNetv2_train {dataset_id} {configuration} FOLD -p {plans_identifier} "
+                      f"-tr nnUNetTrainer{network}")
     return 0
