@@ -6,7 +6,7 @@ training steps (forward, cross-entropy on every output, backward, optimiser step
 RSS before. The estimate is ``NetworkMemoryModel.training_bytes`` (weights + gradients + momentum + activations).
 
     python benchmarks/bench_planner_memory.py [--networks MambaUNet VMUNet] [--patch-sizes 128x128 256x224]
-    python benchmarks/bench_planner_memory.py --patch-sizes 32x64x64 64x64x64     # 3D (SS3D, K = 6)
+    python benchmarks/bench_planner_memory.py --patch-sizes 32x32x32 32x64x64     # 3D (SS3D, K = 6)
 """
 from __future__ import annotations
 

@@ -41,8 +41,6 @@ def test_paper_width_parameter_counts_in_3d():
     assert n_params(vm) == 27_427_561 + extra_3d_parameters(
         dims, ((768, 384, 192, 96), (2, 2, 2, 1)),
         [(768, 384, False), (384, 192, False), (192, 96, False), (96, 24, True)], 3)
-    assert n_params(MambaUNet(1, 4, spatial_dims=3)) == 24_641_280
-    assert n_params(VMUNet(1, 4, spatial_dims=3)) == 33_540_532
 
 
 @pytest.mark.parametrize("cls", [MambaUNet, VMUNet])
@@ -51,10 +49,10 @@ def test_output_is_input_shaped_and_deep_supervision_matches_nnunet_targets(cls,
     torch.manual_seed(0)
     net = cls(1, 3, deep_supervision=True, **NARROW, **geometry).eval()
     with torch.no_grad():
-        outs = net(torch.randn(2, 1, *size))
+        outs = net(torch.randn(1, 1, *size))
     targets = DownsampleSegForDSTransform(net.deep_supervision_scales)(
         segmentation=torch.zeros(1, *size, dtype=torch.uint8))["segmentation"]
-    assert [tuple(o.shape) for o in outs] == [(2, 3, *t.shape[1:]) for t in targets]
+    assert [tuple(o.shape) for o in outs] == [(1, 3, *t.shape[1:]) for t in targets]
     assert all(torch.isfinite(o).all() for o in outs)
     net.decoder.deep_supervision = False
     with torch.no_grad():
@@ -75,11 +73,12 @@ def test_anisotropic_geometry_keeps_the_slice_axis_where_asked():
 @pytest.mark.parametrize("cls", [MambaUNet, VMUNet])
 def test_internal_pad_and_crop_equals_padding_by_hand(cls):
     torch.manual_seed(0)
-    net = cls(2, 3, **NARROW).eval()
-    x = torch.randn(1, 2, 30, 17, 33)
+    net = cls(2, 3, spatial_dims=3, dims=(8, 16, 32), depths=(1, 1, 1),
+              decoder_depths=(1, 1) if cls is MambaUNet else (1, 1, 1)).eval()  # size divisor 16
+    x = torch.randn(1, 2, 12, 17, 9)
     with torch.no_grad():
         out = net(x)
-        manual = net(torch.nn.functional.pad(x, (0, 31, 0, 15, 0, 2)))[..., :30, :17, :33]
+        manual = net(torch.nn.functional.pad(x, (0, 7, 0, 15, 0, 4)))[..., :12, :17, :9]
     torch.testing.assert_close(out, manual)
 
 

@@ -1,9 +1,10 @@
 """nnU-Net's 3d_fullres configuration, end to end through the stock nnUNetv2_* commands on CPU (nnunet_cli.py).
 
 One small synthetic volume dataset (16 x 32 x 32 voxels of 2 x 1 x 1 mm, so the network halves the slice axis
-only once in its stem) is planned and preprocessed once per module by nnU-Net's planner and ours; Mamba-UNet goes
-through the whole cycle on the stock plans, and the networks our plans and the stock plans describe are checked in
-process (training on our plans differs only in where the kwargs come from).
+only once in its stem) is planned and preprocessed once per module by nnU-Net's planner and ours (VM-UNet's plans;
+Mamba-UNet's planner differs only in its network); Mamba-UNet goes through the whole cycle on the stock plans, and
+the networks our plans and the stock plans describe are checked in process (training on our plans differs only in
+where the kwargs come from).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import Dow
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_cli import check_full_cycle, planning_environment, run
-from nnunetv2_mamba.nets import MambaUNet, VMUNet
+from nnunetv2_mamba.nets import VMUNet
 from nnunetv2_mamba.training import trainers
 
 DATASET_ID = 901
@@ -55,13 +56,13 @@ def write_volume_dataset(raw: Path, num_cases: int, seed: int = 0) -> None:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> dict:
-    """Raw volumes, stock nnUNetPlans and our nnUNetMambaUNetPlans/nnUNetVMUNetPlans, preprocessed (3d_fullres)."""
+    """Raw volumes, stock nnUNetPlans and our nnUNetVMUNetPlans, preprocessed (3d_fullres)."""
     root = tmp_path_factory.mktemp("nnunet3d")
     env = planning_environment(root)
     write_volume_dataset(root / "raw", num_cases=5)  # nnU-Net's fewest for 5 folds: 1 validation case
     run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "1", "-npfp", "1"], env)
     run([sys.executable, "-m", "nnunetv2_mamba", "plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres",
-         "-np", "1"], env)
+         "-np", "1", "--networks", "VMUNet"], env)
     images = root / "input"
     images.mkdir()
     for case in CASES:
@@ -75,19 +76,19 @@ def plans_manager(ws: dict, plans: str) -> PlansManager:
 
 
 def test_our_3d_plans_divide_the_patch_by_the_networks_stride_on_every_axis(workspace):
-    for plans, network, trainer in (("nnUNetMambaUNetPlans", MambaUNet, trainers.nnUNetTrainerMambaUNet_Tiny),
-                                    ("nnUNetVMUNetPlans", VMUNet, trainers.nnUNetTrainerVMUNet_Tiny)):
-        configuration = plans_manager(workspace, plans).get_configuration("3d_fullres")
-        kwargs = configuration.network_arch_init_kwargs
-        assert configuration.network_arch_class_name == f"{network.__module__}.{network.__name__}"
-        assert (kwargs["spatial_dims"], kwargs["dims"], kwargs["num_directions"]) == (3, [96, 192, 384, 768], 6)
-        assert (kwargs["patch_size"], kwargs["merge_factors"]) == ([2, 4, 4], [[2, 2, 2]] * 3)  # 2 mm slices
-        net = trainer.build_network_architecture(None, configuration, 1, 3, True)
-        assert isinstance(net, network) and net.size_divisor == (16, 32, 32)
-        assert list(configuration.patch_size) == [16, 32, 32]  # the median image, a multiple of the divisor
-        assert all(p % d == 0 for p, d in zip(configuration.patch_size, net.size_divisor))
-        assert configuration.batch_size >= 2
-        assert (workspace["preprocessed"] / configuration.data_identifier).is_dir()
+    plans = plans_manager(workspace, "nnUNetVMUNetPlans")
+    assert set(plans.available_configurations) == {"2d", "3d_fullres"}  # too small for a 3d_lowres
+    configuration = plans.get_configuration("3d_fullres")
+    kwargs = configuration.network_arch_init_kwargs
+    assert configuration.network_arch_class_name == f"{VMUNet.__module__}.{VMUNet.__name__}"
+    assert (kwargs["spatial_dims"], kwargs["dims"], kwargs["num_directions"]) == (3, [96, 192, 384, 768], 6)
+    assert (kwargs["patch_size"], kwargs["merge_factors"]) == ([2, 4, 4], [[2, 2, 2]] * 3)  # 2 mm slices
+    net = trainers.nnUNetTrainerVMUNet_Tiny.build_network_architecture(None, configuration, 1, 3, True)
+    assert isinstance(net, VMUNet) and net.size_divisor == (16, 32, 32)
+    assert list(configuration.patch_size) == [16, 32, 32]  # the median image, a multiple of the divisor
+    assert all(p % d == 0 for p, d in zip(configuration.patch_size, net.size_divisor))
+    assert configuration.batch_size >= 2
+    assert (workspace["preprocessed"] / configuration.data_identifier).is_dir()
 
 
 def test_stock_3d_plans_build_a_network_whose_outputs_are_nnunets_deep_supervision_targets(workspace):
@@ -107,7 +108,7 @@ def test_stock_3d_plans_build_a_network_whose_outputs_are_nnunets_deep_supervisi
 
 
 def test_a_cascade_stage_takes_the_previous_stages_one_hot_segmentation_as_input_channels(workspace):
-    configuration = plans_manager(workspace, "nnUNetMambaUNetPlans").get_configuration("3d_fullres")
+    configuration = plans_manager(workspace, "nnUNetPlans").get_configuration("3d_fullres")
     configuration.configuration["previous_stage"] = "3d_lowres"  # what a 3d_cascade_fullres configuration adds
     net = trainers.nnUNetTrainerMambaUNet_Tiny.build_network_architecture(None, configuration, 1 + 3, 3, False)
     with torch.no_grad():

@@ -1,12 +1,11 @@
 """Bad input the other reliability files do not reach: another network's or channel count's weights loaded
-strictly (nnU-Net's predictor path: ``network.load_state_dict``), and a cascade configuration."""
+strictly (nnU-Net's predictor path: ``network.load_state_dict``), and an interrupted checkpoint save.
+(Cascade configurations are supported: test_nnunet_3d.py.)"""
 import pytest
 import torch
-from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.nets.state_dict import IncompatibleWeightsError
-from nnunetv2_mamba.training.trainers import nnUNetTrainerVMUNet
 
 DIMS = (8, 16, 32, 64)
 
@@ -32,14 +31,6 @@ def test_fitting_loads_still_work():
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in inference.state_dict().items())
     partial = {k: v for k, v in trained.state_dict().items() if k.startswith("encoder.")}
     assert MambaUNet(1, 4, dims=DIMS).load_state_dict(partial, strict=False).unexpected_keys == []
-
-
-def test_a_cascade_stage_gets_one_clear_error():
-    configuration = ConfigurationManager({"patch_size": [64, 64], "previous_stage": "2d_lowres", "architecture": {
-        "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet", "arch_kwargs": {},
-        "_kw_requires_import": []}})
-    with pytest.raises(NotImplementedError, match="is a cascade stage; use -c 2d"):
-        nnUNetTrainerVMUNet.build_network_architecture(None, configuration, 1, 4, True)
 
 
 def test_a_save_interrupted_midway_keeps_the_previous_checkpoint(tmp_path):
