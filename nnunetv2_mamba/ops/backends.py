@@ -150,8 +150,8 @@ def backend_for(device: torch.device) -> str:
     return choose_backend(requested_backend(), device)[0]
 
 
-def scan_function(backend: str | None, device: torch.device) -> Callable:
-    """The selective_scan implementation to use for ``backend`` (or the environment / auto) on ``device``."""
+def scan_backend_name(backend: str | None, device: torch.device) -> str:
+    """The backend to run for ``backend`` (or the environment / auto) on ``device``; logged once per choice."""
     name, reason = choose_backend(requested_backend(backend), device)
     _log_choice(name, reason)
-    return availability(name).function
+    return name

@@ -1,7 +1,11 @@
-"""``selective_scan``: checks the shapes once, then runs the backend chosen by :mod:`.backends`."""
+"""``selective_scan``: checks the shapes once, then runs the backend chosen by :mod:`.backends` (forward-only calls
+through the registered operator of :mod:`.scan_op`)."""
 from __future__ import annotations
 
-from nnunetv2_mamba.ops.backends import scan_function
+import torch
+
+from nnunetv2_mamba.ops.backends import availability, scan_backend_name
+from nnunetv2_mamba.ops.scan_op import selective_scan_forward
 
 
 def check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None) -> None:
@@ -37,5 +41,9 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     ``backend``: "auto", "cuda", "triton", "torch" or None (= $nnUNet_mamba_scan, default auto).
     """
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
-    run = scan_function(backend, u.device)
-    return run(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    name = scan_backend_name(backend, u.device)
+    tensors = (u, delta, A, B, C, D, z, delta_bias)
+    if not return_last_state and not (torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in tensors)):
+        return selective_scan_forward(*tensors, delta_softplus, name)
+    return availability(name).function(*tensors, delta_softplus, return_last_state)
