@@ -88,16 +88,18 @@ def worst(table: dict[str, dict], key: str) -> tuple[str, dict]:
 
 @contextmanager
 def peak_memory(device: str):
-    """Yields a dict whose "peak_mib" is, on exit, torch.cuda.max_memory_allocated over the block (None off CUDA)."""
-    result = {"peak_mib": None}
+    """Yields a dict that holds, on exit, "peak_mib" = torch.cuda.max_memory_allocated during the block and
+    "base_mib" = the memory allocated when it began (both None off CUDA)."""
+    result = {"peak_mib": None, "base_mib": None}
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 2 ** 20
     yield result
     if cuda:
         torch.cuda.synchronize()
-        result["peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        result.update(peak_mib=torch.cuda.max_memory_allocated() / 2 ** 20, base_mib=base)
 
 
 @contextmanager

@@ -94,7 +94,7 @@ def measure_backend(name: str, device: str, dtype: str, references: "References"
     passed, text = summary(table)
     speed = f", speed-up over the torch scan in fp32 {torch_fp32_ms / median(times):.2g}x" if torch_fp32_ms else ""
     return Outcome(passed, text, f"fwd+bwd {milliseconds(times)}{speed}",
-                   {"errors": table, "times_ms": times, "peak_mib": memory["peak_mib"]})
+                   {"errors": table, "times_ms": times, **memory})
 
 
 def runnable_backends(settings) -> tuple[list[tuple[str, str]], list]:
