@@ -5,13 +5,21 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 pytest.importorskip("triton", reason="the dry run runs the Triton kernels under Triton's interpreter")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPT = BENCHMARKS / "gpu_check.py"
+sys.path.insert(0, str(BENCHMARKS))
+from gpu_checks.isolation import run_isolated  # noqa: E402
+from gpu_checks.registry import PASS, Check, Row  # noqa: E402
+
+NO_INJECTION = SimpleNamespace(inject_crash=(), inject_failure=())
 CHECKS = ("environment", "backends", "scan", "cross_scan", "ss2d", "nets_2d")
 STATUSES = ("PASS", "FAIL", "SKIP")
 
@@ -94,3 +102,23 @@ def test_a_run_without_failures_exits_zero(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = table_rows(output.read_text())
     assert [(row["check"], row["status"]) for row in rows] == [("environment", "PASS")]
+
+
+def test_a_check_that_hangs_is_stopped_at_its_time_limit_and_keeps_its_rows():
+    def hangs(settings):
+        yield Row("hangs", "first", PASS, "done")
+        time.sleep(600)
+    seen = []
+    rows = run_isolated(Check("hangs", "", hangs, timeout_s=2, required=False), NO_INJECTION, 2, seen.append)
+    assert [(row.case, row.status) for row in rows] == [("first", "PASS"), ("(whole check)", "FAIL")]
+    assert rows[-1].result.startswith("stopped after its time limit of 2 s after 1 row(s)")
+    assert seen == rows
+
+
+def test_a_bug_outside_any_case_ends_only_that_check_with_a_fail_row():
+    def broken(settings):
+        yield Row("broken", "first", PASS, "done")
+        raise KeyError("no such shape")
+    rows = run_isolated(Check("broken", "", broken, timeout_s=60, required=False), NO_INJECTION, 60, print)
+    assert [(row.case, row.status) for row in rows] == [("first", "PASS"), ("(whole check)", "FAIL")]
+    assert rows[-1].result == "the check stopped: KeyError: 'no such shape'"

@@ -80,7 +80,12 @@ def run_isolated(check: Check, settings, timeout_s: float, on_row: Callable[[Row
     if timed_out:
         process.kill()
     process.join(30)
+    hung = process.exitcode is None
+    if hung:
+        process.kill()
+        process.join()
     problem = (f"stopped after its time limit of {timeout_s:.0f} s" if timed_out else
+               "its process did not exit within 30 s of its last row" if hung else
                None if process.exitcode == 0 else f"its process died ({death(process.exitcode)})")
     if problem:
         row = Row(check.name, WHOLE_CHECK, FAIL, f"{problem} after {len(rows)} row(s); see the output above")
