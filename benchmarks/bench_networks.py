@@ -41,15 +41,18 @@ INPUT_CHANNELS, NUM_CLASSES = 1, 4
 TARGET_RATIO = 4.0  # issue #6: a MambaUNet training step within 4x of PlainConvUNet's on CPU
 
 
-def plain_conv_unet_kwargs(patch: int) -> dict:
-    """``arch_kwargs`` of nnU-Net's default 2d plans (ExperimentPlanner) for a patch² patch with isotropic spacing."""
+def plain_conv_unet_kwargs(patch: int | tuple[int, int], base_features: int = 32) -> dict:
+    """``arch_kwargs`` of nnU-Net's default 2d plans (ExperimentPlanner) for a ``patch`` (edge, or (H, W)) with
+    isotropic spacing; ``base_features`` doubling per stage up to 512 (nnU-Net: 32)."""
     from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
-    _, strides, kernel_sizes, planned_patch, _ = get_pool_and_conv_props((1.0, 1.0), (patch, patch), 4, 999999)
-    if tuple(planned_patch) != (patch, patch):
-        raise SystemExit(f"nnU-Net would change a {patch}x{patch} patch to {tuple(planned_patch)}; pass --patch "
-                         f"{planned_patch[0]} (a multiple of 2^pooling steps)")
+    shape = (patch, patch) if isinstance(patch, int) else tuple(patch)
+    _, strides, kernel_sizes, planned_patch, _ = get_pool_and_conv_props((1.0, 1.0), shape, 4, 999999)
+    planned = tuple(int(edge) for edge in planned_patch)
+    if planned != shape:
+        raise SystemExit(f"nnU-Net would change a {shape} patch to {planned}: use a patch that is a multiple of "
+                         f"2^pooling steps, such as {planned}")
     stages = len(strides)
-    return {"n_stages": stages, "features_per_stage": [min(512, 32 * 2 ** i) for i in range(stages)],
+    return {"n_stages": stages, "features_per_stage": [min(512, base_features * 2 ** i) for i in range(stages)],
             "conv_op": "torch.nn.modules.conv.Conv2d", "kernel_sizes": kernel_sizes, "strides": strides,
             "n_conv_per_stage": [2] * stages, "n_conv_per_stage_decoder": [2] * (stages - 1), "conv_bias": True,
             "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
