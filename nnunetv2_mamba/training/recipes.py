@@ -20,10 +20,11 @@ class Recipe:
     optimizer: ``sgd`` (``momentum``, ``nesterov``) or ``adamw`` (``betas``); ``lr`` is the peak learning rate.
     decay_all_parameters: True puts every parameter under ``weight_decay`` (nnU-Net, both papers' code); False
     follows VMamba's groups: no decay on 1-D parameters (norms), biases, ``A_logs`` and ``Ds``.
-    warmup_fraction: share of the training's learning-rate steps spent rising linearly from lr/W to lr (W steps).
-    schedule after the warm-up: ``poly`` lr·(1-t)^poly_exponent, ``cosine`` min_lr + (lr-min_lr)·(1+cos πt)/2 over
-    the remaining steps (t in [0, 1)), ``periodic_cosine`` the same cosine with period ``cosine_period_epochs``
-    epochs regardless of the training's length (torch's CosineAnnealingLR stepped per epoch, as VM-UNet does).
+    warmup_fraction: share of the training's learning-rate steps spent on a line rising from 0 towards lr.
+    schedule after the warm-up: ``poly`` lr·(1-t)^poly_exponent, ``cosine`` min_lr + (lr-min_lr)·(1+cos πt)/2
+    over the remaining steps (t in [0, 1)), ``periodic_cosine`` the same cosine with a period of
+    ``cosine_period_epochs`` epochs whatever the training's length (torch's CosineAnnealingLR stepped per epoch,
+    as VM-UNet does). ``min_lr`` is the cosines' floor.
     per_iteration: the rate changes every iteration; False: once per epoch, at its start (nnU-Net's convention).
     deep_supervision: nnU-Net's multi-scale loss; False: the full-resolution output alone.
     clip_norm: gradient norm clipped to this value before each step; None: no clipping.
