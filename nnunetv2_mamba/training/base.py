@@ -10,8 +10,9 @@ from torch._dynamo import OptimizedModule
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
-from nnunetv2_mamba.training.nonfinite import NonFiniteLossGuard
 from nnunetv2_mamba.training.checkpoints import SafeCheckpoints
+from nnunetv2_mamba.training.nonfinite import NonFiniteLossGuard
+from nnunetv2_mamba.training.recipe_trainer import RecipeTrainer
 
 COMPILE_ENV = "nnUNet_compile"
 
@@ -34,13 +35,14 @@ def require_2d(configuration_manager: ConfigurationManager, trainer_name: str) -
             f"{' and is a cascade stage' if configuration_manager.previous_stage_name else ''}; use -c 2d.")
 
 
-class VSSUNetTrainerBase(NonFiniteLossGuard, SafeCheckpoints, nnUNetTrainer):
+class VSSUNetTrainerBase(RecipeTrainer, NonFiniteLossGuard, SafeCheckpoints, nnUNetTrainer):
     """nnU-Net's trainer with a VSS U-Net (``network_class``) in place of the plans' CNN.
 
     Network kwargs: ``default_network_kwargs`` (the paper configuration), replaced by the plans' ``arch_kwargs``
     when the plans name this very network class (plans written by our planner), then ``fixed_network_kwargs``.
     Plans for another architecture (stock ``nnUNetPlans``) only contribute their patch size, which the network
-    pads internally to a multiple of 32. ``build_network_architecture`` is a classmethod with nnU-Net 2.8.1's
+    pads internally to a multiple of 32. Optimiser, schedule, deep supervision and clipping come from the class's
+    ``recipe`` (``RecipeTrainer``). ``build_network_architecture`` is a classmethod with nnU-Net 2.8.1's
     arguments, so the predictor (which never instantiates the trainer) builds the same network. Steps with a
     non-finite loss are skipped and logged; checkpoints are written atomically and read with weights_only=True.
     """

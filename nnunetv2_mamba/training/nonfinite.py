@@ -9,7 +9,11 @@ import torch
 
 from nnunetv2.utilities.helpers import dummy_context
 
-GRADIENT_CLIP_NORM = 12  # nnU-Net 2.8.1's value
+
+
+def clip_gradients(parameters, clip_norm: float | None) -> torch.Tensor:
+    """Clip the total gradient norm to ``clip_norm`` (None: leave the gradients as they are); the norm before."""
+    return torch.nn.utils.clip_grad_norm_(parameters, math.inf if clip_norm is None else clip_norm)
 
 
 class NonFiniteLossGuard:
@@ -18,8 +22,10 @@ class NonFiniteLossGuard:
     in the log and left out of the epoch's mean train loss. An epoch in which every step was skipped raises.
 
     ``train_step`` is nnU-Net 2.8.1's, re-stated because nnU-Net runs forward, backward and step in one method
-    with no hook between them; the only additions are the two finiteness checks. With a GradScaler (CUDA AMP),
-    non-finite *gradients* of a finite loss are left to the scaler, which skips that step and lowers its scale.
+    with no hook between them; the additions are the two finiteness checks and the clip norm, which comes from
+    the trainer's recipe (``self.recipe.clip_norm``: 12 in nnU-Net's recipe, None for no clipping). With a
+    GradScaler (CUDA AMP), non-finite *gradients* of a finite loss are left to the scaler, which skips that step
+    and lowers its scale.
     """
 
     def skip_step(self, what: str, value: float) -> dict:
@@ -42,12 +48,12 @@ class NonFiniteLossGuard:
         if self.grad_scaler is not None:
             self.grad_scaler.scale(loss).backward()
             self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), GRADIENT_CLIP_NORM)
+            clip_gradients(self.network.parameters(), self.recipe.clip_norm)
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
         else:
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), GRADIENT_CLIP_NORM)
+            norm = clip_gradients(self.network.parameters(), self.recipe.clip_norm)
             if not math.isfinite(norm.item()):
                 return self.skip_step("gradient norm", norm.item())
             self.optimizer.step()
