@@ -11,6 +11,7 @@ import torch
 
 from nnunetv2_mamba.ops import backends, selective_scan, selective_scan_reference
 from nnunetv2_mamba.ops.backends import Availability, choose_backend, requested_backend
+from helpers import run_python
 
 OPTIONAL = ("mamba_ssm", "selective_scan_cuda", "causal_conv1d", "triton")
 
@@ -108,14 +109,6 @@ def test_bad_shapes_raise_one_clear_error():
         selective_scan(u, delta, A, B.view(2, 1, 3, 20).expand(2, 3, 3, 20), C)
     with pytest.raises(ValueError, match="D must be"):
         selective_scan(u, delta, A, B, C, D=torch.ones(3))
-
-
-def run_python(code, pythonpath=None):
-    env = dict(os.environ, nnUNet_mamba_scan="")
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath)] + [p for p in [env.get("PYTHONPATH")] if p])
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=300)
 
 
 SCAN_ON_CPU = """

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
-from test_ops_scan_torch import make_inputs
+from helpers import make_scan_inputs as make_inputs
 
 MAMBA_TOLERANCES = {torch.float16: (3e-3, 5e-3), torch.bfloat16: (3e-2, 5e-2)}
 
