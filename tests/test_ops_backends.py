@@ -29,7 +29,7 @@ def test_env_variable_selects_and_argument_overrides(monkeypatch):
     assert requested_backend() == "auto"
     monkeypatch.setenv("nnUNet_mamba_scan", "cuda")
     assert requested_backend("torch") == "torch"
-    torch.testing.assert_close(selective_scan(*small_inputs(), backend="torch"),
+    torch.testing.assert_close(selective_scan(*small_inputs(), backend="torch"),  # fp32 tolerances: tests/helpers.py
                                selective_scan_reference(*small_inputs()), rtol=6e-4, atol=2e-3)
 
 
@@ -114,9 +114,11 @@ def test_bad_shapes_raise_one_clear_error():
 SCAN_ON_CPU = """
     import nnunetv2_mamba, nnunetv2_mamba.ops, torch
     from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
+    torch.manual_seed(0)
     u = torch.randn(1, 2, 9)
     args = (u, u.abs(), -torch.rand(2, 3), torch.randn(1, 3, 9), torch.randn(1, 3, 9))
-    torch.testing.assert_close(selective_scan(*args), selective_scan_reference(*args))
+    # two fp32 scans summing in other orders: mamba-ssm's fp32 tolerances, which bound that (tests/helpers.py)
+    torch.testing.assert_close(selective_scan(*args), selective_scan_reference(*args), rtol=6e-4, atol=2e-3)
     from nnunetv2_mamba.doctor import run
     import argparse
     assert run(argparse.Namespace(backend=None)) == 0
