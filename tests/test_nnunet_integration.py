@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,19 +18,10 @@ import SimpleITK as sitk
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.phantom import write_phantom_dataset
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
+from helpers import DATASET, REPO, run
 
-REPO = Path(__file__).resolve().parent.parent
-DATASET = "Dataset900_CardiacPhantom"
 IMAGE_SIZE = (128, 112)
 LABELS = {0, 1, 2, 3}
-
-
-def run(command: list[str], env: dict, **extra_env) -> str:
-    """Run an nnU-Net command; its combined output, or a failure showing the output's tail."""
-    result = subprocess.run(command, env={**env, **extra_env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}"
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

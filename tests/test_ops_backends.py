@@ -11,6 +11,7 @@ import torch
 
 from nnunetv2_mamba.ops import backends, selective_scan, selective_scan_reference
 from nnunetv2_mamba.ops.backends import Availability, choose_backend, requested_backend
+from helpers import run_python
 
 OPTIONAL = ("mamba_ssm", "selective_scan_cuda", "causal_conv1d", "triton")
 
@@ -28,7 +29,7 @@ def test_env_variable_selects_and_argument_overrides(monkeypatch):
     assert requested_backend() == "auto"
     monkeypatch.setenv("nnUNet_mamba_scan", "cuda")
     assert requested_backend("torch") == "torch"
-    torch.testing.assert_close(selective_scan(*small_inputs(), backend="torch"),
+    torch.testing.assert_close(selective_scan(*small_inputs(), backend="torch"),  # fp32 tolerances: tests/helpers.py
                                selective_scan_reference(*small_inputs()), rtol=6e-4, atol=2e-3)
 
 
@@ -110,20 +111,14 @@ def test_bad_shapes_raise_one_clear_error():
         selective_scan(u, delta, A, B, C, D=torch.ones(3))
 
 
-def run_python(code, pythonpath=None):
-    env = dict(os.environ, nnUNet_mamba_scan="")
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath)] + [p for p in [env.get("PYTHONPATH")] if p])
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=300)
-
-
 SCAN_ON_CPU = """
     import nnunetv2_mamba, nnunetv2_mamba.ops, torch
     from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
+    torch.manual_seed(0)
     u = torch.randn(1, 2, 9)
     args = (u, u.abs(), -torch.rand(2, 3), torch.randn(1, 3, 9), torch.randn(1, 3, 9))
-    torch.testing.assert_close(selective_scan(*args), selective_scan_reference(*args))
+    # two fp32 scans summing in other orders: mamba-ssm's fp32 tolerances, which bound that (tests/helpers.py)
+    torch.testing.assert_close(selective_scan(*args), selective_scan_reference(*args), rtol=6e-4, atol=2e-3)
     from nnunetv2_mamba.doctor import run
     import argparse
     assert run(argparse.Namespace(backend=None)) == 0

@@ -17,7 +17,7 @@ import torch
 
 from nnunetv2_mamba.training.checkpoints import CheckpointError, read_training_checkpoint
 from nnunetv2_mamba.phantom import write_phantom_dataset
-from test_nnunet_integration import DATASET, REPO, run
+from helpers import DATASET, REPO, run
 
 PLANS = "nnUNetMambaUNetPlans"
 EVERY_EPOCH_TRAINER = "nnUNetTrainerMambaUNet_TinyEveryEpoch"

@@ -135,6 +135,9 @@ def smoke_test_failure(name: str, device: str) -> str | None:
     except Exception as error:  # any failure to compile or launch means: do not pick this backend
         return f"a test scan raised {error!r}"
     error = (result - expected).abs().max().item() if result.shape == expected.shape else float("inf")
+    # two fp32 scans of these inputs (|y| < 30) summing in other orders differ by at most 2·γ_225·Σ|terms| (3·70
+    # recurrence roundings, N, pointwise ops; γ_n = n·2^-24): under 1e-2 while the terms stay below ~370. A wrong
+    # kernel is off by the outputs' own size
     if not error <= 1e-2:
         return f"a test scan differs from the torch scan by {error:.3g}"
     return None
