@@ -12,9 +12,9 @@ from nnunetv2_mamba.training.search_path import trainers_folder
 #: what the benchmark sets for nnU-Net's subprocesses on CPU: {variable: (value, why)}; printed and reported
 CPU_SETTINGS = {
     "nnUNet_n_proc_DA": ("0", "data augmentation runs in the training process, no worker processes: faster on a "
-                              "few CPU cores (replaces any value you set)"),
-    "nnUNet_def_n_proc": ("2", "export workers, each importing torch (nnU-Net's default is 8; a value you set is "
-                               "kept)"),
+                              "few CPU cores; replaces any value you set"),
+    "nnUNet_def_n_proc": ("2", "export workers, each importing torch; nnU-Net's default is 8, a value you set is "
+                               "kept"),
 }
 
 

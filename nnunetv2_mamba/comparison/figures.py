@@ -89,7 +89,7 @@ def learning_curve_figure(curves: dict):
             label = method if len(curves[method]) == 1 else f"{method} fold {fold}"
             for ax, x in ((by_iterations, iterations), (by_time, seconds)):
                 ax.plot(x, log["mean_fg_dice"][:epochs], ":", marker=".", color=colour, alpha=0.6)
-                ax.plot(x, log["ema_fg_dice"], "-", color=colour, label=label)
+                ax.plot(x, log["ema_fg_dice"], "-", marker="o", ms=3, color=colour, label=label)  # marker: 1 epoch
     by_iterations.set_xlabel("training iterations")
     by_time.set_xlabel("training wall-clock time (s)")
     by_iterations.set_ylabel("validation Dice (foreground mean)")
@@ -97,7 +97,7 @@ def learning_curve_figure(curves: dict):
     for ax in (by_iterations, by_time):
         ax.grid(alpha=0.3)
     handles = by_iterations.get_legend_handles_labels()[0]
-    handles += [plt.Line2D([], [], color="k", ls="-", label="EMA of the pseudo Dice"),
+    handles += [plt.Line2D([], [], color="k", ls="-", marker="o", ms=3, label="EMA of the pseudo Dice"),
                 plt.Line2D([], [], color="k", ls=":", marker=".", label="pseudo Dice")]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 4),
                fontsize=8)

@@ -150,7 +150,9 @@ _variants: dict[str, type] = {}
 def budget_variant(name: str) -> type:
     """The class ``<base>_<E>ep<I>it``: ``base`` (ours first, else found by nnU-Net's own trainer search) with
     ``budget``, plus the mixins it lacks. AttributeError for a name that is not a budget name (so that nnU-Net's
-    search goes on); ``BudgetNameError`` for a malformed or nested budget or a base that does not exist."""
+    search goes on); ``BudgetNameError`` for a malformed or nested budget or a base that does not exist. Nested
+    names are refused before any search, so looking up the base (which nnU-Net does through the module that calls
+    this function) never comes back here: no recursion."""
     if name in _variants:
         return _variants[name]
     split = split_budget_name(name)
