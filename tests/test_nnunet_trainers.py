@@ -8,7 +8,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.training import trainers
-from nnunetv2_mamba.training.budget import EPOCHS_ENV, read_positive_int
+from nnunetv2_mamba.training.budget import Budget, BudgetNameError, budget_trainer_name, split_budget_name
 
 PLAIN = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 
@@ -67,9 +67,18 @@ def test_torch_compile_only_when_nnunet_compile_asks(monkeypatch):
     assert trainer._do_i_compile() is True
 
 
-def test_budget_environment_errors_say_what_to_do(monkeypatch):
-    monkeypatch.delenv(EPOCHS_ENV, raising=False)
-    assert read_positive_int(EPOCHS_ENV, 7) == 7
-    monkeypatch.setenv(EPOCHS_ENV, "ten")
-    with pytest.raises(ValueError, match=f"{EPOCHS_ENV}='ten' must be a positive integer"):
-        read_positive_int(EPOCHS_ENV, 7)
+def test_budget_names_have_one_spelling_and_nnunets_validation_ratio():
+    assert split_budget_name("nnUNetTrainerVMUNet_PaperRecipe_8ep25it") == ("nnUNetTrainerVMUNet_PaperRecipe",
+                                                                          Budget(8, 25, 5))
+    assert split_budget_name("nnUNetTrainer_1000ep250it") == ("nnUNetTrainer", Budget(1000, 250, 50))
+    assert split_budget_name("nnUNetTrainer_1ep2it")[1] == Budget(1, 2, 1)  # at least one validation iteration
+    assert split_budget_name("nnUNetTrainer_5epochs") is None and split_budget_name("nnUNetTrainerVMUNet") is None
+    assert budget_trainer_name("nnUNetTrainerMambaUNet_Tiny", 3, 7) == "nnUNetTrainerMambaUNet_Tiny_3ep7it"
+    with pytest.raises(BudgetNameError, match="without leading zeros, nnUNetTrainer_8ep25it"):
+        split_budget_name("nnUNetTrainer_08ep25it")
+    with pytest.raises(BudgetNameError, match="at least 1 epoch"):
+        split_budget_name("nnUNetTrainer_0ep25it")
+    with pytest.raises(BudgetNameError, match="has one already; name one budget, e.g. nnUNetTrainer_3ep4it"):
+        split_budget_name("nnUNetTrainer_1ep2it_3ep4it")
+    with pytest.raises(BudgetNameError, match="give the trainer without it, nnUNetTrainer"):
+        budget_trainer_name("nnUNetTrainer_1ep2it", 3, 4)

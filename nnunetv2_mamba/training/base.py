@@ -35,7 +35,17 @@ def require_2d(configuration_manager: ConfigurationManager, trainer_name: str) -
             f"{' and is a cascade stage' if configuration_manager.previous_stage_name else ''}; use -c 2d.")
 
 
-class VSSUNetTrainerBase(RecipeTrainer, NonFiniteLossGuard, SafeCheckpoints, nnUNetTrainer):
+class CompileOnRequest:
+    """Trainer mixin: torch.compile only when ``nnUNet_compile`` asks for it (nnU-Net compiles by default on CUDA),
+    so that every trainer of a comparison runs with the same setting."""
+
+    def _do_i_compile(self):
+        if os.environ.get(COMPILE_ENV, "").lower() not in ("true", "1", "t"):
+            return False
+        return super()._do_i_compile()
+
+
+class VSSUNetTrainerBase(RecipeTrainer, NonFiniteLossGuard, SafeCheckpoints, CompileOnRequest, nnUNetTrainer):
     """nnU-Net's trainer with a VSS U-Net (``network_class``) in place of the plans' CNN.
 
     Network kwargs: ``default_network_kwargs`` (the paper configuration), replaced by the plans' ``arch_kwargs``
@@ -44,7 +54,8 @@ class VSSUNetTrainerBase(RecipeTrainer, NonFiniteLossGuard, SafeCheckpoints, nnU
     pads internally to a multiple of 32. Optimiser, schedule, deep supervision and clipping come from the class's
     ``recipe`` (``RecipeTrainer``). ``build_network_architecture`` is a classmethod with nnU-Net 2.8.1's
     arguments, so the predictor (which never instantiates the trainer) builds the same network. Steps with a
-    non-finite loss are skipped and logged; checkpoints are written atomically and read with weights_only=True.
+    non-finite loss are skipped and logged; checkpoints are written atomically and read with weights_only=True;
+    torch.compile only on request.
     """
 
     network_class: type[nn.Module]
@@ -80,10 +91,3 @@ class VSSUNetTrainerBase(RecipeTrainer, NonFiniteLossGuard, SafeCheckpoints, nnU
     def set_deep_supervision_enabled(self, enabled: bool):
         """Switch the decoder's list output; stays off when the network was built without deep supervision."""
         unwrap_network(self.network).decoder.deep_supervision = enabled and self.enable_deep_supervision
-
-    def _do_i_compile(self):
-        """torch.compile only when ``nnUNet_compile`` asks for it (nnU-Net compiles by default on CUDA)."""
-        if os.environ.get(COMPILE_ENV, "").lower() not in ("true", "1", "t"):
-            return False
-        return super()._do_i_compile()
-

@@ -6,8 +6,11 @@
 | ``_<recipe>`` | a recipe of ``named_recipes`` (docs/architecture.md, "Training recipes"): ``_PaperRecipe``, |
 | | ``_NoDS``, ``_AdamW1em3Cosine``, ...; ``recipe_trainer_names()`` lists them |
 | ``_Pretrained`` | encoder from the VMamba checkpoint named in the plans (``nnunetv2_mamba set-pretrained``) |
-| ``_Budget`` | epochs/iterations from ``nnUNet_mamba_budget_*`` (benchmarks); ``nnUNetTrainer_Budget`` is the CNN baseline |
 | ``_Tiny`` | dims (16, 32, 64, 128) and a 2 x 3-iteration budget: tests and CPU smoke runs |
+
+Any of them, and any other trainer nnU-Net finds, trains for E epochs of I iterations as ``<Trainer>_<E>ep<I>it``
+(e.g. ``nnUNetTrainerVMUNet_PaperRecipe_8ep25it``, ``nnUNetTrainer_8ep25it``), synthesised on demand by
+:mod:`nnunetv2_mamba.training.budget`; no class is written for a budget.
 """
 from __future__ import annotations
 
@@ -15,12 +18,12 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.training.base import VSSUNetTrainerBase
-from nnunetv2_mamba.training.budget import TrainingBudget
+from nnunetv2_mamba.training.budget import Budget, TrainingBudget
 from nnunetv2_mamba.training.recipes import DEFAULT_RECIPE, named_recipes
 from nnunetv2_mamba.training.warm_start import PretrainedEncoder
 
 TINY_DIMS = {"dims": (16, 32, 64, 128)}
-TINY_BUDGET = (2, 3, 2)
+TINY_BUDGET = Budget(epochs=2, iterations_per_epoch=3, val_iterations_per_epoch=2)
 
 
 class nnUNetTrainerMambaUNet(VSSUNetTrainerBase):
@@ -67,28 +70,16 @@ class nnUNetTrainerVMUNet_Pretrained(PretrainedEncoder, nnUNetTrainerVMUNet):
     pass
 
 
-class nnUNetTrainer_Budget(TrainingBudget, nnUNetTrainer):
-    """nnU-Net's plain CNN with the benchmark budget: the baseline of the comparisons."""
-
-
-class nnUNetTrainerMambaUNet_Budget(TrainingBudget, nnUNetTrainerMambaUNet):
-    pass
-
-
-class nnUNetTrainerVMUNet_Budget(TrainingBudget, nnUNetTrainerVMUNet):
-    pass
-
-
 class nnUNetTrainerMambaUNet_Tiny(TrainingBudget, nnUNetTrainerMambaUNet):
-    """Narrow Mamba-UNet, 2 epochs x 3 iterations (``nnUNet_mamba_budget_*`` still override): tests, CPU smoke runs."""
+    """Narrow Mamba-UNet, 2 epochs x 3 iterations (``_<E>ep<I>it`` names another budget): tests, CPU smoke runs."""
     fixed_network_kwargs = TINY_DIMS
-    budget_defaults = TINY_BUDGET
+    budget = TINY_BUDGET
 
 
 class nnUNetTrainerVMUNet_Tiny(TrainingBudget, nnUNetTrainerVMUNet):
-    """Narrow VM-UNet, 2 epochs x 3 iterations (``nnUNet_mamba_budget_*`` still override): tests, CPU smoke runs."""
+    """Narrow VM-UNet, 2 epochs x 3 iterations (``_<E>ep<I>it`` names another budget): tests, CPU smoke runs."""
     fixed_network_kwargs = TINY_DIMS
-    budget_defaults = TINY_BUDGET
+    budget = TINY_BUDGET
 
 
 __all__ = [name for name, value in dict(globals()).items()
