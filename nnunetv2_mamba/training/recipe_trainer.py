@@ -10,7 +10,7 @@ from nnunetv2_mamba.training.schedules import RecipeLRScheduler
 
 class RecipeTrainer:
     """Mixin for nnU-Net trainers: optimiser, learning-rate schedule and deep supervision from the class's
-    ``recipe``; the gradient clipping of ``NonFiniteLossGuard`` reads ``recipe.clip_norm``.
+    ``recipe``, including the ``clip_norm`` that ``NonFiniteLossGuard`` clips gradients to.
 
     ``initial_lr`` and ``weight_decay`` mirror the recipe so nnU-Net's logged hyper-parameters are true. A
     per-iteration recipe sets the rate before every training step, counting the epoch's steps from
@@ -26,6 +26,10 @@ class RecipeTrainer:
         self.initial_lr, self.weight_decay = self.recipe.lr, self.recipe.weight_decay
         self.enable_deep_supervision = self.recipe.deep_supervision
         self.iteration_in_epoch = 0
+
+    @property
+    def clip_norm(self) -> float | None:
+        return self.recipe.clip_norm
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.recipe, self.network)
