@@ -77,11 +77,13 @@ def test_both_sequence_layouts_compute_the_same_numbers():
         results.append((out, grads))
     (first, first_grads), (last, last_grads) = results
     assert first.shape == last.shape == x.shape
-    torch.testing.assert_close(last, first, rtol=1e-5, atol=1e-6)
+    # the two paths sum the projections in other orders: fp32 roundings (eps 1.2e-7) of values up to the
+    # tensor's largest magnitude (~300 for these weights), so atol scales with it
+    torch.testing.assert_close(last, first, rtol=1e-5, atol=1e-6 * first.abs().max().item())
     for a, b in zip(last_grads, first_grads):
         assert (a is None) == (b is None)
         if a is not None:
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * max(1.0, b.abs().max().item()))
 
 
 def test_vss_block_is_residual_ss2d_of_layernorm():
