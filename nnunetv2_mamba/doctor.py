@@ -6,7 +6,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None,
-                        help="backend to check instead of $NNUNETV2_MAMBA_SCAN: auto, cuda, triton or torch")
+                        help="backend to check instead of $NNUNETV2_MAMBA_SCAN: auto, cuda, triton, cpu or torch")
 
 
 def run(args: argparse.Namespace) -> int:

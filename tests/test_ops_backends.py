@@ -34,7 +34,7 @@ def test_env_variable_selects_and_argument_overrides(monkeypatch):
 
 def test_unknown_value_names_the_valid_ones(monkeypatch):
     monkeypatch.setenv("NNUNETV2_MAMBA_SCAN", "mamba")
-    with pytest.raises(ValueError, match="NNUNETV2_MAMBA_SCAN='mamba'.*auto, cuda, triton, torch"):
+    with pytest.raises(ValueError, match="NNUNETV2_MAMBA_SCAN='mamba'.*auto, cuda, triton, cpu, torch"):
         selective_scan(*small_inputs())
     with pytest.raises(ValueError, match="backend='fast'"):
         selective_scan(*small_inputs(), backend="fast")
@@ -46,31 +46,40 @@ def test_cuda_backend_on_cpu_tensors_says_how_to_fix(monkeypatch):
         selective_scan(*small_inputs())
 
 
-def test_kernel_backends_refuse_cpu_tensors_even_when_available(monkeypatch):
+def test_kernel_backends_refuse_tensors_of_another_device_even_when_available(monkeypatch):
     monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", None))
     for name in ("cuda", "triton"):
-        with pytest.raises(RuntimeError, match=f"'{name}' needs CUDA tensors.*backend='torch'"):
+        with pytest.raises(RuntimeError, match=f"'{name}' needs CUDA tensors, got cpu.*backend='torch'"):
             choose_backend(name, torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="'cpu' needs CPU tensors, got cuda tensors.*backend='torch'"):
+        choose_backend("cpu", torch.device("cuda"))
+    for device in ("cpu", "cuda", "mps"):
+        assert choose_backend("torch", torch.device(device))[0] == "torch"
 
 
-@pytest.mark.parametrize("available,expected", [
-    ({"cuda", "triton", "torch"}, "cuda"), ({"triton", "torch"}, "triton"), ({"torch"}, "torch")])
-def test_auto_priority_on_cuda(monkeypatch, available, expected):
+@pytest.mark.parametrize("available,on_cuda,on_cpu", [
+    ({"cuda", "triton", "cpu", "torch"}, "cuda", "cpu"), ({"triton", "torch"}, "triton", "torch"),
+    ({"cpu", "torch"}, "torch", "cpu"), ({"torch"}, "torch", "torch")])
+def test_auto_priority_per_device(monkeypatch, available, on_cuda, on_cpu):
     monkeypatch.setattr(backends, "availability",
                         lambda name: Availability(name in available, f"fake {name}", None))
     monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: None)
-    assert choose_backend("auto", torch.device("cuda"))[0] == expected
-    assert choose_backend("auto", torch.device("cpu"))[0] == "torch"
+    assert choose_backend("auto", torch.device("cuda"))[0] == on_cuda
+    assert choose_backend("auto", torch.device("cpu"))[0] == on_cpu
+    assert choose_backend("auto", torch.device("mps"))[0] == "torch"
 
 
-def test_auto_skips_a_kernel_that_imports_but_fails_on_the_device(monkeypatch, caplog):
-    """E.g. Triton on a GPU it cannot compile for: auto logs why and takes the next backend."""
-    failures = {"cuda": "a test scan raised RuntimeError('no kernel image')", "triton": None}
+@pytest.mark.parametrize("device,failing,expected", [("cuda", "cuda", "triton"), ("cpu", "cpu", "torch")])
+def test_auto_skips_a_kernel_that_imports_but_fails_on_the_device(monkeypatch, caplog, device, failing,
+                                                                    expected):
+    """E.g. Triton on a GPU it cannot compile for, or a miscompiled CPU kernel: auto logs why and takes the next
+    backend."""
     monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", None))
-    monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: failures[name])
+    monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: (
+        "a test scan raised RuntimeError('no kernel image')" if name == failing else None))
     with caplog.at_level(logging.WARNING, logger="nnunetv2_mamba"):
-        assert choose_backend("auto", torch.device("cuda"))[0] == "triton"
-    assert "'cuda' imports but is skipped" in caplog.text and "no kernel image" in caplog.text
+        assert choose_backend("auto", torch.device(device))[0] == expected
+    assert f"'{failing}' imports but is skipped" in caplog.text and "no kernel image" in caplog.text
 
 
 def test_smoke_test_catches_errors_and_wrong_numbers(monkeypatch):
@@ -130,6 +139,11 @@ SCAN_ON_CPU = """
 """
 
 
+def cpu_choice() -> str:
+    """What auto picks on CPU tensors in a fresh process here: cpu where a C compiler builds the kernel."""
+    return "cpu" if backends.availability("cpu").available else "torch"
+
+
 def test_import_and_scan_without_optional_packages():
     blocker = f"""
         import sys
@@ -141,7 +155,7 @@ def test_import_and_scan_without_optional_packages():
     """
     result = run_python(textwrap.dedent(blocker) + textwrap.dedent(SCAN_ON_CPU))
     assert result.returncode == 0, result.stderr
-    assert "cuda    unavailable" in result.stdout and "chosen on cpu: torch" in result.stdout
+    assert "cuda    unavailable" in result.stdout and f"chosen on cpu: {cpu_choice()}" in result.stdout
 
 
 def test_import_and_scan_with_broken_optional_packages(tmp_path):

@@ -1,4 +1,4 @@
-"""The SS2D core: the selective scan (backends cuda / triton / torch, see :mod:`.backends`) and the
+"""The SS2D core: the selective scan (backends cuda / triton / cpu / torch, see :mod:`.backends`) and the
 four-direction cross scan / merge. Importing this never imports mamba-ssm, causal-conv1d or triton."""
 from nnunetv2_mamba.ops.backends import backend_for
 from nnunetv2_mamba.ops.cross_scan import (cross_merge, cross_merge_channels_last, cross_scan,

@@ -1,11 +1,13 @@
 """Which selective-scan implementation runs, and why.
 
 Backends: ``cuda`` (mamba-ssm's compiled ``selective_scan_fn``), ``triton`` (our Triton kernel,
-:mod:`nnunetv2_mamba.ops.scan_triton`), ``torch`` (our pure-PyTorch scan, any device). ``auto`` picks, for CUDA
-tensors, cuda if its kernel imports, else triton, else torch, skipping (with a warning) a kernel whose first small
-test scan on that GPU fails or disagrees with the torch scan; for any other device, torch. The choice comes from
-the ``backend=`` argument, else the environment variable ``NNUNETV2_MAMBA_SCAN``, else ``auto``. The optional
-imports happen on first need only, and any exception they raise just marks that backend unavailable.
+:mod:`nnunetv2_mamba.ops.scan_triton`), ``cpu`` (our C kernel compiled at first use, :mod:`.scan_cpu`),
+``torch`` (our pure-PyTorch scan, any device). ``auto`` picks, for CUDA tensors, cuda if its kernel imports, else
+triton, else torch; for CPU tensors, cpu if it compiles, else torch; torch on any other device. It skips (with a
+warning) a kernel whose first small test scan on that device fails or disagrees with the torch scan. The choice
+comes from the ``backend=`` argument, else the environment variable ``NNUNETV2_MAMBA_SCAN``, else ``auto``. The
+optional imports and the compilation happen on first need only, and any exception they raise just marks that
+backend unavailable.
 """
 from __future__ import annotations
 
@@ -19,8 +21,12 @@ from typing import Callable
 import torch
 
 ENV_VARIABLE = "NNUNETV2_MAMBA_SCAN"
-BACKENDS = ("cuda", "triton", "torch")
+BACKENDS = ("cuda", "triton", "cpu", "torch")
 CHOICES = ("auto",) + BACKENDS
+#: auto's order of preference per device type (any other device: torch)
+AUTO_ORDER = {"cuda": ("cuda", "triton", "torch"), "cpu": ("cpu", "torch")}
+#: the device type a kernel backend runs on (torch runs on any)
+KERNEL_DEVICE = {"cuda": "cuda", "triton": "cuda", "cpu": "cpu"}
 CUDA_BUILD_HINT = ("build mamba-ssm's kernel on a machine with nvcc: "
                    "MAMBA_FORCE_BUILD=TRUE pip install mamba-ssm --no-build-isolation")
 
@@ -65,12 +71,23 @@ def _probe_triton() -> Availability:
                         selective_scan_triton)
 
 
+def _probe_cpu() -> Availability:
+    from nnunetv2_mamba.ops import cpu_kernel
+    from nnunetv2_mamba.ops.scan_cpu import selective_scan_cpu
+    try:
+        cpu_kernel.load()
+    except cpu_kernel.KernelUnavailable as error:
+        return Availability(False, f"{error}; auto uses the torch scan on CPU tensors")
+    return Availability(True, f"C kernel nnunetv2_mamba.ops.scan_cpu compiled by {cpu_kernel.find_compiler()} with "
+                              f"OpenMP (CPU tensors only)", selective_scan_cpu)
+
+
 def _probe_torch() -> Availability:
     from nnunetv2_mamba.ops.scan_torch import selective_scan_torch
     return Availability(True, f"pure PyTorch {torch.__version__} chunked scan (any device)", selective_scan_torch)
 
 
-_PROBES = {"cuda": _probe_cuda, "triton": _probe_triton, "torch": _probe_torch}
+_PROBES = {"cuda": _probe_cuda, "triton": _probe_triton, "cpu": _probe_cpu, "torch": _probe_torch}
 
 
 @functools.cache
@@ -95,24 +112,23 @@ def choose_backend(requested: str, device: torch.device) -> tuple[str, str]:
     """(backend name, reason) to run on tensors of ``device``; raises RuntimeError if ``requested`` cannot run."""
     device = torch.device(device)
     if requested == "auto":
-        if device.type != "cuda":
-            return "torch", f"tensors on {device.type}: only the torch backend runs off CUDA"
-        for name in BACKENDS:
+        for name in AUTO_ORDER.get(device.type, ("torch",)):
             probe = availability(name)
             if not probe.available:
                 continue
             failure = None if name == "torch" else smoke_test_failure(name, str(device))
             if failure is None:
-                return name, f"auto on CUDA: {probe.reason}"
+                return name, f"auto on {device.type}: {probe.reason}"
             logger.warning("selective scan backend %r imports but is skipped on %s: %s", name, device, failure)
         raise AssertionError("the torch backend is always available")
     probe = availability(requested)
     if not probe.available:
         raise RuntimeError(f"selective-scan backend {requested!r} is unavailable: {probe.reason}. "
                            f"Or use backend='torch' / {ENV_VARIABLE}=torch (or auto).")
-    if requested != "torch" and device.type != "cuda":
-        raise RuntimeError(f"selective-scan backend {requested!r} needs CUDA tensors, got {device.type} tensors; "
-                           f"use backend='torch' or {ENV_VARIABLE}=auto on this device.")
+    needed = KERNEL_DEVICE.get(requested)
+    if needed is not None and device.type != needed:
+        raise RuntimeError(f"selective-scan backend {requested!r} needs {needed.upper()} tensors, got {device.type} "
+                           f"tensors; use backend='torch' or {ENV_VARIABLE}=auto on this device.")
     return requested, f"requested: {probe.reason}"
 
 
@@ -121,7 +137,8 @@ def smoke_test_failure(name: str, device: str) -> str | None:
     """None if backend ``name`` runs a small scan on ``device`` and matches the torch scan, else what went wrong.
 
     Run once per backend and device before auto picks a kernel backend: a kernel that imports can still fail to
-    compile for this GPU (e.g. Triton on an unsupported architecture), and auto should then fall back.
+    compile for this GPU (e.g. Triton on an unsupported architecture) or be miscompiled, and auto should then fall
+    back.
     """
     generator = torch.Generator().manual_seed(0)
     inputs = (torch.randn(2, 8, 70, generator=generator), 0.5 * torch.rand(2, 8, 70, generator=generator),

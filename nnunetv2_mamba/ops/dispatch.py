@@ -34,7 +34,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     u, delta, z: (b, d, L); A: (d, N); B, C: (b, N, L) or (b, G, N, L); D, delta_bias: (d,).
     Δ = softplus(delta + delta_bias) if ``delta_softplus``; y is multiplied by silu(z) when z is given.
     Returns y (b, d, L) in delta's dtype, plus the fp32 last state (b, d, N) if ``return_last_state``.
-    ``backend``: "auto", "cuda", "triton", "torch" or None (= $NNUNETV2_MAMBA_SCAN, default auto).
+    ``backend``: "auto", "cuda", "triton", "cpu", "torch" or None (= $NNUNETV2_MAMBA_SCAN, default auto).
     """
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     run = scan_function(backend, u.device)
