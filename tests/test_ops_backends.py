@@ -109,6 +109,29 @@ def test_choice_is_logged_once(caplog):
     assert len(lines) == 1 and "'torch'" in lines[0]
 
 
+def test_scan_backend_bundles_each_scan_with_its_layout(monkeypatch):
+    """SS2D asks once per device: the scan, its layout, and the cross scan / merge of that layout."""
+    from nnunetv2_mamba.ops.cross_scan import (cross_merge, cross_merge_channels_last, cross_scan,
+                                               cross_scan_channels_last)
+    monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", f"scan {name}"))
+    backends._scan_backend.cache_clear()
+    try:
+        for name, device in [("cuda", "cuda"), ("triton", "cuda"), ("cpu", "cpu"), ("torch", "cpu"),
+                             ("torch", "cuda")]:
+            backend = backends.scan_backend(torch.device(device), name)
+            assert backend is backends.scan_backend(device, name.upper())  # chosen once
+            assert (backend.name, backend.scan) == (name, f"scan {name}")
+            if name in ("cuda", "triton"):
+                assert backend.layout == "channels_first"
+                assert (backend.cross_scan, backend.cross_merge) == (cross_scan, cross_merge)
+            else:
+                assert backend.layout == "channels_last"
+                assert (backend.cross_scan, backend.cross_merge) == (cross_scan_channels_last,
+                                                                     cross_merge_channels_last)
+    finally:
+        backends._scan_backend.cache_clear()
+
+
 def test_bad_shapes_raise_one_clear_error():
     u, delta, A, B, C = small_inputs()
     with pytest.raises(ValueError, match="B must be time-variant"):

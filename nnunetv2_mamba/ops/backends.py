@@ -7,7 +7,7 @@ triton, else torch; for CPU tensors, cpu if it compiles, else torch; torch on an
 warning) a kernel whose first small test scan on that device fails or disagrees with the torch scan. The choice
 comes from the ``backend=`` argument, else the environment variable ``NNUNETV2_MAMBA_SCAN``, else ``auto``. The
 optional imports and the compilation happen on first need only, and any exception they raise just marks that
-backend unavailable.
+backend unavailable. :func:`scan_backend` bundles the chosen scan with the sequence layout it wants.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ CHOICES = ("auto",) + BACKENDS
 AUTO_ORDER = {"cuda": ("cuda", "triton", "torch"), "cpu": ("cpu", "torch")}
 #: the device type a kernel backend runs on (torch runs on any)
 KERNEL_DEVICE = {"cuda": "cuda", "triton": "cuda", "cpu": "cpu"}
+#: the sequence layout each backend's scan is fastest on, see :class:`ScanBackend`
+LAYOUTS = {"cuda": "channels_first", "triton": "channels_first", "cpu": "channels_last", "torch": "channels_last"}
 CUDA_BUILD_HINT = ("build mamba-ssm's kernel on a machine with nvcc: "
                    "MAMBA_FORCE_BUILD=TRUE pip install mamba-ssm --no-build-isolation")
 
@@ -162,13 +164,39 @@ def _log_choice(name: str, reason: str) -> None:
     logger.info("selective scan backend %r (%s)", name, reason)
 
 
-def backend_for(device: torch.device) -> str:
-    """The backend name :func:`selective_scan` will run on tensors of ``device`` ($NNUNETV2_MAMBA_SCAN or auto)."""
-    return choose_backend(requested_backend(), device)[0]
+@dataclass(frozen=True)
+class ScanBackend:
+    """One backend as SS2D uses it on one device: the scan and the sequence layout it is fastest on.
+
+    ``scan`` has ``selective_scan``'s signature without ``backend`` and without the shape checks. ``layout``
+    "channels_first": sequences (B, K*D, L) from ``cross_scan`` of (B, C, H, W) images, merged by ``cross_merge``
+    (time innermost, what the compiled GPU kernels read); "channels_last": (B, K*D, L) views of (B, L, K, D)
+    memory from ``cross_scan`` = :func:`~.cross_scan.cross_scan_channels_last` of (B, H, W, C) images, merged by
+    :func:`~.cross_scan.cross_merge_channels_last` (channels innermost: whole rows of channels per copy, what
+    the CPU scans read).
+    """
+    name: str
+    reason: str
+    scan: Callable
+    layout: str
+    cross_scan: Callable
+    cross_merge: Callable
 
 
-def scan_function(backend: str | None, device: torch.device) -> Callable:
-    """The selective_scan implementation to use for ``backend`` (or the environment / auto) on ``device``."""
-    name, reason = choose_backend(requested_backend(backend), device)
-    _log_choice(name, reason)
-    return availability(name).function
+def scan_backend(device: torch.device, backend: str | None = None) -> ScanBackend:
+    """The backend for tensors of ``device``: ``backend``, else $NNUNETV2_MAMBA_SCAN, else auto (chosen once per
+    device and request, logged once); raises as :func:`choose_backend` does."""
+    chosen = _scan_backend(requested_backend(backend), torch.device(device))
+    _log_choice(chosen.name, chosen.reason)
+    return chosen
+
+
+@functools.cache
+def _scan_backend(requested: str, device: torch.device) -> ScanBackend:
+    from nnunetv2_mamba.ops.cross_scan import (cross_merge, cross_merge_channels_last, cross_scan,
+                                               cross_scan_channels_last)
+    name, reason = choose_backend(requested, device)
+    layout = LAYOUTS[name]
+    crosses = ((cross_scan, cross_merge) if layout == "channels_first" else
+               (cross_scan_channels_last, cross_merge_channels_last))
+    return ScanBackend(name, reason, availability(name).function, layout, *crosses)

@@ -1,7 +1,7 @@
 """``selective_scan``: checks the shapes once, then runs the backend chosen by :mod:`.backends`."""
 from __future__ import annotations
 
-from nnunetv2_mamba.ops.backends import scan_function
+from nnunetv2_mamba.ops.backends import scan_backend
 
 
 def check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None) -> None:
@@ -37,5 +37,5 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     ``backend``: "auto", "cuda", "triton", "cpu", "torch" or None (= $NNUNETV2_MAMBA_SCAN, default auto).
     """
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
-    run = scan_function(backend, u.device)
+    run = scan_backend(u.device, backend).scan
     return run(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
