@@ -35,6 +35,9 @@ LANES = 16  # channels per block, as in scan_cpu.c
 SEGMENT = 64
 #: the backward aims at this many work items per thread, so that a thread the OS deschedules holds up little
 ITEMS_PER_THREAD = 8
+#: state updates (b * d * L * N) per thread below which a call uses fewer threads: joining a parallel region
+#: costs microseconds on an idle machine and up to a scheduler time slice on a loaded one
+GRAIN = 1 << 18
 
 
 def _channels_inner(t: torch.Tensor) -> torch.Tensor:
@@ -51,11 +54,16 @@ def _pointer(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _threads(u: torch.Tensor, d_state: int) -> int:
+    """torch's CPU thread count, fewer for small scans (GRAIN state updates per thread at least)."""
+    return max(1, min(torch.get_num_threads(), u.numel() * d_state // GRAIN))
+
+
 def _shape(u, delta, B, C, z, grad, delta_softplus: bool, slabs: int = 1) -> cpu_kernel.ScanShape:
     (b, d, L), (groups, N) = u.shape, B.shape[1:3]
     z_strides = (z.stride(0), z.stride(2)) if z is not None else (0, 0)
     grad_strides = (grad.stride(0), grad.stride(2)) if grad is not None else (0, 0)
-    return cpu_kernel.ScanShape(b, d, L, N, groups, SEGMENT, slabs, torch.get_num_threads(), int(delta_softplus),
+    return cpu_kernel.ScanShape(b, d, L, N, groups, SEGMENT, slabs, _threads(u, N), int(delta_softplus),
                                 u.stride(0), u.stride(2), delta.stride(0), delta.stride(2), *z_strides,
                                 *grad_strides, B.stride(0), B.stride(1), B.stride(3), C.stride(0), C.stride(1),
                                 C.stride(3))
@@ -103,7 +111,7 @@ class CpuScan(torch.autograd.Function):
         (b, d, L), (groups, N) = u.shape, B.shape[1:3]
         grad_out = _channels_inner(grad_out.to(u.dtype))
         blocks = _blocks_per_group(d, groups)
-        slabs = max(1, min(blocks, -(-ITEMS_PER_THREAD * torch.get_num_threads() // (b * groups))))
+        slabs = max(1, min(blocks, -(-ITEMS_PER_THREAD * _threads(u, N) // (b * groups))))
         du, ddelta = u.new_empty(b, L, d), u.new_empty(b, L, d)
         dz = u.new_empty(b, L, d) if z is not None else None
         dA, dB, dC = u.new_empty(b, N, d), u.new_empty(b, groups, slabs, L, N), u.new_empty(b, groups, slabs, L, N)
