@@ -32,12 +32,13 @@ typedef struct {
 } ScanShape;
 
 static inline float exp_f32(float x) {
-    /* x = k ln2 + r with |r| <= ln2 / 2; 2^k applied in two halves so that both stay normal numbers, which
-       gives gradual underflow below -87.3 and +inf above 88.7. A NaN stays NaN (r is NaN). */
-    float clamped = x > 89.0f ? 89.0f : x;
-    clamped = clamped < -104.0f ? -104.0f : clamped;
-    float k = floorf(clamped * 1.44269504088896341f + 0.5f);
-    k = k == k ? k : 0.0f;
+    /* x = k ln2 + r with |r| <= ln2 / 2, k rounded to nearest by adding 1.5 * 2^23 (float arithmetic only: no
+       float-to-int conversion, which would be undefined for NaN; a NaN stays NaN through r). Below -87.3, where
+       exp(x) < 2^-126, the result is 0 (not a denormal: an absolute error under 1.2e-38); above 88.7, +inf. */
+    const float shifter = 12582912.0f;
+    float clamped = x < -87.3365447f ? -87.3365447f : x;
+    clamped = clamped > 88.3762626f ? 88.3762626f : clamped;
+    float shifted = clamped * 1.44269504088896341f + shifter, k = shifted - shifter;
     float r = clamped - k * 0.693359375f + k * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -46,12 +47,14 @@ static inline float exp_f32(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t half = (int32_t)k / 2;
-    uint32_t bits1 = (uint32_t)(half + 127) << 23, bits2 = (uint32_t)((int32_t)k - half + 127) << 23;
-    float scale1, scale2;
-    memcpy(&scale1, &bits1, sizeof scale1);
-    memcpy(&scale2, &bits2, sizeof scale2);
-    return p * scale1 * scale2;
+    uint32_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    bits = (bits - 0x4b400000u + 127u) << 23;  /* 2^k: k + 127 in [1, 254] */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    float result = p * scale;
+    result = x < -87.3365447f ? 0.0f : result;
+    return x > 88.7228391f ? INFINITY : result;
 }
 
 static inline float log_f32(float x) {
@@ -80,9 +83,10 @@ static inline float log_f32(float x) {
 }
 
 static inline float log1p_f32(float e) {
-    /* log(1 + e) for e >= 0, accurate for tiny e too: log(w) * e / (w - 1) with w = 1 + e rounded */
-    float w = 1.0f + e, shift = w - 1.0f;
-    return shift == 0.0f ? e : log_f32(w) * (e / shift);
+    /* log(1 + e) for e >= 0, accurate for tiny e too: log(w) * e / (w - 1) with w = 1 + e rounded (both sides
+       computed, then selected: no branch, so that loops calling it vectorise) */
+    float w = 1.0f + e, shift = w - 1.0f, rescaled = log_f32(w) * (e / shift);
+    return shift == 0.0f ? e : rescaled;
 }
 
 #define real float
