@@ -3,58 +3,74 @@
  * A block is LANES consecutive channels of one B/C group (the last block of a group may be narrower; its missing
  * lanes compute zeros and are never stored). The block's state h (N x LANES) lives in a small per-thread buffer
  * that stays in L1, the time loop runs inside, and every inner loop is over the LANES channels, contiguous in
- * memory, so that it vectorises. Work items are claimed dynamically, so a thread that the OS deschedules holds up
- * at most the item it is on.
+ * memory, marked "omp simd" so that it vectorises whatever the compiler's unrolling heuristics decide. Work
+ * items are claimed dynamically, so a thread that the OS deschedules holds up at most the item it is on.
  *
  * Recurrence: delta_t = softplus(delta_raw_t + bias) (or without softplus), h_t = exp(delta_t A) h_{t-1}
  * + delta_t u_t B_t, y_t = <h_t, C_t> + D u_t, out_t = y_t silu(z_t).
  */
 
-/* dst[c] = src[c] for the block's width channels, 0 in the missing lanes */
-static inline void NAME(load)(real *dst, const real *src, int64_t width) {
+/* The block's width channels at src as LANES values: src itself for a full block, else a copy into scratch
+   with zeros in the missing lanes */
+static inline const real *NAME(lanes)(const real *src, real *scratch, int64_t width) {
+    if (width == LANES) return src;
+#pragma omp simd
+    for (int c = 0; c < LANES; c++) scratch[c] = c < width ? src[c] : 0;
+    return scratch;
+}
+
+static inline void NAME(store)(real *dst, const real *src, int64_t width) {
     if (width == LANES) {
 #pragma omp simd
         for (int c = 0; c < LANES; c++) dst[c] = src[c];
     } else {
-#pragma omp simd
-        for (int c = 0; c < LANES; c++) dst[c] = c < width ? src[c] : 0;
+        for (int c = 0; c < width; c++) dst[c] = src[c];
     }
-}
-
-static inline void NAME(store)(real *dst, const real *src, int64_t width) {
-    for (int c = 0; c < width; c++) dst[c] = src[c];
 }
 
 static inline real NAME(sigmoid)(real v) { return 1 / (1 + EXP(-v)); }
 
-/* The block's step sizes at one position: raw delta plus bias, through softplus (threshold 20, as mamba-ssm);
-   also returns the pre-softplus values in raw. Not inlined: inlined into the time loops, gcc 12 no longer
-   vectorises the softplus loop (3x slower forward) */
-static __attribute__((noinline)) void NAME(step_sizes)(const ScanShape *s, const real *delta_t, const real *bias, real *raw,
-                                    real *out, int64_t width) {
-    NAME(load)(raw, delta_t, width);
+/* The block's step sizes at one position: raw delta plus bias, through softplus (threshold 20, as mamba-ssm),
+ * and, unless slope is NULL, d(step)/d(raw delta). Not inlined: inlined into the time loops, gcc 12 no longer
+ * vectorises the softplus loop (3x slower forward). */
+static __attribute__((noinline)) void NAME(step_sizes)(const ScanShape *s, const real *delta_t, const real *bias,
+                                                       int64_t width, real *step, real *slope) {
+    real padded[LANES], v[LANES], e[LANES];
+    const real *raw = NAME(lanes)(delta_t, padded, width);
 #pragma omp simd
-    for (int c = 0; c < LANES; c++) raw[c] += bias[c];
-    if (s->delta_softplus) {
+    for (int c = 0; c < LANES; c++) v[c] = raw[c] + bias[c];
+    if (!s->delta_softplus) {
+#pragma omp simd
+        for (int c = 0; c < LANES; c++) step[c] = v[c];
+        if (slope) {
+#pragma omp simd
+            for (int c = 0; c < LANES; c++) slope[c] = 1;
+        }
+        return;
+    }
+#pragma omp simd
+    for (int c = 0; c < LANES; c++) {
+        e[c] = EXP(v[c]);
+        const real smooth = LOG1P(e[c]);
+        step[c] = v[c] > 20 ? v[c] : smooth;
+    }
+    if (slope) {
 #pragma omp simd
         for (int c = 0; c < LANES; c++) {
-            const real smooth = LOG1P(EXP(raw[c]));
-            out[c] = raw[c] > 20 ? raw[c] : smooth;
+            const real sigmoid = e[c] / (1 + e[c]);
+            slope[c] = v[c] > 20 ? 1 : sigmoid;
         }
-    } else {
-#pragma omp simd
-        for (int c = 0; c < LANES; c++) out[c] = raw[c];
     }
 }
 
 /* Per-block constants: the channels' rows of A^T (N x LANES), D and delta_bias (zeros where absent) */
 static void NAME(block_constants)(const ScanShape *s, const real *A_t, const real *D, const real *delta_bias,
                                   int64_t c0, int64_t width, real *A_lanes, real *D_lanes, real *bias_lanes) {
-    for (int64_t n = 0; n < s->d_state; n++) NAME(load)(A_lanes + n * LANES, A_t + n * s->channels + c0, width);
-#pragma omp simd
+    for (int64_t n = 0; n < s->d_state; n++)
+        for (int c = 0; c < LANES; c++) A_lanes[n * LANES + c] = c < width ? A_t[n * s->channels + c0 + c] : 0;
     for (int c = 0; c < LANES; c++) D_lanes[c] = bias_lanes[c] = 0;
-    if (D) NAME(load)(D_lanes, D + c0, width);
-    if (delta_bias) NAME(load)(bias_lanes, delta_bias + c0, width);
+    if (D) memcpy(D_lanes, D + c0, sizeof(real) * width);
+    if (delta_bias) memcpy(bias_lanes, delta_bias + c0, sizeof(real) * width);
 }
 
 typedef struct {
@@ -94,12 +110,15 @@ int NAME(scan_forward)(const ScanShape *s, const real *u, const real *delta, con
             real D_lanes[LANES], bias_lanes[LANES];
             NAME(block_constants)(s, A_t, D, delta_bias, k.c0, k.width, A_lanes, D_lanes, bias_lanes);
             real *saved = checkpoints ? checkpoints + (k.b * s->groups * blocks + k.block) * segments * NW : NULL;
-            for (int64_t i = 0; i < NW; i++) h[i] = 0;
-            for (int64_t t = 0; t < L; t++) {
-                if (saved && t % s->segment == 0) memcpy(saved + t / s->segment * NW, h, sizeof(real) * NW);
-                real raw[LANES], dl[LANES], uu[LANES], x[LANES], y[LANES];
-                NAME(step_sizes)(s, delta + k.b * s->delta_b + t * s->delta_l + k.c0, bias_lanes, raw, dl, k.width);
-                NAME(load)(uu, u + k.b * s->u_b + t * s->u_l + k.c0, k.width);
+            memset(h, 0, sizeof(real) * NW);
+            for (int64_t t = 0, next_save = 0; t < L; t++) {
+                if (saved && t == next_save) {
+                    memcpy(saved + t / s->segment * NW, h, sizeof(real) * NW);
+                    next_save += s->segment;
+                }
+                real dl[LANES], x[LANES], y[LANES], padded_u[LANES], padded_z[LANES];
+                NAME(step_sizes)(s, delta + k.b * s->delta_b + t * s->delta_l + k.c0, bias_lanes, k.width, dl, NULL);
+                const real *uu = NAME(lanes)(u + k.b * s->u_b + t * s->u_l + k.c0, padded_u, k.width);
 #pragma omp simd
                 for (int c = 0; c < LANES; c++) {
                     x[c] = dl[c] * uu[c];
@@ -117,8 +136,7 @@ int NAME(scan_forward)(const ScanShape *s, const real *u, const real *delta, con
                     }
                 }
                 if (z) {
-                    real zz[LANES];
-                    NAME(load)(zz, z + k.b * s->z_b + t * s->z_l + k.c0, k.width);
+                    const real *zz = NAME(lanes)(z + k.b * s->z_b + t * s->z_l + k.c0, padded_z, k.width);
 #pragma omp simd
                     for (int c = 0; c < LANES; c++) y[c] *= zz[c] * NAME(sigmoid)(zz[c]);
                 }
@@ -137,6 +155,7 @@ typedef struct {
     real *states;   /* (T + 1, N, LANES): h before the segment, then after each of its positions */
     real *decays;   /* (T, N, LANES): exp(delta_t A) */
     real *steps;    /* (T, LANES): delta_t */
+    real *slopes;   /* (T, LANES): d(delta_t)/d(raw delta_t) */
     real *adjoint;  /* (N, LANES): a_{t+1} dL/dh_{t+1}, carried to the left */
     real *dA;       /* (N, LANES) */
     real *A_lanes;  /* (N, LANES) */
@@ -150,9 +169,10 @@ static void NAME(recompute_segment)(const ScanShape *s, const NAME(Block) *k, in
     memcpy(w->states, start, sizeof(real) * NW);
     for (int64_t i = 0; i < count; i++) {
         const int64_t t = t0 + i;
-        real raw[LANES], uu[LANES], x[LANES], *dl = w->steps + i * LANES;
-        NAME(step_sizes)(s, delta + k->b * s->delta_b + t * s->delta_l + k->c0, bias_lanes, raw, dl, k->width);
-        NAME(load)(uu, u + k->b * s->u_b + t * s->u_l + k->c0, k->width);
+        real x[LANES], padded_u[LANES], *dl = w->steps + i * LANES;
+        NAME(step_sizes)(s, delta + k->b * s->delta_b + t * s->delta_l + k->c0, bias_lanes, k->width, dl,
+                         w->slopes + i * LANES);
+        const real *uu = NAME(lanes)(u + k->b * s->u_b + t * s->u_l + k->c0, padded_u, k->width);
 #pragma omp simd
         for (int c = 0; c < LANES; c++) x[c] = dl[c] * uu[c];
         const real *Bt = B + k->b * s->B_b + k->g * s->B_g + t * s->B_l;
@@ -184,12 +204,13 @@ int NAME(scan_backward)(const ScanShape *s, const real *u, const real *delta, co
     int failed = 0;
 #pragma omp parallel num_threads(s->threads)
     {
-        real *memory = malloc(sizeof(real) * ((2 * T + 1) * NW + T * LANES + 3 * NW));
-        NAME(Scratch) w = {memory};
+        real *memory = malloc(sizeof(real) * ((2 * T + 1) * NW + 2 * T * LANES + 3 * NW));
+        NAME(Scratch) w = {.states = memory};
         if (memory) {
             w.decays = w.states + (T + 1) * NW;
             w.steps = w.decays + T * NW;
-            w.adjoint = w.steps + T * LANES;
+            w.slopes = w.steps + T * LANES;
+            w.adjoint = w.slopes + T * LANES;
             w.dA = w.adjoint + NW;
             w.A_lanes = w.dA + NW;
         } else {
@@ -208,7 +229,8 @@ int NAME(scan_backward)(const ScanShape *s, const real *u, const real *delta, co
                 real D_lanes[LANES], bias_lanes[LANES], dD[LANES] = {0}, dbias[LANES] = {0};
                 NAME(block_constants)(s, A_t, D, delta_bias, k.c0, k.width, w.A_lanes, D_lanes, bias_lanes);
                 const real *saved = checkpoints + (b * s->groups * blocks + k.block) * segments * NW;
-                for (int64_t i = 0; i < NW; i++) w.adjoint[i] = w.dA[i] = 0;
+                memset(w.adjoint, 0, sizeof(real) * NW);
+                memset(w.dA, 0, sizeof(real) * NW);
                 for (int64_t segment = segments - 1; segment >= 0; segment--) {
                     const int64_t t0 = segment * T, count = L - t0 < T ? L - t0 : T;
                     NAME(recompute_segment)(s, &k, t0, count, saved + segment * NW, u, delta, B, bias_lanes, &w);
@@ -218,24 +240,30 @@ int NAME(scan_backward)(const ScanShape *s, const real *u, const real *delta, co
                         const real *h_previous = w.states + i * NW, *decay = w.decays + i * NW;
                         const real *Bt = B + b * s->B_b + g * s->B_g + t * s->B_l;
                         const real *Ct = C + b * s->C_b + g * s->C_g + t * s->C_l;
-                        real uu[LANES], gy[LANES], x[LANES], d_du[LANES], d_dl[LANES], out_lanes[LANES];
-                        NAME(load)(uu, u + b * s->u_b + t * s->u_l + k.c0, k.width);
-                        NAME(load)(gy, grad_out + b * s->grad_b + t * s->grad_l + k.c0, k.width);
+                        real padded_u[LANES], padded_g[LANES], padded_z[LANES];
+                        const real *uu = NAME(lanes)(u + b * s->u_b + t * s->u_l + k.c0, padded_u, k.width);
+                        const real *go = NAME(lanes)(grad_out + b * s->grad_b + t * s->grad_l + k.c0, padded_g,
+                                                     k.width);
+                        real gy[LANES], x[LANES], d_du[LANES], d_dl[LANES], result[LANES];
                         if (z) {  /* out = y silu(z): needs y_t again */
-                            real zz[LANES], y[LANES];
-                            NAME(load)(zz, z + b * s->z_b + t * s->z_l + k.c0, k.width);
+                            const real *zz = NAME(lanes)(z + b * s->z_b + t * s->z_l + k.c0, padded_z, k.width);
+                            real y[LANES];
 #pragma omp simd
                             for (int c = 0; c < LANES; c++) y[c] = D_lanes[c] * uu[c];
-                            for (int64_t n = 0; n < N; n++)
+                            for (int64_t n = 0; n < N; n++) {
 #pragma omp simd
                                 for (int c = 0; c < LANES; c++) y[c] += h[n * LANES + c] * Ct[n];
+                            }
 #pragma omp simd
                             for (int c = 0; c < LANES; c++) {
                                 const real sig = NAME(sigmoid)(zz[c]);
-                                out_lanes[c] = gy[c] * y[c] * sig * (1 + zz[c] * (1 - sig));
-                                gy[c] *= zz[c] * sig;
+                                result[c] = go[c] * y[c] * sig * (1 + zz[c] * (1 - sig));
+                                gy[c] = go[c] * zz[c] * sig;
                             }
-                            NAME(store)(dz + (b * L + t) * d + k.c0, out_lanes, k.width);
+                            NAME(store)(dz + (b * L + t) * d + k.c0, result, k.width);
+                        } else {
+#pragma omp simd
+                            for (int c = 0; c < LANES; c++) gy[c] = go[c];
                         }
 #pragma omp simd
                         for (int c = 0; c < LANES; c++) {
@@ -262,23 +290,14 @@ int NAME(scan_backward)(const ScanShape *s, const real *u, const real *delta, co
                             dB_sum[t * N + n] += sum_B;
                             dC_sum[t * N + n] += sum_C;
                         }
+                        const real *slope = w.slopes + i * LANES;
 #pragma omp simd
                         for (int c = 0; c < LANES; c++) {
-                            out_lanes[c] = gy[c] * D_lanes[c] + d_du[c] * dl[c];
-                            d_dl[c] += d_du[c] * uu[c];
+                            result[c] = gy[c] * D_lanes[c] + d_du[c] * dl[c];
+                            d_dl[c] = (d_dl[c] + d_du[c] * uu[c]) * slope[c];
+                            dbias[c] += d_dl[c];
                         }
-                        NAME(store)(du + (b * L + t) * d + k.c0, out_lanes, k.width);
-                        if (s->delta_softplus) {
-                            real raw[LANES];
-                            NAME(load)(raw, delta + b * s->delta_b + t * s->delta_l + k.c0, k.width);
-#pragma omp simd
-                            for (int c = 0; c < LANES; c++) {
-                                const real v = raw[c] + bias_lanes[c];
-                                d_dl[c] = v > 20 ? d_dl[c] : d_dl[c] * NAME(sigmoid)(v);
-                            }
-                        }
-#pragma omp simd
-                        for (int c = 0; c < LANES; c++) dbias[c] += d_dl[c];
+                        NAME(store)(du + (b * L + t) * d + k.c0, result, k.width);
                         NAME(store)(ddelta + (b * L + t) * d + k.c0, d_dl, k.width);
                     }
                 }
