@@ -95,7 +95,7 @@ def test_smoke_test_catches_errors_and_wrong_numbers(monkeypatch):
                                                                 if name in stand_ins else real(name)))
     backends.smoke_test_failure.cache_clear()
     assert "PTX compile failed" in backends.smoke_test_failure("broken", "cpu")
-    assert "differs from the torch scan by 1" in backends.smoke_test_failure("wrong", "cpu")
+    assert "differs from the reference scan by 1" in backends.smoke_test_failure("wrong", "cpu")
     assert backends.smoke_test_failure("right", "cpu") is None
     backends.smoke_test_failure.cache_clear()
 
