@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
-from nnunetv2_mamba.ops import ScanBackend, scan_backend
+from nnunetv2_mamba.ops import ScanBackend, scan_backend, selective_scan
 
 NUM_DIRECTIONS = 4
 
@@ -92,8 +92,9 @@ class SS2D(nn.Module):
         x_dbl = torch.matmul(self.x_proj_weight, xs)  # (K, R+2N, D) @ (B, K, D, L) -> (B, K, R+2N, L)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
         dts = torch.matmul(self.dt_projs_weight, dts)  # (K, D, R) @ (B, K, R, L) -> (B, K, D, L)
-        ys = backend.scan(xs.float().reshape(batch, -1, L), dts.float().reshape(batch, -1, L),
-                          B=Bs.float().contiguous(), C=Cs.float().contiguous(), **self._ssm_parameters())
+        ys = selective_scan(xs.float().reshape(batch, -1, L), dts.float().reshape(batch, -1, L),
+                            B=Bs.float().contiguous(), C=Cs.float().contiguous(), backend=backend.name,
+                            **self._ssm_parameters())
         return backend.cross_merge(ys.reshape(batch, NUM_DIRECTIONS, -1, L), H, W).transpose(1, 2).reshape(x.shape)
 
     def _scan_channels_last(self, x: torch.Tensor, backend: ScanBackend) -> torch.Tensor:
@@ -103,8 +104,8 @@ class SS2D(nn.Module):
         x_dbl = torch.einsum("blkd,kcd->blkc", xs, self.x_proj_weight)  # (B, L, K, R+2N)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=3)
         dts = torch.einsum("blkr,kdr->blkd", dts, self.dt_projs_weight).contiguous()  # (B, L, K, D)
-        ys = backend.scan(_channels_view(xs), _channels_view(dts), B=_groups_view(Bs), C=_groups_view(Cs),
-                          **self._ssm_parameters())
+        ys = selective_scan(_channels_view(xs), _channels_view(dts), B=_groups_view(Bs), C=_groups_view(Cs),
+                            backend=backend.name, **self._ssm_parameters())
         return backend.cross_merge(ys.transpose(1, 2).reshape(batch, L, NUM_DIRECTIONS, D), H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -168,14 +168,15 @@ def _log_choice(name: str, reason: str) -> None:
 
 @dataclass(frozen=True)
 class ScanBackend:
-    """One backend as SS2D uses it on one device: the scan and the sequence layout it is fastest on.
+    """One backend as used on one device: its name (SS2D passes it to ``selective_scan``), its function ``scan``
+    (``selective_scan``'s signature without ``backend`` and the shape checks), and the sequence layout it is
+    fastest on with the cross scan / merge of that layout.
 
-    ``scan`` has ``selective_scan``'s signature without ``backend`` and without the shape checks. ``layout``
-    "channels_first": sequences (B, K*D, L) from ``cross_scan`` of (B, C, H, W) images, merged by ``cross_merge``
-    (time innermost, what the compiled GPU kernels read); "channels_last": (B, K*D, L) views of (B, L, K, D)
-    memory from ``cross_scan`` = :func:`~.cross_scan.cross_scan_channels_last` of (B, H, W, C) images, merged by
-    :func:`~.cross_scan.cross_merge_channels_last` (channels innermost: whole rows of channels per copy, what
-    the CPU scans read).
+    ``layout`` "channels_first": sequences (B, K*D, L) from ``cross_scan`` of (B, C, H, W) images, merged by
+    ``cross_merge`` (time innermost, what the compiled GPU kernels read); "channels_last": (B, K*D, L) views of
+    (B, L, K, D) memory from ``cross_scan`` = :func:`~.cross_scan.cross_scan_channels_last` of (B, H, W, C) images,
+    merged by :func:`~.cross_scan.cross_merge_channels_last` (channels innermost: whole rows of channels per copy,
+    what the CPU scans read).
     """
     name: str
     reason: str
