@@ -143,7 +143,7 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         B, C = (t.unsqueeze(1) if t.dim() == 3 else t for t in (B, C))
         u, delta, z = (None if t is None else _channels_inner(t.to(dtype)) for t in (u, delta, z))
         B, C = (_state_inner(t.to(dtype)) for t in (B, C))
-        A, D, delta_bias = (None if t is None else t.to(dtype) for t in (A, D, delta_bias))
+        A, D, delta_bias = (None if t is None else t.to(dtype).contiguous() for t in (A, D, delta_bias))
         tensors = (u, delta, A, B, C, D, z, delta_bias)
         save_states = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
         y, last_state = CpuScan.apply(*tensors, bool(delta_softplus), save_states)
