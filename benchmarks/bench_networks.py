@@ -7,7 +7,8 @@ Measured, each in a fresh subprocess (so its peak memory is its own), median of 
   nnU-Net's loss (Dice + CE, DeepSupervisionWrapper), backward, gradient clipping at 12, SGD step
   (lr 1e-2, momentum 0.99, Nesterov, weight decay 3e-5);
 - inference per image (eval mode, no grad, batch 1, one patch);
-- parameter counts, and the ratios to PlainConvUNet measured in the same run.
+- parameter counts, and the ratios to PlainConvUNet measured in the same run (``--rounds R``: medians of the
+  ratios of R rounds, each measuring every network in turn, for a machine whose load changes).
 
 PlainConvUNet is built as nnU-Net's default 2d plans build it for a ``--patch`` patch, 1 input channel and
 4 classes: the topology from nnU-Net's own ``get_pool_and_conv_props`` (isotropic spacing, feature maps down to 4),
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from typing import Callable
 
@@ -164,20 +166,37 @@ def seconds(result: dict | None) -> str:
     return "failed" if result is None else f"{result['seconds']:.3f}"
 
 
-def ratio(result: dict | None, baseline: dict | None) -> str:
-    return "n/a" if result is None or baseline is None else f"{result['seconds'] / baseline['seconds']:.2f}x"
+def ratio(result: dict | None) -> str:
+    return "n/a" if result is None or result["ratio"] is None else f"{result['ratio']:.2f}x"
 
 
 def megabytes(result: dict | None) -> str:
     return "failed" if result is None else f"{result['peak_mb']:.0f}"
 
 
+def measure_rounds(args, what: str) -> dict:
+    """{network: result or None} of ``what`` ("train" or "infer") over ``--rounds`` rounds. A round measures every
+    network once, each in a fresh process, one after another (in reverse order every other round), so that a
+    change of the machine's load hits all networks alike: seconds and the ratio to the baseline measured in the
+    same round are medians over the rounds, the peak memory is the largest."""
+    rounds = []
+    for index in range(args.rounds):
+        order = args.networks if index % 2 == 0 else args.networks[::-1]
+        rounds.append({n: run_measurement(__file__, child_arguments(args, what, n, 0)) for n in order})
+    combined = {}
+    for name in args.networks:
+        results = [r[name] for r in rounds if r[name] is not None]
+        ratios = [r[name]["seconds"] / r[BASELINE]["seconds"] for r in rounds if r[name] and r.get(BASELINE)]
+        combined[name] = None if not results else {
+            "seconds": statistics.median(r["seconds"] for r in results), "parameters": results[0]["parameters"],
+            "peak_mb": max(r["peak_mb"] for r in results), "ratio": statistics.median(ratios) if ratios else None}
+    return combined
+
+
 def network_table(args) -> tuple[str, dict]:
-    train = {n: run_measurement(__file__, child_arguments(args, "train", n, 0)) for n in args.networks}
-    infer = {n: run_measurement(__file__, child_arguments(args, "infer", n, 0)) for n in args.networks}
-    rows = [[n, f"{train[n]['parameters']:,}" if train[n] else "?", seconds(train[n]),
-             ratio(train[n], train.get(BASELINE)), megabytes(train[n]), seconds(infer[n]),
-             ratio(infer[n], infer.get(BASELINE)), megabytes(infer[n])] for n in args.networks]
+    train, infer = measure_rounds(args, "train"), measure_rounds(args, "infer")
+    rows = [[n, f"{train[n]['parameters']:,}" if train[n] else "?", seconds(train[n]), ratio(train[n]),
+             megabytes(train[n]), seconds(infer[n]), ratio(infer[n]), megabytes(infer[n])] for n in args.networks]
     headers = ["network", "parameters", f"train step (s), batch {args.batch}", f"step / {BASELINE}",
                "step peak extra MB", "inference per image (s)", f"inference / {BASELINE}", "inference peak extra MB"]
     return markdown_table(headers, rows), train
@@ -195,10 +214,10 @@ def block_table(args) -> str:
 
 
 def target_line(train: dict) -> str:
-    mamba, baseline = train.get("MambaUNet"), train.get(BASELINE)
-    if not mamba or not baseline:
+    mamba = train.get("MambaUNet")
+    if not mamba or mamba["ratio"] is None:
         return ""
-    value = mamba["seconds"] / baseline["seconds"]
+    value = mamba["ratio"]
     verdict = "met" if value <= TARGET_RATIO else "NOT met"
     return (f"\nIssue #6 target (MambaUNet training step within {TARGET_RATIO:.0f}x of {BASELINE}'s): "
             f"{value:.2f}x, {verdict}.\n")
@@ -230,6 +249,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--batch", type=int, default=2, help="training batch size (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions, median reported (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first (default 1)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure all networks this many times in turn; medians over rounds (default 1)")
     parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS),
                         help=f"networks to time (default all; ratios need {BASELINE})")
     parser.add_argument("--no-blocks", action="store_true", help="skip the SS2D / VSS block table")
@@ -256,7 +277,7 @@ def main(argv=None) -> int:
 
     header = (f"{machine_description(args.device)}; selective-scan backend {scan_backend_description(args.device)}; "
               f"fp32, patch {args.patch[0]}x{args.patch[1]}, {args.busy} busy processes beside, "
-              f"median of {args.repeats} after {args.warmup} warm-up\n")
+              f"median of {args.repeats} after {args.warmup} warm-up, {args.rounds} round(s)\n")
     print(header, flush=True)
     with busy_processes(args.busy):
         networks, train = network_table(args)
