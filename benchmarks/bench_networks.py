@@ -1,15 +1,16 @@
 """Time Mamba-UNet and VM-UNet against nnU-Net's PlainConvUNet and print markdown tables (issue #6).
 
 Measured, each in a fresh subprocess (so its peak memory is its own), median of ``--repeats`` after ``--warmup``:
-- SS2D and VSS block forward + backward at the four encoder stages of a ``--patch``² input (widths 96..768,
+- SS2D and VSS block forward + backward at the four encoder stages of a ``--patch`` input (widths 96..768,
   resolutions patch/4 .. patch/32);
-- a whole nnU-Net training iteration per network at ``--patch``² and ``--batch``: forward with deep supervision,
+- a whole nnU-Net training iteration per network at ``--patch`` and ``--batch``: forward with deep supervision,
   nnU-Net's loss (Dice + CE, DeepSupervisionWrapper), backward, gradient clipping at 12, SGD step
   (lr 1e-2, momentum 0.99, Nesterov, weight decay 3e-5);
 - inference per image (eval mode, no grad, batch 1, one patch);
-- parameter counts, and the ratios to PlainConvUNet measured in the same run.
+- parameter counts, and the ratios to PlainConvUNet measured in the same run (``--rounds R``: medians of the
+  ratios of R rounds, each measuring every network in turn, for a machine whose load changes).
 
-PlainConvUNet is built as nnU-Net's default 2d plans build it for a ``--patch``² patch, 1 input channel and
+PlainConvUNet is built as nnU-Net's default 2d plans build it for a ``--patch`` patch, 1 input channel and
 4 classes: the topology from nnU-Net's own ``get_pool_and_conv_props`` (isotropic spacing, feature maps down to 4),
 32 features doubling to at most 512, two 3x3 convs per stage and per decoder stage, InstanceNorm, LeakyReLU.
 
@@ -17,6 +18,7 @@ On a shared, loaded CPU prefer ``--threads 1``: with more threads than free core
 barriers stall the selective scan's thousands of small in-place operations and the timings scatter by 10x.
 
     python benchmarks/bench_networks.py --threads 2 --patch 128 --batch 2 --repeats 3 --out results.md
+    python benchmarks/bench_networks.py --threads 2 --patch 224 192 --batch 6 --no-blocks --busy 2
     python benchmarks/bench_networks.py --profile MambaUNet      # torch.profiler table of one training step
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from typing import Callable
 
@@ -31,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine_description, markdown_table, median_seconds, peak_memory_mb, run_measurement  # noqa: E402
+from common import (busy_processes, machine_description, markdown_table, median_seconds, peak_memory_mb,  # noqa: E402
+                    run_measurement)
 
 NETWORKS = ("MambaUNet", "VMUNet", "PlainConvUNet")
 BASELINE = "PlainConvUNet"
@@ -60,7 +64,7 @@ def plain_conv_unet_kwargs(patch: int | tuple[int, int], base_features: int = 32
             "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
 
 
-def build_network(name: str, patch: int, deep_supervision: bool) -> torch.nn.Module:
+def build_network(name: str, patch: tuple[int, int], deep_supervision: bool) -> torch.nn.Module:
     """One of NETWORKS with 1 input channel and 4 classes, built and initialised as its trainer does."""
     if name == BASELINE:
         from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
@@ -84,11 +88,12 @@ def nnunet_loss(num_outputs: int) -> Callable:
     return DeepSupervisionWrapper(loss, (weights / weights.sum()).tolist())
 
 
-def training_step(name: str, patch: int, batch: int, device: str) -> tuple[Callable[[], None], torch.nn.Module]:
+def training_step(name: str, patch: tuple[int, int], batch: int,
+                  device: str) -> tuple[Callable[[], None], torch.nn.Module]:
     """(one nnU-Net training iteration on a fixed random batch, the network)."""
     network = build_network(name, patch, deep_supervision=True).to(device).train()
-    image = torch.randn(batch, INPUT_CHANNELS, patch, patch, device=device)
-    label = torch.randint(0, NUM_CLASSES, (batch, 1, patch, patch), device=device).float()
+    image = torch.randn(batch, INPUT_CHANNELS, *patch, device=device)
+    label = torch.randint(0, NUM_CLASSES, (batch, 1, *patch), device=device).float()
     with torch.no_grad():
         shapes = [tuple(o.shape[2:]) for o in network(image)]
     targets = [F.interpolate(label, size=shape, mode="nearest") for shape in shapes]  # the data loader's job
@@ -103,10 +108,10 @@ def training_step(name: str, patch: int, batch: int, device: str) -> tuple[Calla
     return step, network
 
 
-def inference(name: str, patch: int, device: str) -> tuple[Callable[[], None], torch.nn.Module]:
+def inference(name: str, patch: tuple[int, int], device: str) -> tuple[Callable[[], None], torch.nn.Module]:
     """(one eval-mode, no-grad forward of a single patch, the network)."""
     network = build_network(name, patch, deep_supervision=False).to(device).eval()
-    image = torch.randn(1, INPUT_CHANNELS, patch, patch, device=device)
+    image = torch.randn(1, INPUT_CHANNELS, *patch, device=device)
 
     def predict() -> None:
         with torch.no_grad():
@@ -114,13 +119,18 @@ def inference(name: str, patch: int, device: str) -> tuple[Callable[[], None], t
     return predict, network
 
 
-def block_pass(block: str, stage: int, patch: int, batch: int,
+def stage_size(patch: tuple[int, int], stage: int) -> tuple[int, int]:
+    """(H, W) of the VSS encoder's stage ``stage`` (0..3): the patch divided by 4, 8, 16, 32."""
+    return patch[0] // (4 * 2 ** stage), patch[1] // (4 * 2 ** stage)
+
+
+def block_pass(block: str, stage: int, patch: tuple[int, int], batch: int,
                device: str) -> tuple[Callable[[], None], torch.nn.Module]:
     """(forward + backward of one SS2D or VSS block at encoder stage ``stage``, the module)."""
     from nnunetv2_mamba.nets import SS2D, VSSBlock
-    dim, size = STAGE_DIMS[stage], patch // (4 * 2 ** stage)
+    dim, (height, width) = STAGE_DIMS[stage], stage_size(patch, stage)
     module = (SS2D(dim) if block == "SS2D" else VSSBlock(dim)).to(device)
-    x = torch.randn(batch, size, size, dim, device=device, requires_grad=True)
+    x = torch.randn(batch, height, width, dim, device=device, requires_grad=True)
 
     def run() -> None:
         module(x).sum().backward()
@@ -149,7 +159,7 @@ def scan_backend_description(device: str) -> str:
 
 
 def child_arguments(args, what: str, name: str, stage: int) -> list[str]:
-    flags = ["--one", what, name, str(stage), "--device", args.device, "--patch", str(args.patch),
+    flags = ["--one", what, name, str(stage), "--device", args.device, "--patch", *map(str, args.patch),
              "--batch", str(args.batch), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
              "--threads", str(torch.get_num_threads())]
     return flags
@@ -159,20 +169,37 @@ def seconds(result: dict | None) -> str:
     return "failed" if result is None else f"{result['seconds']:.3f}"
 
 
-def ratio(result: dict | None, baseline: dict | None) -> str:
-    return "n/a" if result is None or baseline is None else f"{result['seconds'] / baseline['seconds']:.2f}x"
+def ratio(result: dict | None) -> str:
+    return "n/a" if result is None or result["ratio"] is None else f"{result['ratio']:.2f}x"
 
 
 def megabytes(result: dict | None) -> str:
     return "failed" if result is None else f"{result['peak_mb']:.0f}"
 
 
+def measure_rounds(args, what: str) -> dict:
+    """{network: result or None} of ``what`` ("train" or "infer") over ``--rounds`` rounds. A round measures every
+    network once, each in a fresh process, one after another (in reverse order every other round), so that a
+    change of the machine's load hits all networks alike: seconds and the ratio to the baseline measured in the
+    same round are medians over the rounds, the peak memory is the largest."""
+    rounds = []
+    for index in range(args.rounds):
+        order = args.networks if index % 2 == 0 else args.networks[::-1]
+        rounds.append({n: run_measurement(__file__, child_arguments(args, what, n, 0)) for n in order})
+    combined = {}
+    for name in args.networks:
+        results = [r[name] for r in rounds if r[name] is not None]
+        ratios = [r[name]["seconds"] / r[BASELINE]["seconds"] for r in rounds if r[name] and r.get(BASELINE)]
+        combined[name] = None if not results else {
+            "seconds": statistics.median(r["seconds"] for r in results), "parameters": results[0]["parameters"],
+            "peak_mb": max(r["peak_mb"] for r in results), "ratio": statistics.median(ratios) if ratios else None}
+    return combined
+
+
 def network_table(args) -> tuple[str, dict]:
-    train = {n: run_measurement(__file__, child_arguments(args, "train", n, 0)) for n in args.networks}
-    infer = {n: run_measurement(__file__, child_arguments(args, "infer", n, 0)) for n in args.networks}
-    rows = [[n, f"{train[n]['parameters']:,}" if train[n] else "?", seconds(train[n]),
-             ratio(train[n], train.get(BASELINE)), megabytes(train[n]), seconds(infer[n]),
-             ratio(infer[n], infer.get(BASELINE)), megabytes(infer[n])] for n in args.networks]
+    train, infer = measure_rounds(args, "train"), measure_rounds(args, "infer")
+    rows = [[n, f"{train[n]['parameters']:,}" if train[n] else "?", seconds(train[n]), ratio(train[n]),
+             megabytes(train[n]), seconds(infer[n]), ratio(infer[n]), megabytes(infer[n])] for n in args.networks]
     headers = ["network", "parameters", f"train step (s), batch {args.batch}", f"step / {BASELINE}",
                "step peak extra MB", "inference per image (s)", f"inference / {BASELINE}", "inference peak extra MB"]
     return markdown_table(headers, rows), train
@@ -181,19 +208,19 @@ def network_table(args) -> tuple[str, dict]:
 def block_table(args) -> str:
     rows = []
     for stage, dim in enumerate(STAGE_DIMS):
-        size = args.patch // (4 * 2 ** stage)
+        height, width = stage_size(args.patch, stage)
         results = [run_measurement(__file__, child_arguments(args, "block", b, stage)) for b in BLOCKS]
-        rows.append([stage, dim, f"{size}x{size}", *(seconds(r) for r in results),
+        rows.append([stage, dim, f"{height}x{width}", *(seconds(r) for r in results),
                      *(megabytes(r) for r in results)])
     headers = ["stage", "dim", "H x W", *(f"{b} fwd+bwd (s)" for b in BLOCKS), *(f"{b} peak extra MB" for b in BLOCKS)]
     return markdown_table(headers, rows)
 
 
 def target_line(train: dict) -> str:
-    mamba, baseline = train.get("MambaUNet"), train.get(BASELINE)
-    if not mamba or not baseline:
+    mamba = train.get("MambaUNet")
+    if not mamba or mamba["ratio"] is None:
         return ""
-    value = mamba["seconds"] / baseline["seconds"]
+    value = mamba["ratio"]
     verdict = "met" if value <= TARGET_RATIO else "NOT met"
     return (f"\nIssue #6 target (MambaUNet training step within {TARGET_RATIO:.0f}x of {BASELINE}'s): "
             f"{value:.2f}x, {verdict}.\n")
@@ -218,10 +245,15 @@ def parse_arguments(argv=None):
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--patch", type=int, default=128, help="square patch edge, e.g. 128 or 224 (default 128)")
+    parser.add_argument("--patch", type=int, nargs="+", default=[128], metavar="EDGE",
+                        help="patch edge (square) or height and width, e.g. 128 or 224 192 (default 128)")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="run N spinning Python processes beside the measurements (default 0)")
     parser.add_argument("--batch", type=int, default=2, help="training batch size (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions, median reported (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first (default 1)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure all networks this many times in turn; medians over rounds (default 1)")
     parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS),
                         help=f"networks to time (default all; ratios need {BASELINE})")
     parser.add_argument("--no-blocks", action="store_true", help="skip the SS2D / VSS block table")
@@ -229,8 +261,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--profile", choices=NETWORKS, help="only profile one training step of this network")
     parser.add_argument("--one", nargs=3, metavar=("WHAT", "NAME", "STAGE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.patch % 32:
-        parser.error(f"--patch must be a multiple of 32 (the VSS networks' size divisor), got {args.patch}")
+    if len(args.patch) > 2 or any(edge % 32 for edge in args.patch):
+        parser.error(f"--patch takes one or two multiples of 32 (the VSS networks' size divisor), got {args.patch}")
+    args.patch = (args.patch[0], args.patch[-1])
     return args
 
 
@@ -246,16 +279,17 @@ def main(argv=None) -> int:
         return 0
 
     header = (f"{machine_description(args.device)}; selective-scan backend {scan_backend_description(args.device)}; "
-              f"fp32, patch {args.patch}x{args.patch}, "
-              f"median of {args.repeats} after {args.warmup} warm-up\n")
+              f"fp32, patch {args.patch[0]}x{args.patch[1]}, {args.busy} busy processes beside, "
+              f"median of {args.repeats} after {args.warmup} warm-up, {args.rounds} round(s)\n")
     print(header, flush=True)
-    networks, train = network_table(args)
-    report = [header, networks, target_line(train)]
-    print(networks + "\n" + target_line(train), flush=True)
-    if not args.no_blocks:
-        blocks = block_table(args)
-        print(f"\nSS2D / VSS block, batch {args.batch}:\n\n" + blocks, flush=True)
-        report += [f"\nSS2D / VSS block, batch {args.batch}:\n", blocks]
+    with busy_processes(args.busy):
+        networks, train = network_table(args)
+        report = [header, networks, target_line(train)]
+        print(networks + "\n" + target_line(train), flush=True)
+        if not args.no_blocks:
+            blocks = block_table(args)
+            print(f"\nSS2D / VSS block, batch {args.batch}:\n\n" + blocks, flush=True)
+            report += [f"\nSS2D / VSS block, batch {args.batch}:\n", blocks]
     report.append(f"\n(load at the end: {machine_description(args.device).rsplit(', ', 1)[-1]})\n")
     if args.out:
         with open(args.out, "w") as out:

@@ -1,4 +1,6 @@
-"""SS2D against a loop-by-loop implementation of the SS2D spec (docs/architecture.md, "SS2D"), scan direction order, initialisation."""
+"""SS2D against a loop-by-loop implementation of its spec (docs/architecture.md, "SS2D"), scan direction order,
+initialisation; every test runs with each CPU scan backend (torch, and cpu where a C compiler builds it)."""
+import dataclasses
 import math
 
 import pytest
@@ -6,8 +8,18 @@ import torch
 import torch.nn.functional as F
 
 from nnunetv2_mamba.nets import SS2D, VSSBlock
-from nnunetv2_mamba.ops import cross_merge, cross_scan, selective_scan
+from nnunetv2_mamba.ops import cross_merge, cross_scan, scan_backend, selective_scan
+from nnunetv2_mamba.ops.backends import availability
 from helpers import assert_fp32_close
+
+
+@pytest.fixture(autouse=True, params=["torch", "cpu"])
+def cpu_backend(request, monkeypatch):
+    """Runs the test with $nnUNet_mamba_scan set to this CPU backend."""
+    if not availability(request.param).available:
+        pytest.skip(f"backend {request.param} unavailable: {availability(request.param).reason}")
+    monkeypatch.setenv("nnUNet_mamba_scan", request.param)
+    return request.param
 
 
 def depthwise_conv3x3_by_loops(u, weight, bias):
@@ -79,15 +91,19 @@ def test_ss2d_matches_loop_implementation_of_spec():
 
 
 def test_both_sequence_layouts_compute_the_same_numbers():
-    """The channels-last path (pure-PyTorch scan) and the channels-first one (compiled kernels) agree, gradients
+    """The channels-last path (CPU scans) and the channels-first one (compiled GPU kernels) agree, gradients
     included; on the CPU the default is channels-last, which the loop test above checks against the spec."""
     torch.manual_seed(0)
     m = SS2D(d_model=8, d_state=4)
     randomise(m)
     x = torch.randn(2, 5, 3, 16, requires_grad=True)  # the conv output's (B, H, W, D)
+    last_backend = scan_backend(x.device)
+    assert last_backend.layout == "channels_last"
+    first_backend = dataclasses.replace(last_backend, layout="channels_first", cross_scan=cross_scan,
+                                        cross_merge=cross_merge)  # the same scan on the other layout
     results = []
-    for path in (m._scan_channels_first, m._scan_channels_last):
-        out = path(x)
+    for path, backend in ((m._scan_channels_first, first_backend), (m._scan_channels_last, last_backend)):
+        out = path(x, backend)
         grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum(),
                                     [x] + list(m.parameters()), allow_unused=True)
         results.append((out, grads))

@@ -35,7 +35,7 @@ def test_env_variable_selects_and_argument_overrides(monkeypatch):
 
 def test_unknown_value_names_the_valid_ones(monkeypatch):
     monkeypatch.setenv("nnUNet_mamba_scan", "mamba")
-    with pytest.raises(ValueError, match="nnUNet_mamba_scan='mamba'.*auto, cuda, triton, torch"):
+    with pytest.raises(ValueError, match="nnUNet_mamba_scan='mamba'.*auto, cuda, triton, cpu, torch"):
         selective_scan(*small_inputs())
     with pytest.raises(ValueError, match="backend='fast'"):
         selective_scan(*small_inputs(), backend="fast")
@@ -47,31 +47,40 @@ def test_cuda_backend_on_cpu_tensors_says_how_to_fix(monkeypatch):
         selective_scan(*small_inputs())
 
 
-def test_kernel_backends_refuse_cpu_tensors_even_when_available(monkeypatch):
+def test_kernel_backends_refuse_tensors_of_another_device_even_when_available(monkeypatch):
     monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", None))
     for name in ("cuda", "triton"):
-        with pytest.raises(RuntimeError, match=f"'{name}' needs CUDA tensors.*backend='torch'"):
+        with pytest.raises(RuntimeError, match=f"'{name}' needs CUDA tensors, got cpu.*backend='torch'"):
             choose_backend(name, torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="'cpu' needs CPU tensors, got cuda tensors.*backend='torch'"):
+        choose_backend("cpu", torch.device("cuda"))
+    for device in ("cpu", "cuda", "mps"):
+        assert choose_backend("torch", torch.device(device))[0] == "torch"
 
 
-@pytest.mark.parametrize("available,expected", [
-    ({"cuda", "triton", "torch"}, "cuda"), ({"triton", "torch"}, "triton"), ({"torch"}, "torch")])
-def test_auto_priority_on_cuda(monkeypatch, available, expected):
+@pytest.mark.parametrize("available,on_cuda,on_cpu", [
+    ({"cuda", "triton", "cpu", "torch"}, "cuda", "cpu"), ({"triton", "torch"}, "triton", "torch"),
+    ({"cpu", "torch"}, "torch", "cpu"), ({"torch"}, "torch", "torch")])
+def test_auto_priority_per_device(monkeypatch, available, on_cuda, on_cpu):
     monkeypatch.setattr(backends, "availability",
                         lambda name: Availability(name in available, f"fake {name}", None))
     monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: None)
-    assert choose_backend("auto", torch.device("cuda"))[0] == expected
-    assert choose_backend("auto", torch.device("cpu"))[0] == "torch"
+    assert choose_backend("auto", torch.device("cuda"))[0] == on_cuda
+    assert choose_backend("auto", torch.device("cpu"))[0] == on_cpu
+    assert choose_backend("auto", torch.device("mps"))[0] == "torch"
 
 
-def test_auto_skips_a_kernel_that_imports_but_fails_on_the_device(monkeypatch, caplog):
-    """E.g. Triton on a GPU it cannot compile for: auto logs why and takes the next backend."""
-    failures = {"cuda": "a test scan raised RuntimeError('no kernel image')", "triton": None}
+@pytest.mark.parametrize("device,failing,expected", [("cuda", "cuda", "triton"), ("cpu", "cpu", "torch")])
+def test_auto_skips_a_kernel_that_imports_but_fails_on_the_device(monkeypatch, caplog, device, failing,
+                                                                    expected):
+    """E.g. Triton on a GPU it cannot compile for, or a miscompiled CPU kernel: auto logs why and takes the next
+    backend."""
     monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", None))
-    monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: failures[name])
+    monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: (
+        "a test scan raised RuntimeError('no kernel image')" if name == failing else None))
     with caplog.at_level(logging.WARNING, logger="nnunetv2_mamba"):
-        assert choose_backend("auto", torch.device("cuda"))[0] == "triton"
-    assert "'cuda' imports but is skipped" in caplog.text and "no kernel image" in caplog.text
+        assert choose_backend("auto", torch.device(device))[0] == expected
+    assert f"'{failing}' imports but is skipped" in caplog.text and "no kernel image" in caplog.text
 
 
 def test_smoke_test_catches_errors_and_wrong_numbers(monkeypatch):
@@ -87,7 +96,7 @@ def test_smoke_test_catches_errors_and_wrong_numbers(monkeypatch):
                                                                 if name in stand_ins else real(name)))
     backends.smoke_test_failure.cache_clear()
     assert "PTX compile failed" in backends.smoke_test_failure("broken", "cpu")
-    assert "differs from the torch scan by 1" in backends.smoke_test_failure("wrong", "cpu")
+    assert "differs from the reference scan by 1" in backends.smoke_test_failure("wrong", "cpu")
     assert backends.smoke_test_failure("right", "cpu") is None
     backends.smoke_test_failure.cache_clear()
 
@@ -99,6 +108,29 @@ def test_choice_is_logged_once(caplog):
         selective_scan(*small_inputs(), backend="torch")
     lines = [r.getMessage() for r in caplog.records if r.name == "nnunetv2_mamba"]
     assert len(lines) == 1 and "'torch'" in lines[0]
+
+
+def test_scan_backend_bundles_each_scan_with_its_layout(monkeypatch):
+    """SS2D asks once per device: the scan, its layout, and the cross scan / merge of that layout."""
+    from nnunetv2_mamba.ops.cross_scan import (cross_merge, cross_merge_channels_last, cross_scan,
+                                               cross_scan_channels_last)
+    monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", f"scan {name}"))
+    backends._scan_backend.cache_clear()
+    try:
+        for name, device in [("cuda", "cuda"), ("triton", "cuda"), ("cpu", "cpu"), ("torch", "cpu"),
+                             ("torch", "cuda")]:
+            backend = backends.scan_backend(torch.device(device), name)
+            assert backend is backends.scan_backend(device, name.upper())  # chosen once
+            assert (backend.name, backend.scan) == (name, f"scan {name}")
+            if name in ("cuda", "triton"):
+                assert backend.layout == "channels_first"
+                assert (backend.cross_scan, backend.cross_merge) == (cross_scan, cross_merge)
+            else:
+                assert backend.layout == "channels_last"
+                assert (backend.cross_scan, backend.cross_merge) == (cross_scan_channels_last,
+                                                                     cross_merge_channels_last)
+    finally:
+        backends._scan_backend.cache_clear()
 
 
 def test_bad_shapes_raise_one_clear_error():
@@ -125,6 +157,11 @@ SCAN_ON_CPU = """
 """
 
 
+def cpu_choice() -> str:
+    """What auto picks on CPU tensors in a fresh process here: cpu where a C compiler builds the kernel."""
+    return "cpu" if backends.availability("cpu").available else "torch"
+
+
 def test_import_and_scan_without_optional_packages():
     blocker = f"""
         import sys
@@ -136,7 +173,7 @@ def test_import_and_scan_without_optional_packages():
     """
     result = run_python(textwrap.dedent(blocker) + textwrap.dedent(SCAN_ON_CPU))
     assert result.returncode == 0, result.stderr
-    assert "cuda    unavailable" in result.stdout and "chosen on cpu: torch" in result.stdout
+    assert "cuda    unavailable" in result.stdout and f"chosen on cpu: {cpu_choice()}" in result.stdout
 
 
 def test_import_and_scan_with_broken_optional_packages(tmp_path):

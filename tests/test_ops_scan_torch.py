@@ -22,10 +22,10 @@ def run_with_grads(scan, inputs, delta_softplus, return_last_state, grad_out):
     return out, state, dict(zip(given, grads))
 
 
-def assert_matches_reference(inputs, delta_softplus=True, return_last_state=True):
+def assert_matches_reference(inputs, delta_softplus=True, return_last_state=True, scan=selective_scan_torch):
     out_shape = inputs["u"].shape
     grad_out = torch.randn(out_shape, generator=torch.Generator().manual_seed(1))
-    ours = run_with_grads(selective_scan_torch, inputs, delta_softplus, return_last_state, grad_out)
+    ours = run_with_grads(scan, inputs, delta_softplus, return_last_state, grad_out)
     ref = run_with_grads(selective_scan_reference, inputs, delta_softplus, return_last_state, grad_out)
     torch.testing.assert_close(ours[0], ref[0], rtol=TOLERANCES["out"][0], atol=TOLERANCES["out"][1])
     if return_last_state:
@@ -44,7 +44,7 @@ def test_mamba_grid_all_options(seqlen, groups):
     assert_matches_reference(make_inputs(seqlen, groups, bc_3d=groups == 1))
 
 
-@pytest.mark.parametrize("has_D,has_z,has_delta_bias,delta_softplus,return_last_state", [
+OPTION_COMBINATIONS = [  # has_D, has_z, has_delta_bias, delta_softplus, return_last_state
     (False, False, False, False, False),
     (True, False, False, False, False),
     (False, True, False, False, True),
@@ -52,7 +52,10 @@ def test_mamba_grid_all_options(seqlen, groups):
     (False, False, False, True, True),
     (True, True, False, True, False),
     (False, True, True, False, True),
-])
+]
+
+
+@pytest.mark.parametrize("has_D,has_z,has_delta_bias,delta_softplus,return_last_state", OPTION_COMBINATIONS)
 def test_option_combinations(has_D, has_z, has_delta_bias, delta_softplus, return_last_state):
     inputs = make_inputs(256, groups=2, has_D=has_D, has_z=has_z, has_delta_bias=has_delta_bias)
     assert_matches_reference(inputs, delta_softplus, return_last_state)
@@ -109,11 +112,8 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda *a: selective_scan_torch(*a, delta_softplus=True), args)
 
 
-def test_saves_only_inputs_for_backward():
-    """Memory stays linear: no saved tensor is bigger than the largest input."""
-    inputs = make_inputs(512, groups=2, dim=8, dstate=16)
-    out = selective_scan_torch(**inputs, delta_softplus=True)
-    largest_input = max(v.numel() for v in inputs.values() if v is not None)
+def saved_tensor_sizes(out: torch.Tensor) -> list[int]:
+    """Element counts of every tensor the autograd graph behind ``out`` saved for the backward."""
     node, seen, saved = out.grad_fn, set(), []
     stack = [node]
     while stack:
@@ -124,7 +124,15 @@ def test_saves_only_inputs_for_backward():
         saved += [getattr(node, a) for a in dir(node) if a.startswith("_saved_")]
         saved += list(getattr(node, "saved_tensors", ()) or ())
         stack += [n for n, _ in node.next_functions]
-    sizes = [t.numel() for t in saved if isinstance(t, torch.Tensor)]
+    return [t.numel() for t in saved if isinstance(t, torch.Tensor)]
+
+
+def test_saves_only_inputs_for_backward():
+    """Memory stays linear: no saved tensor is bigger than the largest input."""
+    inputs = make_inputs(512, groups=2, dim=8, dstate=16)
+    out = selective_scan_torch(**inputs, delta_softplus=True)
+    largest_input = max(v.numel() for v in inputs.values() if v is not None)
+    sizes = saved_tensor_sizes(out)
     assert sizes and max(sizes) <= largest_input
 
 

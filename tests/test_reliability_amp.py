@@ -1,5 +1,6 @@
-"""Mixed precision on CPU: the torch selective scan and SS2D under fp16 / bf16 autocast stay finite, in outputs and
-gradients, over seeded random inputs of up to large magnitudes, and agree with fp32.
+"""Mixed precision on CPU: the selective scan and SS2D, with each CPU backend (torch, cpu), under fp16 / bf16
+autocast stay finite, in outputs and gradients, over seeded random inputs of up to large magnitudes, and agree
+with fp32.
 
 Tolerances. Inside autocast the scan receives half-precision tensors (as SS2D's projections would give it) but
 computes in fp32 and rounds only its output to the half dtype. So against the fp32 reference scan of the *same*
@@ -25,6 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from nnunetv2_mamba.nets.ss2d import SS2D
 from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
+from nnunetv2_mamba.ops.backends import availability
 
 HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 SCAN_CASES = 500  # per dtype: 1000 scans
@@ -52,23 +54,33 @@ def scan_inputs(draw, largest: float = 1e3):
             "delta_bias": randn(dim, scale=1.0)}
 
 
+@pytest.fixture(params=["torch", "cpu"])
+def backend(request, monkeypatch) -> str:
+    """Each CPU backend, also as $nnUNet_mamba_scan (for SS2D)."""
+    if not availability(request.param).available:
+        pytest.skip(f"backend {request.param} unavailable: {availability(request.param).reason}")
+    monkeypatch.setenv("nnUNet_mamba_scan", request.param)
+    return request.param
+
+
 def fits(values: torch.Tensor, dtype: torch.dtype) -> bool:
     return bool(values.abs().max() < torch.finfo(dtype).max / 2)
 
 
-def scan_with_grads(inputs: dict, grad_out: torch.Tensor, dtype=None):
-    """y and d<y, grad_out>/d(every input); inputs cast to ``dtype`` (A, D, delta_bias stay fp32 parameters)."""
+def scan_with_grads(inputs: dict, grad_out: torch.Tensor, dtype=None, backend=None):
+    """y and d<y, grad_out>/d(every input) from the reference, or with ``dtype`` from ``backend``; inputs cast to
+    ``dtype`` (A, D, delta_bias stay fp32 parameters)."""
     leaves = {k: (v.to(dtype) if dtype and k in "u delta B C z" else v).detach().requires_grad_()
               for k, v in inputs.items()}
     scan = selective_scan_reference if dtype is None else selective_scan
     with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
-        y = scan(**leaves, delta_softplus=True, **({} if dtype is None else {"backend": "torch"}))
+        y = scan(**leaves, delta_softplus=True, **({} if dtype is None else {"backend": backend}))
         grads = torch.autograd.grad(y, list(leaves.values()), grad_out.to(y.dtype))
     return y, dict(zip(leaves, grads)), leaves
 
 
 @pytest.mark.parametrize("name,largest", [("fp16", 1e2), ("bf16", 1e3)])
-def test_scan_under_autocast_is_finite_and_matches_fp32(name, largest):
+def test_scan_under_autocast_is_finite_and_matches_fp32(name, largest, backend):
     dtype = HALF[name]
     eps = torch.finfo(dtype).eps
 
@@ -76,7 +88,7 @@ def test_scan_under_autocast_is_finite_and_matches_fp32(name, largest):
     @given(scan_inputs(largest))
     def check(inputs):
         grad_out = torch.randn(inputs["u"].shape, generator=torch.Generator().manual_seed(1))
-        y, grads, leaves = scan_with_grads(inputs, grad_out, dtype)
+        y, grads, leaves = scan_with_grads(inputs, grad_out, dtype, backend)
         rounded = {k: v.detach().float() for k, v in leaves.items()}
         y_ref, grads_ref, _ = scan_with_grads(rounded, grad_out.to(dtype).float())
         assume(fits(y_ref, dtype) and all(fits(g, dtype) for g in grads_ref.values()))
@@ -93,7 +105,7 @@ def test_scan_under_autocast_is_finite_and_matches_fp32(name, largest):
 
 
 @pytest.mark.parametrize("name,tolerance,largest", [("fp16", 2e-2, 1e2), ("bf16", 8e-2, 1e3)])
-def test_ss2d_under_autocast_is_finite_and_matches_fp32(name, tolerance, largest):
+def test_ss2d_under_autocast_is_finite_and_matches_fp32(name, tolerance, largest, backend):
     """SS2D's input is LayerNorm-ed in a VSS block; in fp16 inputs of 1e3 overflow weight gradients (x^T dy) of
     the half-precision projections: that is what GradScaler (CUDA) and the trainers' non-finite step guard are
     for, so fp16 is fuzzed up to 1e2, bf16 (fp32's range) up to 1e3."""

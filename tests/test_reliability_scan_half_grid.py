@@ -1,4 +1,4 @@
-"""The half-precision part of mamba-ssm's own selective-scan test grid, against our torch backend on CPU.
+"""The half-precision part of mamba-ssm's own selective-scan test grid, against our CPU backends (torch, cpu).
 
 mamba-ssm's ``tests/ops/test_selective_scan.py`` runs itype in (fp32, fp16, bf16) x seqlen in (128 ... 4096) x
 varBC_groups in (1, 2), with D, z, delta_bias, softplus and the last state on, and variable B/C. The fp32 part is
@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
+from nnunetv2_mamba.ops.backends import availability
 from helpers import make_scan_inputs as make_inputs
 
 MAMBA_TOLERANCES = {torch.float16: (3e-3, 5e-3), torch.bfloat16: (3e-2, 5e-2)}
@@ -32,15 +33,18 @@ def forward_backward(scan, inputs: dict, grad_out: torch.Tensor, **kwargs):
     return out, state, dict(zip(inputs, grads))
 
 
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
 @pytest.mark.parametrize("itype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("seqlen", [128, 256, 512, 1024, 2048, 4096])
-def test_mamba_half_precision_grid(seqlen, groups, itype):
+def test_mamba_half_precision_grid(seqlen, groups, itype, backend):
+    if not availability(backend).available:
+        pytest.skip(f"backend {backend} unavailable: {availability(backend).reason}")
     rtol, atol = MAMBA_TOLERANCES[itype]
     inputs = make_inputs(seqlen, groups, bc_3d=groups == 1, dtype=itype)
     reference_inputs = {k: v.detach().float().requires_grad_() for k, v in inputs.items()}
     grad_out = torch.randn(inputs["u"].shape, generator=torch.Generator().manual_seed(1)).to(itype)
-    out, state, grads = forward_backward(selective_scan, inputs, grad_out, backend="torch")
+    out, state, grads = forward_backward(selective_scan, inputs, grad_out, backend=backend)
     out_ref, state_ref, grads_ref = forward_backward(selective_scan_reference, reference_inputs, grad_out.float())
     assert out.dtype == itype
     torch.testing.assert_close(out.float(), out_ref.to(itype).float(), rtol=rtol, atol=atol)

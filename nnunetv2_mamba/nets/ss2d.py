@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
-from nnunetv2_mamba.ops import (backend_for, cross_merge, cross_merge_channels_last, cross_scan,
-                                cross_scan_channels_last, selective_scan)
+from nnunetv2_mamba.ops import ScanBackend, scan_backend, selective_scan
 
 NUM_DIRECTIONS = 4
 
@@ -72,39 +71,42 @@ class SS2D(nn.Module):
     def scan(self, x: torch.Tensor) -> torch.Tensor:
         """The 4-direction selective scan core: (B, H, W, D) -> (B, H, W, D) in fp32.
 
-        Channels-first (B, K, D, L) sequences for the compiled kernels, which want time innermost; channels-last
-        (B, L, K, D) ones for the pure-PyTorch scan, whose copies then move whole rows of channels (2x less time
-        in layout changes on the CPU). Both compute the same numbers.
+        The backend for x's device (:func:`~nnunetv2_mamba.ops.scan_backend`) says which sequence layout its scan
+        is fastest on: channels-first (B, K, D, L) sequences for the compiled GPU kernels, which want time
+        innermost; channels-last (B, L, K, D) ones for the CPU scans, whose reads (and the layout copies around
+        them) then move whole rows of channels. Both compute the same numbers.
         """
-        if backend_for(x.device) == "torch":
-            return self._scan_channels_last(x)
-        return self._scan_channels_first(x)
+        backend = scan_backend(x.device)
+        if backend.layout == "channels_last":
+            return self._scan_channels_last(x, backend)
+        return self._scan_channels_first(x, backend)
 
     def _ssm_parameters(self) -> dict:
         return dict(A=-torch.exp(self.A_logs.float()), D=self.Ds.float(),
                     delta_bias=self.dt_projs_bias.float().reshape(-1), delta_softplus=True)
 
-    def _scan_channels_first(self, x: torch.Tensor) -> torch.Tensor:
+    def _scan_channels_first(self, x: torch.Tensor, backend: ScanBackend) -> torch.Tensor:
         batch, H, W, _ = x.shape
         L = H * W
-        xs = cross_scan(x.permute(0, 3, 1, 2))  # (B, K, D, L)
+        xs = backend.cross_scan(x.permute(0, 3, 1, 2))  # (B, K, D, L)
         x_dbl = torch.matmul(self.x_proj_weight, xs)  # (K, R+2N, D) @ (B, K, D, L) -> (B, K, R+2N, L)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
         dts = torch.matmul(self.dt_projs_weight, dts)  # (K, D, R) @ (B, K, R, L) -> (B, K, D, L)
         ys = selective_scan(xs.float().reshape(batch, -1, L), dts.float().reshape(batch, -1, L),
-                            B=Bs.float().contiguous(), C=Cs.float().contiguous(), **self._ssm_parameters())
-        return cross_merge(ys.reshape(batch, NUM_DIRECTIONS, -1, L), H, W).transpose(1, 2).reshape(x.shape)
+                            B=Bs.float().contiguous(), C=Cs.float().contiguous(), backend=backend.name,
+                            **self._ssm_parameters())
+        return backend.cross_merge(ys.reshape(batch, NUM_DIRECTIONS, -1, L), H, W).transpose(1, 2).reshape(x.shape)
 
-    def _scan_channels_last(self, x: torch.Tensor) -> torch.Tensor:
+    def _scan_channels_last(self, x: torch.Tensor, backend: ScanBackend) -> torch.Tensor:
         batch, H, W, D = x.shape
         L = H * W
-        xs = cross_scan_channels_last(x)  # (B, L, K, D)
+        xs = backend.cross_scan(x)  # (B, L, K, D)
         x_dbl = torch.einsum("blkd,kcd->blkc", xs, self.x_proj_weight)  # (B, L, K, R+2N)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=3)
         dts = torch.einsum("blkr,kdr->blkd", dts, self.dt_projs_weight).contiguous()  # (B, L, K, D)
         ys = selective_scan(_channels_view(xs), _channels_view(dts), B=_groups_view(Bs), C=_groups_view(Cs),
-                            **self._ssm_parameters())
-        return cross_merge_channels_last(ys.transpose(1, 2).reshape(batch, L, NUM_DIRECTIONS, D), H, W)
+                            backend=backend.name, **self._ssm_parameters())
+        return backend.cross_merge(ys.transpose(1, 2).reshape(batch, L, NUM_DIRECTIONS, D), H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, z = self.in_proj(x).chunk(2, dim=-1)

@@ -1,10 +1,10 @@
-"""The SS2D core: the selective scan (backends cuda / triton / torch, see :mod:`.backends`) and the
+"""The SS2D core: the selective scan (backends cuda / triton / cpu / torch, see :mod:`.backends`) and the
 four-direction cross scan / merge. Importing this never imports mamba-ssm, causal-conv1d or triton."""
-from nnunetv2_mamba.ops.backends import backend_for
+from nnunetv2_mamba.ops.backends import ScanBackend, scan_backend
 from nnunetv2_mamba.ops.cross_scan import (cross_merge, cross_merge_channels_last, cross_scan,
                                            cross_scan_channels_last)
 from nnunetv2_mamba.ops.dispatch import selective_scan
 from nnunetv2_mamba.ops.scan_reference import selective_scan_reference
 
 __all__ = ["selective_scan", "selective_scan_reference", "cross_scan", "cross_merge", "cross_scan_channels_last",
-           "cross_merge_channels_last", "backend_for"]
+           "cross_merge_channels_last", "scan_backend", "ScanBackend"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nnunetv2_mamba.ops.backends import availability, scan_backend_name
+from nnunetv2_mamba.ops.backends import scan_backend
 from nnunetv2_mamba.ops.scan_op import selective_scan_forward
 
 
@@ -38,12 +38,12 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     u, delta, z: (b, d, L); A: (d, N); B, C: (b, N, L) or (b, G, N, L); D, delta_bias: (d,).
     Δ = softplus(delta + delta_bias) if ``delta_softplus``; y is multiplied by silu(z) when z is given.
     Returns y (b, d, L) in delta's dtype, plus the fp32 last state (b, d, N) if ``return_last_state``.
-    ``backend``: "auto", "cuda", "triton", "torch" or None (= $nnUNet_mamba_scan, default auto).
+    ``backend``: "auto", "cuda", "triton", "cpu", "torch" or None (= $nnUNet_mamba_scan, default auto).
     """
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
-    name = scan_backend_name(backend, u.device)
+    chosen = scan_backend(u.device, backend)
     tensors = (u, delta, A, B, C, D, z, delta_bias)
     if not return_last_state and not (torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in tensors)):
-        return selective_scan_forward(*tensors, delta_softplus, name)
-    return availability(name).function(*tensors, delta_softplus, return_last_state)
+        return selective_scan_forward(*tensors, delta_softplus, chosen.name)
+    return chosen.scan(*tensors, delta_softplus, return_last_state)
