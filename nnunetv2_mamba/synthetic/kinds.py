@@ -1,0 +1,7 @@
+"""Every synthetic data set by the name ``make-dataset`` takes."""
+from __future__ import annotations
+
+from nnunetv2_mamba.synthetic import cardiac
+from nnunetv2_mamba.synthetic.slices import DatasetKind
+
+KINDS: dict[str, DatasetKind] = {kind.name: kind for kind in (cardiac.KIND,)}
