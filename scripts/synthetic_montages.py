@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from nnunetv2_mamba.synthetic import KINDS  # noqa: E402
 
 LABEL_COLOURS = np.array([[0, 0, 0], [230, 60, 60], [60, 140, 255], [250, 210, 40]], float) / 255
+COLOUR_NAMES = ("black", "red", "blue", "yellow")
 
 
 def save_montage(kind_name: str, path: Path, cases: int, seed: int, image_size=(128, 128)) -> None:
@@ -31,12 +32,12 @@ def save_montage(kind_name: str, path: Path, cases: int, seed: int, image_size=(
         axes[channels, column].imshow(LABEL_COLOURS[case.labels])
     for row in range(channels):
         axes[row, 0].set_ylabel(kind.channel_names[str(row)], fontsize=8)
-    names = ", ".join(f"{name}={value}" for name, value in kind.labels.items() if value)
+    names = ", ".join(f"{name} {COLOUR_NAMES[value]}" for name, value in kind.labels.items() if value)
     axes[channels, 0].set_ylabel("labels", fontsize=8)
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])
-    figure.suptitle(f"{kind.name}: {names} (red, blue, yellow)", fontsize=9)
+    figure.suptitle(f"{kind.name}: {names}", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=72)
     plt.close(figure)

@@ -85,7 +85,7 @@ def test_lesions_are_few_small_and_inside_the_organ():
         for index in range(1, count + 1):
             lesion = components == index
             radius = np.sqrt(lesion.sum() / np.pi)
-            assert 1.2 <= radius <= 5.5
+            assert 1.5 <= radius <= 6.0
             ring = ndimage.binary_dilation(lesion, iterations=2) & ~lesion
             assert organ_or_lesion[ring].all() and not (case.labels[ring] == lesions.LESION).any()
     assert max(counts) <= lesions.MAX_LESIONS

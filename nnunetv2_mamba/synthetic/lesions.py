@@ -2,9 +2,9 @@
 
 The organ is the union of two wobbly ellipses (a liver-like lobed shape); one or two unlabelled neighbour organs of
 similar brightness sit next to it, a thin gap apart, inside a body with a bright fat rim. In 80 % of the images
-the organ holds 1-8 lesions (else none): ellipses of mean radius 1.5-5 px (aspect 0.75-1.33) at any image size,
+the organ holds 1-8 lesions (else none): ellipses of mean radius 2-5.5 px (aspect 0.75-1.33) at any image size,
 each at least 2 px inside the organ and 2 px from the next, all darker (or, in 30 % of the images, all brighter)
-than the organ by 20-50 % each. Elongated vessels of either polarity run through the organ as distractors (they
+than the organ by 35-65 % each. Elongated vessels of either polarity run through the organ as distractors (they
 belong to the organ label). Image: per-tissue intensities with texture, bias field, blur, Rician noise. Spacing
 2.4-3.0 mm in plane, slice thickness 4-8 mm.
 """
@@ -20,7 +20,7 @@ from nnunetv2_mamba.synthetic.slices import DatasetKind, SyntheticSlice
 BACKGROUND, ORGAN, LESION = 0, 1, 2
 LABELS = {"background": BACKGROUND, "organ": ORGAN, "lesion": LESION}
 MAX_LESIONS = 8
-LESION_RADIUS_PX = (1.5, 5.0)
+LESION_RADIUS_PX = (2.0, 5.5)
 NO_LESION_PROBABILITY = 0.2
 
 
@@ -119,7 +119,7 @@ def make_slice(rng: np.random.Generator, image_size: tuple[int, int] = (128, 128
     image[vessels] = organ_level * (1 + rng.choice([-1, 1]) * rng.uniform(0.3, 0.5))
     polarity = 1.0 if rng.random() < 0.3 else -1.0
     for mask in lesions:
-        image[mask] = organ_level * (1 + polarity * rng.uniform(0.2, 0.5)) * texture[mask]
+        image[mask] = organ_level * (1 + polarity * rng.uniform(0.35, 0.65)) * texture[mask]
     image = mr_acquisition(rng, image, px, bias_strength=(0.1, 0.3), blur_px=(0.5, 1.0), noise=(0.03, 0.06))
 
     labels = np.zeros(shape, np.uint8)
