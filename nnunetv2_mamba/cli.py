@@ -25,7 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "train, predict and compare trainers on the same plans and splits; writes a report"),
     "demo": ("nnunetv2_mamba.demo.cli",
              "the whole job on a synthetic cardiac phantom: plan, train, predict, report"),
-    "make-phantom": ("nnunetv2_mamba.phantom.cli", "write a synthetic ACDC-like nnU-Net raw dataset"),
+    "make-dataset": ("nnunetv2_mamba.synthetic.cli",
+                     "write a synthetic 2-D nnU-Net raw dataset (cardiac, vessels, lesions, two_channel)"),
+    "make-phantom": ("nnunetv2_mamba.synthetic.phantom_cli",
+                     "write the synthetic ACDC-like cardiac dataset (make-dataset cardiac)"),
 }
 
 

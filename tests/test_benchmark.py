@@ -22,7 +22,7 @@ from nnunetv2_mamba.comparison.training import FoldRun, train_fold
 from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
 from nnunetv2_mamba.nets.ss2d import SS2D
-from nnunetv2_mamba.phantom import write_phantom_dataset
+from nnunetv2_mamba.synthetic import write_phantom_dataset
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 from test_nnunet_integration import DATASET, run
 

@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from nnunetv2_mamba.cli import main
 from nnunetv2_mamba.evaluation import case_metrics, evaluate_folder, load_results, overlap_metrics, surface_metrics
-from nnunetv2_mamba.phantom import write_phantom_dataset
+from nnunetv2_mamba.synthetic import write_phantom_dataset
 
 
 def shifted_squares():

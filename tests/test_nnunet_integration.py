@@ -16,7 +16,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
-from nnunetv2_mamba.phantom import write_phantom_dataset
+from nnunetv2_mamba.synthetic import write_phantom_dataset
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 from helpers import DATASET, REPO, run
 

@@ -59,7 +59,7 @@ class {PRETRAINED_TRAINER}(TinyTest, trainers.nnUNetTrainerMambaUNet_Pretrained)
 def workspace(tmp_path_factory) -> dict:
     """A 6-case 64x64 phantom planned with our Mamba-UNet planner (patch cut to 32x32), and a trainer folder with
     the tiny test trainers (``TEST_TRAINERS``) before ours in nnUNet_extTrainer."""
-    from nnunetv2_mamba.phantom import write_phantom_dataset
+    from nnunetv2_mamba.synthetic import write_phantom_dataset
 
     root = tmp_path_factory.mktemp("recipes")
     (root / "ext_trainers").mkdir()

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from nnunetv2_mamba.training.checkpoints import CheckpointError, read_training_checkpoint
-from nnunetv2_mamba.phantom import write_phantom_dataset
+from nnunetv2_mamba.synthetic import write_phantom_dataset
 from helpers import DATASET, REPO, run
 
 PLANS = "nnUNetMambaUNetPlans"

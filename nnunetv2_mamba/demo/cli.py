@@ -52,7 +52,7 @@ def run(args) -> int:
     from nnunetv2_mamba.comparison.environment import (NnUNetPaths, nnunet_command, nnunet_environment,
                                                       resolve_device)
     from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
-    from nnunetv2_mamba.phantom import write_phantom_dataset
+    from nnunetv2_mamba.synthetic import write_phantom_dataset
 
     setting = QUICK if args.quick else FULL
     work = Path(args.work_dir).resolve()
