@@ -1,15 +1,16 @@
-"""Time Mamba-UNet and VM-UNet against nnU-Net's PlainConvUNet and print markdown tables (issue #6).
+"""Time Mamba-UNet and VM-UNet against nnU-Net's PlainConvUNet and print markdown tables.
 
 Measured, each in a fresh subprocess (so its peak memory is its own), median of ``--repeats`` after ``--warmup``:
 - SS2D (SS3D with ``--spatial-dims 3``) and VSS block forward + backward at the four encoder stages of a
-  ``--patch``² (³) input (widths 96..768, resolutions patch/4 .. patch/32);
-- a whole nnU-Net training iteration per network at ``--patch``² (³) and ``--batch``: forward with deep supervision,
+  ``--patch`` input (widths 96..768, resolutions patch/4 .. patch/32);
+- a whole nnU-Net training iteration per network at ``--patch`` and ``--batch``: forward with deep supervision,
   nnU-Net's loss (Dice + CE, DeepSupervisionWrapper), backward, gradient clipping at 12, SGD step
   (lr 1e-2, momentum 0.99, Nesterov, weight decay 3e-5);
 - inference per image (eval mode, no grad, batch 1, one patch);
-- parameter counts, and the ratios to PlainConvUNet measured in the same run.
+- parameter counts, and the ratios to PlainConvUNet measured in the same run (``--rounds R``: medians of the
+  ratios of R rounds, each measuring every network in turn, for a machine whose load changes).
 
-PlainConvUNet is built as nnU-Net's default 2d (3d_fullres) plans build it for a ``--patch``² (³) patch, 1 input
+PlainConvUNet is built as nnU-Net's default 2d (3d_fullres) plans build it for a ``--patch`` patch, 1 input
 channel and 4 classes: the topology from nnU-Net's own ``get_pool_and_conv_props`` (isotropic spacing, feature maps
 down to 4), 32 features doubling to at most 512 (320 in 3D), two 3x3(x3) convs per stage and per decoder stage,
 InstanceNorm, LeakyReLU. In 3D the Mamba networks are the paper widths with SS3D (K = 6), patch 4, merges of 2.
@@ -18,6 +19,7 @@ On a shared, loaded CPU prefer ``--threads 1``: with more threads than free core
 barriers stall the selective scan's thousands of small in-place operations and the timings scatter by 10x.
 
     python benchmarks/bench_networks.py --threads 2 --patch 128 --batch 2 --repeats 3 --out results.md
+    python benchmarks/bench_networks.py --threads 2 --patch 224 192 --batch 6 --no-blocks --busy 2
     python benchmarks/bench_networks.py --spatial-dims 3 --threads 2 --patch 64 --batch 2 --repeats 3
     python benchmarks/bench_networks.py --profile MambaUNet      # torch.profiler table of one training step
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from typing import Callable
 
@@ -33,27 +36,31 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine_description, markdown_table, median_seconds, peak_memory_mb, run_measurement  # noqa: E402
+from common import (busy_processes, machine_description, markdown_table, median_seconds, peak_memory_mb,  # noqa: E402
+                    run_measurement)
 
 NETWORKS = ("MambaUNet", "VMUNet", "PlainConvUNet")
 BASELINE = "PlainConvUNet"
 BLOCKS = ("SS2D", "VSSBlock")
 STAGE_DIMS = (96, 192, 384, 768)
 INPUT_CHANNELS, NUM_CLASSES = 1, 4
-TARGET_RATIO = 4.0  # issue #6: a MambaUNet training step within 4x of PlainConvUNet's on CPU
 
 
-def plain_conv_unet_kwargs(shape: tuple[int, ...]) -> dict:
-    """``arch_kwargs`` of nnU-Net's default 2d / 3d_fullres plans (ExperimentPlanner) for a patch of ``shape`` with
-    isotropic spacing."""
+def plain_conv_unet_kwargs(patch: int | tuple[int, ...], base_features: int = 32) -> dict:
+    """``arch_kwargs`` of nnU-Net's default 2d / 3d_fullres plans (ExperimentPlanner) for a ``patch`` (a square's
+    edge, (H, W) or (D, H, W)) with isotropic spacing; ``base_features`` doubling per stage up to 512 in 2D, 320 in
+    3D (nnU-Net: 32)."""
     from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
+    shape = (patch, patch) if isinstance(patch, int) else tuple(patch)
     n = len(shape)
     _, strides, kernel_sizes, planned_patch, _ = get_pool_and_conv_props((1.0,) * n, shape, 4, 999999)
-    if tuple(planned_patch) != shape:
-        raise SystemExit(f"nnU-Net would change a {shape} patch to {tuple(planned_patch)}; pass --patch "
-                         f"{planned_patch[0]} (a multiple of 2^pooling steps)")
+    planned = tuple(int(edge) for edge in planned_patch)
+    if planned != shape:
+        raise SystemExit(f"nnU-Net would change a {shape} patch to {planned}: use a patch that is a multiple of "
+                         f"2^pooling steps, such as {planned}")
     stages, max_features = len(strides), 512 if n == 2 else 320
-    return {"n_stages": stages, "features_per_stage": [min(max_features, 32 * 2 ** i) for i in range(stages)],
+    return {"n_stages": stages,
+            "features_per_stage": [min(max_features, base_features * 2 ** i) for i in range(stages)],
             "conv_op": f"torch.nn.modules.conv.Conv{n}d", "kernel_sizes": kernel_sizes, "strides": strides,
             "n_conv_per_stage": [2] * stages, "n_conv_per_stage_decoder": [2] * (stages - 1), "conv_bias": True,
             "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{n}d",
@@ -61,16 +68,16 @@ def plain_conv_unet_kwargs(shape: tuple[int, ...]) -> dict:
             "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
 
 
-def build_network(name: str, shape: tuple[int, ...], deep_supervision: bool) -> torch.nn.Module:
-    """One of NETWORKS with 1 input channel and 4 classes for patches of ``shape``, built and initialised as its
-    trainer does."""
+def build_network(name: str, patch: tuple[int, ...], deep_supervision: bool) -> torch.nn.Module:
+    """One of NETWORKS with 1 input channel and 4 classes for (H, W) or (D, H, W) patches, built and initialised as
+    its trainer does."""
     if name == BASELINE:
         from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
         return get_network_from_plans("dynamic_network_architectures.architectures.unet.PlainConvUNet",
-                                      plain_conv_unet_kwargs(shape), ("conv_op", "norm_op", "dropout_op", "nonlin"),
+                                      plain_conv_unet_kwargs(patch), ("conv_op", "norm_op", "dropout_op", "nonlin"),
                                       INPUT_CHANNELS, NUM_CLASSES, deep_supervision=deep_supervision)
     from nnunetv2_mamba.nets import MambaUNet, VMUNet
-    return {"MambaUNet": MambaUNet, "VMUNet": VMUNet}[name](INPUT_CHANNELS, NUM_CLASSES, spatial_dims=len(shape),
+    return {"MambaUNet": MambaUNet, "VMUNet": VMUNet}[name](INPUT_CHANNELS, NUM_CLASSES, spatial_dims=len(patch),
                                                            deep_supervision=deep_supervision)
 
 
@@ -86,12 +93,12 @@ def nnunet_loss(num_outputs: int) -> Callable:
     return DeepSupervisionWrapper(loss, (weights / weights.sum()).tolist())
 
 
-def training_step(name: str, shape: tuple[int, ...], batch: int,
+def training_step(name: str, patch: tuple[int, ...], batch: int,
                   device: str) -> tuple[Callable[[], None], torch.nn.Module]:
     """(one nnU-Net training iteration on a fixed random batch, the network)."""
-    network = build_network(name, shape, deep_supervision=True).to(device).train()
-    image = torch.randn(batch, INPUT_CHANNELS, *shape, device=device)
-    label = torch.randint(0, NUM_CLASSES, (batch, 1, *shape), device=device).float()
+    network = build_network(name, patch, deep_supervision=True).to(device).train()
+    image = torch.randn(batch, INPUT_CHANNELS, *patch, device=device)
+    label = torch.randint(0, NUM_CLASSES, (batch, 1, *patch), device=device).float()
     with torch.no_grad():
         shapes = [tuple(o.shape[2:]) for o in network(image)]
     targets = [F.interpolate(label, size=shape, mode="nearest") for shape in shapes]  # the data loader's job
@@ -106,10 +113,10 @@ def training_step(name: str, shape: tuple[int, ...], batch: int,
     return step, network
 
 
-def inference(name: str, shape: tuple[int, ...], device: str) -> tuple[Callable[[], None], torch.nn.Module]:
+def inference(name: str, patch: tuple[int, ...], device: str) -> tuple[Callable[[], None], torch.nn.Module]:
     """(one eval-mode, no-grad forward of a single patch, the network)."""
-    network = build_network(name, shape, deep_supervision=False).to(device).eval()
-    image = torch.randn(1, INPUT_CHANNELS, *shape, device=device)
+    network = build_network(name, patch, deep_supervision=False).to(device).eval()
+    image = torch.randn(1, INPUT_CHANNELS, *patch, device=device)
 
     def predict() -> None:
         with torch.no_grad():
@@ -117,14 +124,19 @@ def inference(name: str, shape: tuple[int, ...], device: str) -> tuple[Callable[
     return predict, network
 
 
-def block_pass(block: str, stage: int, shape: tuple[int, ...], batch: int,
+def stage_size(patch: tuple[int, ...], stage: int) -> tuple[int, ...]:
+    """(H, W) or (D, H, W) of the VSS encoder's stage ``stage`` (0..3): the patch divided by 4, 8, 16, 32."""
+    return tuple(edge // (4 * 2 ** stage) for edge in patch)
+
+
+def block_pass(block: str, stage: int, patch: tuple[int, ...], batch: int,
                device: str) -> tuple[Callable[[], None], torch.nn.Module]:
-    """(forward + backward of one SS2D (SS3D) or VSS block at encoder stage ``stage``, the module)."""
+    """(forward + backward of one SS2D (SS3D for a volume) or VSS block at encoder stage ``stage``, the module)."""
     from nnunetv2_mamba.nets import SS2D, SS3D, VSSBlock
-    dim, sizes = STAGE_DIMS[stage], [s // (4 * 2 ** stage) for s in shape]
-    mixer = SS2D if len(shape) == 2 else SS3D
+    dim, size = STAGE_DIMS[stage], stage_size(patch, stage)
+    mixer = SS2D if len(patch) == 2 else SS3D
     module = (mixer(dim) if block == "SS2D" else VSSBlock(dim, mixer=mixer)).to(device)
-    x = torch.randn(batch, *sizes, dim, device=device, requires_grad=True)
+    x = torch.randn(batch, *size, dim, device=device, requires_grad=True)
 
     def run() -> None:
         module(x).sum().backward()
@@ -134,13 +146,12 @@ def block_pass(block: str, stage: int, shape: tuple[int, ...], batch: int,
 def measure(what: str, name: str, stage: int, args) -> dict:
     """Median seconds, all timings, peak extra memory (MiB) and parameter count of one measurement, here."""
     torch.manual_seed(0)
-    shape = patch_shape(args)
     if what == "train":
-        run, module = training_step(name, shape, args.batch, args.device)
+        run, module = training_step(name, args.patch, args.batch, args.device)
     elif what == "infer":
-        run, module = inference(name, shape, args.device)
+        run, module = inference(name, args.patch, args.device)
     else:
-        run, module = block_pass(name, stage, shape, args.batch, args.device)
+        run, module = block_pass(name, stage, args.patch, args.batch, args.device)
     with peak_memory_mb(args.device) as memory:
         median, times = median_seconds(run, args.repeats, args.warmup, args.device)
     parameters = sum(p.numel() for p in module.parameters())
@@ -153,13 +164,9 @@ def scan_backend_description(device: str) -> str:
     return f"{name} ({reason})"
 
 
-def patch_shape(args) -> tuple[int, ...]:
-    return (args.patch,) * args.spatial_dims
-
-
 def child_arguments(args, what: str, name: str, stage: int) -> list[str]:
-    flags = ["--one", what, name, str(stage), "--device", args.device, "--patch", str(args.patch),
-             "--spatial-dims", str(args.spatial_dims),
+    flags = ["--one", what, name, str(stage), "--device", args.device, "--patch", *map(str, args.patch),
+             "--spatial-dims", str(len(args.patch)),
              "--batch", str(args.batch), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
              "--threads", str(torch.get_num_threads())]
     return flags
@@ -169,52 +176,62 @@ def seconds(result: dict | None) -> str:
     return "failed" if result is None else f"{result['seconds']:.3f}"
 
 
-def ratio(result: dict | None, baseline: dict | None) -> str:
-    return "n/a" if result is None or baseline is None else f"{result['seconds'] / baseline['seconds']:.2f}x"
+def ratio(result: dict | None) -> str:
+    return "n/a" if result is None or result["ratio"] is None else f"{result['ratio']:.2f}x"
 
 
 def megabytes(result: dict | None) -> str:
     return "failed" if result is None else f"{result['peak_mb']:.0f}"
 
 
-def network_table(args) -> tuple[str, dict]:
-    train = {n: run_measurement(__file__, child_arguments(args, "train", n, 0)) for n in args.networks}
-    infer = {n: run_measurement(__file__, child_arguments(args, "infer", n, 0)) for n in args.networks}
-    rows = [[n, f"{train[n]['parameters']:,}" if train[n] else "?", seconds(train[n]),
-             ratio(train[n], train.get(BASELINE)), megabytes(train[n]), seconds(infer[n]),
-             ratio(infer[n], infer.get(BASELINE)), megabytes(infer[n])] for n in args.networks]
+def measure_rounds(args, what: str) -> dict:
+    """{network: result or None} of ``what`` ("train" or "infer") over ``--rounds`` rounds. A round measures every
+    network once, each in a fresh process, one after another (in reverse order every other round), so that a
+    change of the machine's load hits all networks alike: seconds and the ratio to the baseline measured in the
+    same round are medians over the rounds, the peak memory is the largest."""
+    rounds = []
+    for index in range(args.rounds):
+        order = args.networks if index % 2 == 0 else args.networks[::-1]
+        rounds.append({n: run_measurement(__file__, child_arguments(args, what, n, 0)) for n in order})
+    combined = {}
+    for name in args.networks:
+        results = [r[name] for r in rounds if r[name] is not None]
+        ratios = [r[name]["seconds"] / r[BASELINE]["seconds"] for r in rounds if r[name] and r.get(BASELINE)]
+        combined[name] = None if not results else {
+            "seconds": statistics.median(r["seconds"] for r in results), "parameters": results[0]["parameters"],
+            "peak_mb": max(r["peak_mb"] for r in results), "ratio": statistics.median(ratios) if ratios else None}
+    return combined
+
+
+def network_table(args) -> str:
+    train, infer = measure_rounds(args, "train"), measure_rounds(args, "infer")
+    rows = [[n, f"{train[n]['parameters']:,}" if train[n] else "?", seconds(train[n]), ratio(train[n]),
+             megabytes(train[n]), seconds(infer[n]), ratio(infer[n]), megabytes(infer[n])] for n in args.networks]
     headers = ["network", "parameters", f"train step (s), batch {args.batch}", f"step / {BASELINE}",
                "step peak extra MB", "inference per image (s)", f"inference / {BASELINE}", "inference peak extra MB"]
-    return markdown_table(headers, rows), train
+    return markdown_table(headers, rows)
 
 
 def block_table(args) -> str:
     rows = []
     for stage, dim in enumerate(STAGE_DIMS):
-        size = "x".join([str(args.patch // (4 * 2 ** stage))] * args.spatial_dims)
+        size = "x".join(map(str, stage_size(args.patch, stage)))
         results = [run_measurement(__file__, child_arguments(args, "block", b, stage)) for b in BLOCKS]
-        rows.append([stage, dim, f"{size}x{size}", *(seconds(r) for r in results),
-                     *(megabytes(r) for r in results)])
-    names = BLOCKS if args.spatial_dims == 2 else ("SS3D", "VSSBlock")
-    headers = ["stage", "dim", "H x W" if args.spatial_dims == 2 else "D x H x W",
-               *(f"{b} fwd+bwd (s)" for b in names), *(f"{b} peak extra MB" for b in names)]
+        rows.append([stage, dim, size, *(seconds(r) for r in results), *(megabytes(r) for r in results)])
+    names = (mixer_name(args.patch), "VSSBlock")
+    headers = ["stage", "dim", " x ".join("DHW"[-len(args.patch):]), *(f"{b} fwd+bwd (s)" for b in names),
+               *(f"{b} peak extra MB" for b in names)]
     return markdown_table(headers, rows)
 
 
-def target_line(train: dict) -> str:
-    mamba, baseline = train.get("MambaUNet"), train.get(BASELINE)
-    if not mamba or not baseline:
-        return ""
-    value = mamba["seconds"] / baseline["seconds"]
-    verdict = "met" if value <= TARGET_RATIO else "NOT met"
-    return (f"\nIssue #6 target (MambaUNet training step within {TARGET_RATIO:.0f}x of {BASELINE}'s): "
-            f"{value:.2f}x, {verdict}.\n")
+def mixer_name(patch: tuple[int, ...]) -> str:
+    return "SS2D" if len(patch) == 2 else "SS3D"
 
 
 def profile_training_step(args) -> None:
     """Print torch.profiler's operator table (self time) for one training step after warm-up."""
     from torch.profiler import ProfilerActivity, profile
-    step, _ = training_step(args.profile, patch_shape(args), args.batch, args.device)
+    step, _ = training_step(args.profile, args.patch, args.batch, args.device)
     for _ in range(max(1, args.warmup)):
         step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
@@ -230,21 +247,28 @@ def parse_arguments(argv=None):
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--patch", type=int, default=128, help="square patch edge, e.g. 128 or 224 (default 128)")
+    parser.add_argument("--patch", type=int, nargs="+", default=[128], metavar="EDGE",
+                        help="patch edge (square / cube) or one edge per axis, e.g. 128 or 224 192 (default 128)")
     parser.add_argument("--spatial-dims", type=int, choices=(2, 3), default=2,
                         help="2: images (nnU-Net 2d); 3: volumes (3d_fullres, SS3D), e.g. with --patch 64")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="run N spinning Python processes beside the measurements (default 0)")
     parser.add_argument("--batch", type=int, default=2, help="training batch size (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions, median reported (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first (default 1)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure all networks this many times in turn; medians over rounds (default 1)")
     parser.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS),
                         help=f"networks to time (default all; ratios need {BASELINE})")
-    parser.add_argument("--no-blocks", action="store_true", help="skip the SS2D / VSS block table")
+    parser.add_argument("--no-blocks", action="store_true", help="skip the SS2D (SS3D) / VSS block table")
     parser.add_argument("--out", help="also write the markdown report to this file")
     parser.add_argument("--profile", choices=NETWORKS, help="only profile one training step of this network")
     parser.add_argument("--one", nargs=3, metavar=("WHAT", "NAME", "STAGE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.patch % 32:
-        parser.error(f"--patch must be a multiple of 32 (the VSS networks' size divisor), got {args.patch}")
+    if len(args.patch) not in (1, args.spatial_dims) or any(edge % 32 for edge in args.patch):
+        parser.error(f"--patch takes one or {args.spatial_dims} multiples of 32 (the VSS networks' size divisor), "
+                     f"got {args.patch}")
+    args.patch = tuple(args.patch) * (args.spatial_dims // len(args.patch))
     return args
 
 
@@ -260,18 +284,18 @@ def main(argv=None) -> int:
         return 0
 
     header = (f"{machine_description(args.device)}; selective-scan backend {scan_backend_description(args.device)}; "
-              f"fp32, patch {'x'.join([str(args.patch)] * args.spatial_dims)}, "
-              f"median of {args.repeats} after {args.warmup} warm-up\n")
+              f"fp32, patch {'x'.join(map(str, args.patch))}, {args.busy} busy processes beside, "
+              f"median of {args.repeats} after {args.warmup} warm-up, {args.rounds} round(s)\n")
     print(header, flush=True)
-    networks, train = network_table(args)
-    target = target_line(train) if args.spatial_dims == 2 else ""
-    report = [header, networks, target]
-    print(networks + "\n" + target, flush=True)
-    if not args.no_blocks:
-        blocks = block_table(args)
-        title = f"\n{'SS2D' if args.spatial_dims == 2 else 'SS3D'} / VSS block, batch {args.batch}:\n"
-        print(title + "\n" + blocks, flush=True)
-        report += [title, blocks]
+    with busy_processes(args.busy):
+        networks = network_table(args)
+        report = [header, networks]
+        print(networks, flush=True)
+        if not args.no_blocks:
+            blocks = block_table(args)
+            title = f"\n{mixer_name(args.patch)} / VSS block, batch {args.batch}:\n"
+            print(title + "\n" + blocks, flush=True)
+            report += [title, blocks]
     report.append(f"\n(load at the end: {machine_description(args.device).rsplit(', ', 1)[-1]})\n")
     if args.out:
         with open(args.out, "w") as out:

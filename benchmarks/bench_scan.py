@@ -1,11 +1,15 @@
 """Time forward + backward of the selective scan at SS2D shapes and print a markdown table.
 
 Compares our pure-PyTorch chunked scan with a plain sequential per-timestep loop (autograd does its backward) and,
-at L=784 only, with mamba-ssm's ``selective_scan_ref`` (quadratic backward: one repetition). On CUDA the compiled
-(mamba-ssm) and Triton backends are added when they run. Every cell is measured in a fresh subprocess so that its
-peak memory (extra RSS on CPU, max allocated on CUDA) is its own.
+at L=784 only, with mamba-ssm's ``selective_scan_ref`` (quadratic backward: one repetition). On the CPU our
+compiled ``cpu`` backend is added when it builds, on CUDA the compiled (mamba-ssm) and Triton backends when they
+run. Each backend gets its inputs in the layout SS2D gives it (channels-last views for torch and cpu, contiguous
+(B, K*D, L) for the GPU kernels); the baselines get contiguous ones. Every cell is measured in a fresh subprocess so
+that its peak memory (extra RSS on CPU, max allocated on CUDA) is its own. ``--busy N`` runs N spinning Python
+processes beside the measurements, as other jobs sharing the CPU would.
 
     python benchmarks/bench_scan.py [--device cpu] [--threads N] [--repeats 3] [--dims 96 192] [--lengths 784 3136]
+                                    [--methods torch cpu] [--busy N]
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import busy_processes  # noqa: E402
 
 BATCH, DIRECTIONS, D_STATE = 2, 4, 16
 MAMBA_REF_LENGTH = 784
@@ -55,19 +62,27 @@ def scan_method(name: str):
 
 def measure_one(method: str, dim: int, length: int, repeats: int, device: str) -> dict:
     """Median fwd+bwd seconds and peak extra memory (MB) of one method at one shape, in this process."""
+    from nnunetv2_mamba.ops.backends import LAYOUTS
     torch.manual_seed(0)
     d = DIRECTIONS * dim
     make = lambda *shape: torch.randn(*shape, device=device)  # noqa: E731
-    inputs = [make(BATCH, d, length), 0.1 * make(BATCH, d, length) - 4, -torch.rand(d, D_STATE, device=device),
-              make(BATCH, DIRECTIONS, D_STATE, length), make(BATCH, DIRECTIONS, D_STATE, length),
+    if LAYOUTS.get(method) == "channels_last":  # (b, d, L) views of (b, L, d), B/C views of (b, L, G, N)
+        sequences = [make(BATCH, length, d).transpose(1, 2) for _ in range(2)]
+        states = [make(BATCH, length, DIRECTIONS, D_STATE).permute(0, 2, 3, 1) for _ in range(2)]
+    else:
+        sequences = [make(BATCH, d, length) for _ in range(2)]
+        states = [make(BATCH, DIRECTIONS, D_STATE, length) for _ in range(2)]
+    inputs = [sequences[0], 0.1 * sequences[1] - 4, -torch.rand(d, D_STATE, device=device), *states,
               torch.ones(d, device=device), 0.1 * make(d)]
-    inputs = [t.requires_grad_() for t in inputs]
+    inputs = [t.detach().requires_grad_() for t in inputs]
     scan = scan_method(method)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
+    if method != "mamba_ref":  # untimed warm-up: loading a kernel, first allocations
+        scan(*inputs).sum().backward()
     times = []
     for _ in range(repeats):
         sync()
@@ -104,11 +119,25 @@ def machine_description(device: str) -> str:
 
 
 def methods_for(device: str) -> list[str]:
-    methods = ["torch", "loop"]
-    if device.startswith("cuda"):
-        from nnunetv2_mamba.ops.backends import availability
-        methods += [name for name in ("triton", "cuda") if availability(name).available]
-    return methods
+    from nnunetv2_mamba.ops.backends import availability
+    kernels = ("triton", "cuda") if device.startswith("cuda") else ("cpu",) if device == "cpu" else ()
+    return ["torch", "loop"] + [name for name in kernels if availability(name).available]
+
+
+def print_cells(dim: int, length: int, args) -> None:
+    """Measure every method at one shape, each in its own process, and print their table rows."""
+    methods = [m for m in methods_for(args.device) if not args.methods or m in args.methods]
+    if length == MAMBA_REF_LENGTH and not args.skip_mamba_ref:
+        methods.append("mamba_ref")
+    results = {m: measure_in_subprocess(m, dim, length, 1 if m == "mamba_ref" else args.repeats, args.device)
+               for m in methods}
+    ours = results["torch"]["seconds"] if results.get("torch") else float("nan")
+    for method, result in results.items():
+        if result is None:
+            print(f"| {dim} | {length} | {method} | failed | | |")
+            continue
+        print(f"| {dim} | {length} | {method} | {result['seconds']:.3f} | {result['seconds'] / ours:.2f}x "
+              f"| {result['peak_mb']:.0f} |", flush=True)
 
 
 def main() -> int:
@@ -119,6 +148,10 @@ def main() -> int:
     parser.add_argument("--lengths", type=int, nargs="+", default=[784, 3136])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--skip-mamba-ref", action="store_true", help="skip mamba-ssm's (slow) selective_scan_ref")
+    parser.add_argument("--methods", nargs="+", help="only these methods (torch, loop, cpu, triton, cuda); torch is "
+                                                     "the reference of the ratios")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="run N spinning Python processes beside the measurements (default 0)")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "DIM", "LENGTH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -128,23 +161,14 @@ def main() -> int:
         print(json.dumps(measure_one(method, dim, length, args.repeats, args.device)))
         return 0
 
-    print(machine_description(args.device) + "\n")
-    print("| D | L | method | fwd+bwd (s) | torch scan is faster by (method / torch) | peak extra memory (MB) |")
+    print(f"{machine_description(args.device)}; {args.busy} busy processes beside\n")
+    print("| D | L | method | fwd+bwd (s) | method / torch scan | peak extra memory (MB) |")
     print("|---|---|---|---|---|---|")
-    for dim in args.dims:
-        for length in args.lengths:
-            methods = methods_for(args.device)
-            if length == MAMBA_REF_LENGTH and not args.skip_mamba_ref:
-                methods.append("mamba_ref")
-            results = {m: measure_in_subprocess(m, dim, length, 1 if m == "mamba_ref" else args.repeats,
-                                                args.device) for m in methods}
-            ours = results["torch"]["seconds"] if results.get("torch") else float("nan")
-            for method, result in results.items():
-                if result is None:
-                    print(f"| {dim} | {length} | {method} | failed | | |")
-                    continue
-                print(f"| {dim} | {length} | {method} | {result['seconds']:.3f} | {result['seconds'] / ours:.2f}x "
-                      f"| {result['peak_mb']:.0f} |", flush=True)
+    with busy_processes(args.busy):
+        for dim in args.dims:
+            for length in args.lengths:
+                print_cells(dim, length, args)
+    print(f"\n(load at the end: {os.getloadavg()[0]:.1f})" if hasattr(os, "getloadavg") else "")
     return 0
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -90,6 +90,19 @@ def peak_memory_mb(device: str):
         base = _resident_mb()
         yield result
         result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+
+
+@contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """Run ``count`` Python processes spinning in a loop (one core each) while the block runs, then kill them:
+    the load of other jobs sharing the CPU, to compare timings on an idle and on a loaded machine."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 def run_measurement(script: str, arguments: Sequence[str]) -> dict | None:

@@ -15,13 +15,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trainers-path": ("nnunetv2_mamba.training.search_path", "print the folder to put in nnUNet_extTrainer"),
     "plan_and_preprocess": ("nnunetv2_mamba.experiment_planning.cli",
                             "fingerprint, plan with the Mamba planner and preprocess a dataset"),
+    "convert-vmamba": ("nnunetv2_mamba.training.convert_vmamba",
+                       "a VMamba checkpoint as an nnUNetv2_train -pretrained_weights file for a trainer and plans"),
+    "set-pretrained": ("nnunetv2_mamba.training.set_pretrained",
+                       "name a VMamba checkpoint in the plans for the _Pretrained trainers"),
     "evaluate": ("nnunetv2_mamba.evaluation.cli",
                  "Dice/IoU/Acc/Pre/Sen/Spe/HD95/ASD of a prediction folder (JSON + CSV)"),
     "benchmark": ("nnunetv2_mamba.comparison.cli",
                   "train, predict and compare trainers on the same plans and splits; writes a report"),
     "demo": ("nnunetv2_mamba.demo.cli",
              "the whole job on a synthetic cardiac phantom: plan, train, predict, report"),
-    "make-phantom": ("nnunetv2_mamba.phantom.cli", "write a synthetic ACDC-like nnU-Net raw dataset"),
+    "make-dataset": ("nnunetv2_mamba.synthetic.cli",
+                     "write a synthetic 2-D nnU-Net raw dataset (cardiac, vessels, lesions, two_channel)"),
+    "make-phantom": ("nnunetv2_mamba.synthetic.phantom_cli",
+                     "write the synthetic ACDC-like cardiac dataset (make-dataset cardiac)"),
 }
 
 

@@ -6,7 +6,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None,
-                        help="backend to check instead of $nnUNet_mamba_scan: auto, cuda, triton or torch")
+                        help="backend to check instead of $nnUNet_mamba_scan: auto, cuda, triton, cpu or torch")
 
 
 def run(args: argparse.Namespace) -> int:

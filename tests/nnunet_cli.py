@@ -1,31 +1,22 @@
 """The stock nnUNetv2_* commands as the end-to-end tests run them (subprocesses on CPU), shared by the 2d and 3d
-integration tests: a workspace per synthetic dataset, and the full cycle a user goes through with one trainer.
+integration tests: a workspace per synthetic dataset, and the steps a user goes through with one trainer.
 
 A workspace is a dict: ``root`` (nnUNet_raw/preprocessed/results live under it), ``env`` (for the commands),
-``dataset_id``, ``dataset`` (its folder name), ``input`` (a folder of images to predict), ``cases`` (their names)
-and ``labels`` (the label values).
+``dataset_id``, ``dataset`` (its folder name), ``input`` (a folder of images to predict), ``cases`` (their names),
+``labels`` (the label values) and ``preprocessed`` (its preprocessed folder). Trainers carry their budget in their
+name (``..._1ep2it``, nnunetv2_mamba.training.budget).
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
+import shutil
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run(command: list[str], env: dict, **extra_env) -> str:
-    """Run an nnU-Net command; its combined output, or a failure showing the output's tail."""
-    result = subprocess.run(command, env={**env, **extra_env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}"
-    return result.stdout
+from helpers import REPO, run
 
 
 def planning_environment(root: Path) -> dict:
@@ -37,14 +28,21 @@ def planning_environment(root: Path) -> dict:
     return env
 
 
-def train(ws: dict, configuration: str, trainer: str, plans: str, *flags: str, epochs: int = 1,
-          results: Path | None = None) -> str:
-    env = {**ws["env"], "nnUNet_mamba_budget_epochs": str(epochs), "nnUNet_mamba_budget_iterations_per_epoch": "2",
-           "nnUNet_mamba_budget_val_iterations": "1"}
-    if results is not None:
-        env["nnUNet_results"] = str(results)
+def workspace_for(root: Path, env: dict, dataset_id: int, dataset: str, cases: tuple[str, ...],
+                  labels: set[int]) -> dict:
+    """The workspace of a planned and preprocessed dataset: ``cases``' images copied to ``input``, and data loading
+    in the training process (``nnUNet_n_proc_DA=0``)."""
+    images = root / "input"
+    images.mkdir()
+    for case in cases:
+        shutil.copy(root / "raw" / dataset / "imagesTr" / f"{case}_0000.nii.gz", images)
+    return {"root": root, "env": {**env, "nnUNet_n_proc_DA": "0"}, "input": images, "dataset_id": str(dataset_id),
+            "dataset": dataset, "cases": cases, "labels": labels, "preprocessed": root / "preprocessed" / dataset}
+
+
+def train(ws: dict, configuration: str, trainer: str, plans: str, *flags: str) -> str:
     return run(["nnUNetv2_train", ws["dataset_id"], configuration, "0", "-tr", trainer, "-p", plans, "-device", "cpu",
-                *flags], env)
+                *flags], ws["env"])
 
 
 def predict(ws: dict, configuration: str, trainer: str, plans: str, output: Path,
@@ -71,28 +69,18 @@ def assert_label_maps_like_inputs(ws: dict, predictions: dict[str, np.ndarray]) 
         assert set(np.unique(prediction)) <= ws["labels"]
 
 
-def check_full_cycle(ws: dict, configuration: str, trainer: str, plans: str, tmp_path: Path) -> None:
-    """Train 1 epoch, resume with --c to 2, predict, evaluate with nnUNetv2_evaluate_folder, export the model to a
-    zip, install it elsewhere and predict the same label maps from there."""
-    fold = model_folder(ws, configuration, trainer, plans) / "fold_0"
-    log = train(ws, configuration, trainer, plans, epochs=1)
-    assert "nnUNet_mamba_budget_epochs=1" in log
-    assert read_training_checkpoint(fold / "checkpoint_final.pth")["current_epoch"] == 1
-    train(ws, configuration, trainer, plans, "--c", epochs=2)
-    checkpoint = read_training_checkpoint(fold / "checkpoint_final.pth")
-    assert checkpoint["current_epoch"] == 2 and checkpoint["trainer_name"] == trainer
-    assert len(checkpoint["logging"]["train_losses"]) == 2  # epoch 0 from the first run, epoch 1 after --c
-    assert (fold.parent / "plans.json").is_file() and (fold / "validation" / "summary.json").is_file()
-
-    predict(ws, configuration, trainer, plans, tmp_path / "pred")
-    predictions = read_predictions(tmp_path / "pred")
-    assert_label_maps_like_inputs(ws, predictions)
-    run(["nnUNetv2_evaluate_folder", str(ws["root"] / "raw" / ws["dataset"] / "labelsTr"), str(tmp_path / "pred"),
-         "-djfile", str(fold.parent / "dataset.json"), "-pfile", str(fold.parent / "plans.json"), "-np", "1",
-         "--chill"], ws["env"])
-    summary = json.loads((tmp_path / "pred" / "summary.json").read_text())
+def assert_evaluates_every_label(ws: dict, model: Path, predictions: Path) -> None:
+    """nnUNetv2_evaluate_folder on ``predictions`` against the raw labels scores every foreground label."""
+    run(["nnUNetv2_evaluate_folder", str(ws["root"] / "raw" / ws["dataset"] / "labelsTr"), str(predictions),
+         "-djfile", str(model / "dataset.json"), "-pfile", str(model / "plans.json"), "-np", "1", "--chill"],
+        ws["env"])
+    summary = json.loads((predictions / "summary.json").read_text())
     assert set(summary["mean"]) == {str(label) for label in ws["labels"] - {0}}
 
+
+def assert_export_reinstall_predicts_the_same(ws: dict, configuration: str, trainer: str, plans: str,
+                                              predictions: dict[str, np.ndarray], tmp_path: Path) -> None:
+    """Export the model to a zip, install it in another results folder, and predict the same label maps there."""
     zip_file = tmp_path / "model.zip"
     run(["nnUNetv2_export_model_to_zip", "-d", ws["dataset_id"], "-o", str(zip_file), "-c", configuration,
          "-tr", trainer, "-p", plans, "-f", "0"], ws["env"])

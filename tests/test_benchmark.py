@@ -1,6 +1,10 @@
-"""Benchmark pieces without training: FLOP counting, resumable fold runs, trainer mapping, report from saved JSON."""
+"""The benchmark: FLOP counting, resumable fold runs, budgets in trainer names, the report and its figures from saved
+JSON, and one end-to-end run on a small phantom that a second budget retrains."""
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,19 +13,24 @@ import torch
 from PIL import Image
 from scipy.stats import wilcoxon
 
+from nnunetv2_mamba.cli import main
+from nnunetv2_mamba.comparison import figures
 from nnunetv2_mamba.comparison.cost import count_flops
 from nnunetv2_mamba.comparison.harness import BenchmarkConfig
-from nnunetv2_mamba.comparison.report import save_results, write_report
+from nnunetv2_mamba.comparison.report import metric_table, save_results, write_report
 from nnunetv2_mamba.comparison.training import FoldRun, train_fold
 from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
 from nnunetv2_mamba.nets.ss2d import SS2D
+from nnunetv2_mamba.synthetic import write_phantom_dataset
+from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
+from test_nnunet_integration import DATASET, run
 
 
-def test_flops_add_the_selective_scan_analytically():
+def test_flops_count_the_selective_scan_through_its_registered_operator():
     block = SS2D(d_model=32, d_state=4).eval()  # dt_rank 2 (a rank-1 einsum would be a multiply, not counted)
     x = torch.randn(1, 6, 5, 32)
-    counted, scanned = count_flops(block, x)
+    flops, scanned = count_flops(block, x)
     directions, inner, length, state = 4, 64, 6 * 5, 4
     assert block.dt_rank == 2
     assert scanned == 9 * 1 * length * (directions * inner) * state
@@ -30,41 +39,79 @@ def test_flops_add_the_selective_scan_analytically():
     x_proj = 2 * directions * length * inner * (block.dt_rank + 2 * state)
     dt_proj = 2 * directions * length * block.dt_rank * inner
     depthwise_conv = 2 * length * inner * 9
-    assert counted == projections + x_proj + dt_proj + depthwise_conv
-    y = block(x)  # the real scan is back in place after counting
-    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert flops == projections + x_proj + dt_proj + depthwise_conv + scanned
+
+
+def test_the_forward_only_scan_operator_computes_what_the_autograd_path_computes():
+    block = SS2D(d_model=16, d_state=4)
+    x = torch.randn(2, 5, 7, 16)
+    with torch.no_grad():
+        forward_only = block(x)  # through torch.ops.nnunetv2_mamba.selective_scan
+    with_grad = block(x.requires_grad_())
+    torch.testing.assert_close(forward_only, with_grad.detach(), rtol=0, atol=0)
 
 
 def test_fold_runs_resume_and_are_never_retrained(tmp_path):
-    run = FoldRun("Dataset900_X", "nnUNetTrainer_Budget", "2d", 1, tmp_path)
-    assert run.folder == tmp_path / "Dataset900_X" / "nnUNetTrainer_Budget__nnUNetPlans__2d" / "fold_1"
-    assert run.train_command(900, "cpu")[-1] == "cpu"  # fresh start: no --c
+    run = FoldRun("Dataset900_X", "nnUNetTrainer_2ep3it", "2d", 1, tmp_path)
+    assert run.folder == tmp_path / "Dataset900_X" / "nnUNetTrainer_2ep3it__nnUNetPlans__2d" / "fold_1"
+    assert run.train_command(900, "cpu")[-1] == "cpu" and run.status() == "training from scratch"
     run.folder.mkdir(parents=True)
     (run.folder / "checkpoint_latest.pth").write_bytes(b"")
     assert run.train_command(900, "cpu")[-1] == "--c" and not run.is_finished()
+    assert run.status() == "continuing (--c)"
     (run.folder / "checkpoint_final.pth").write_bytes(b"")
     run.validation_folder.mkdir()
     (run.validation_folder / "summary.json").write_text("{}")
-    assert run.is_finished()
+    assert run.is_finished() and run.status() == "finished already"
     assert train_fold(run, 900, "cpu", {}, tmp_path / "log.txt") is None  # nothing run, nothing logged
     assert not (tmp_path / "log.txt").exists()
 
+    longer = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "2d", 1, tmp_path)
+    assert not longer.is_finished() and longer.finished_with_other_budgets() == ["nnUNetTrainer_2ep3it"]
+    other_fold = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "2d", 0, tmp_path)
+    other_trainer = FoldRun("Dataset900_X", "nnUNetTrainerVMUNet_20ep3it", "2d", 1, tmp_path)
+    assert other_fold.finished_with_other_budgets() == other_trainer.finished_with_other_budgets() == []
 
-def test_budget_flags_map_trainers_to_their_budget_variants():
-    plain = BenchmarkConfig(900, ["nnUNetTrainer", "nnUNetTrainerVMUNet"])
-    assert plain.trained_as() == {"nnUNetTrainer": "nnUNetTrainer", "nnUNetTrainerVMUNet": "nnUNetTrainerVMUNet"}
-    budget = BenchmarkConfig(900, ["nnUNetTrainer", "nnUNetTrainerVMUNet", "nnUNetTrainerMambaUNet_Tiny"], epochs=3)
-    assert budget.trained_as() == {"nnUNetTrainer": "nnUNetTrainer_Budget",
-                                   "nnUNetTrainerVMUNet": "nnUNetTrainerVMUNet_Budget",
-                                   "nnUNetTrainerMambaUNet_Tiny": "nnUNetTrainerMambaUNet_Tiny"}
+
+def test_every_trainer_trains_with_the_budget_in_its_name():
+    default = BenchmarkConfig(900, ["nnUNetTrainer", "nnUNetTrainerVMUNet"])
+    assert default.trained_as() == {"nnUNetTrainer": "nnUNetTrainer_1000ep250it",
+                                    "nnUNetTrainerVMUNet": "nnUNetTrainerVMUNet_1000ep250it"}
+    budget = BenchmarkConfig(900, ["nnUNetTrainer", "nnUNetTrainerVMUNet_PaperRecipe", "nnUNetTrainerMambaUNet_Tiny",
+                                   "nnUNetTrainerVMUNet_4ep4it"], epochs=3, iterations_per_epoch=7)
+    assert budget.trained_as() == {"nnUNetTrainer": "nnUNetTrainer_3ep7it",
+                                   "nnUNetTrainerVMUNet_PaperRecipe": "nnUNetTrainerVMUNet_PaperRecipe_3ep7it",
+                                   "nnUNetTrainerMambaUNet_Tiny": "nnUNetTrainerMambaUNet_Tiny_3ep7it",
+                                   "nnUNetTrainerVMUNet_4ep4it": "nnUNetTrainerVMUNet_4ep4it"}
 
 
 def _write(array, path):
     sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
 
 
+def setup_of(trainer: str, epochs: int, iterations: int) -> dict:
+    """A training_setup.json as TrainingBudget writes it."""
+    return {"trainer": trainer, "epochs": epochs, "iterations_per_epoch": iterations, "val_iterations_per_epoch": 1,
+            "batch_size": 2, "patch_size": [24, 24], "deep_supervision": True, "network": "PlainConvUNet",
+            "optimizer": "SGD", "initial_lr": 0.01, "optimizer_settings": {"lr": 0.01, "momentum": 0.99},
+            "lr_scheduler": "PolyLRScheduler", "non_finite_guard": True, "atomic_checkpoints": True,
+            "torch_compile": False, "device": "cpu"}
+
+
+def curves_of(trainer: str, epochs: int, iterations: int, seconds_per_epoch: float) -> dict:
+    """One fold's curves as read_training_log returns them: nnU-Net's logging plus the run's setup."""
+    dice = np.linspace(0.1, 0.8, epochs)
+    starts = 1000.0 + np.arange(epochs) * (seconds_per_epoch + 5)  # 5 s between epochs that must not count
+    return {"train_losses": list(np.linspace(1, 0.2, epochs)), "val_losses": list(np.linspace(1.1, 0.3, epochs)),
+            "mean_fg_dice": list(dice), "ema_fg_dice": list(dice * 0.9),
+            "epoch_start_timestamps": list(starts), "epoch_end_timestamps": list(starts + seconds_per_epoch),
+            "setup": setup_of(trainer, epochs, iterations), "iterations_per_epoch": iterations,
+            "seconds_per_iteration": seconds_per_epoch / iterations}
+
+
 def test_report_from_saved_results(tmp_path):
-    """Two methods on 6 cases: the better one is bold, p-values equal scipy's, figures are real images."""
+    """Two methods on 6 cases: the better one is bold, p-values equal scipy's, figures are real images, each run's
+    budget is reported, and --report-only regenerates every figure."""
     rng = np.random.default_rng(0)
     folders = {n: tmp_path / n for n in ("images", "references", "base", "better")}
     for folder in folders.values():
@@ -83,16 +130,18 @@ def test_report_from_saved_results(tmp_path):
     split = {m: {"labels": labels, "cases": c, "aggregate": aggregate(c)} for m, c in scored.items()}
     cost = {"parameters": 1e6, "flops": 2e9, "train_seconds_per_iteration": 0.5, "inference_seconds_per_case": 1.0,
             "peak_memory_mb": 100.0}
-    curves = {m: {"0": {"train_losses": [1.0, 0.5], "val_losses": [1.1, 0.7], "mean_fg_dice": [0.2, 0.6]}}
-              for m in scored}
+    curves = {"base": {"0": curves_of("base_3ep4it", 3, 4, 2.0)},
+              "better": {"0": curves_of("better_3ep4it", 3, 4, 6.0)}}
     results = {"dataset": "Dataset900_X", "dataset_id": 900, "configuration": "2d", "folds": [0], "device": "cpu",
-               "trained_as": {"base": "base", "better": "better"}, "budget": {"epochs": 2},
+               "trained_as": {"base": "base_3ep4it", "better": "better_3ep4it"},
+               "cpu_settings": {"nnUNet_n_proc_DA": "0"},
                "splits": {"validation": split}, "costs": {"base": cost, "better": cost}, "curves": curves,
                "overlay_sources": {"validation": {"images": str(folders["images"]),
                                                   "references": str(folders["references"]),
                                                   "predictions": {m: [str(folders[m])] for m in scored}}}}
-    save_results(results, tmp_path / "report")
-    text = write_report(tmp_path / "report").read_text()
+    report_dir = tmp_path / "report"
+    save_results(results, report_dir)
+    text = write_report(report_dir).read_text()
 
     better_dice = split["better"]["aggregate"]["mean"]["Dice"]
     assert f"| better | **{better_dice['mean']:.4f} ± {better_dice['std']:.4f}** |" in text
@@ -100,14 +149,142 @@ def test_report_from_saved_results(tmp_path):
     b = [scored["better"][c]["mean"]["Dice"] for c in sorted(scored["base"])]
     assert f"p={wilcoxon(a, b).pvalue:.4f}" in text
     assert "| 1.00 | 2.00 | 0.500 | 1.000 | 100 |" in text  # cost columns
-    assert (tmp_path / "report" / "report.html").read_text().count("<table>") == 4
-    for name in ("dice_histogram_validation.png", "overlays_validation.png", "training_curves.png"):
-        image = np.asarray(Image.open(tmp_path / "report" / name).convert("L"), dtype=float)
+    assert "| better | better_3ep4it | 0 | 3 x 4, 1 | SGD (lr 0.01, momentum 0.99) | PolyLRScheduler | 2, 24 x 24 | " \
+           "yes | yes | no |" in text  # the Runs table
+    assert "On CPU the benchmark set for nnU-Net's processes: nnUNet_n_proc_DA=0 (data augmentation" in text
+    assert (report_dir / "report.html").read_text().count("<table>") == 5
+    pngs = ("dice_histogram_validation.png", "overlays_validation.png", "training_curves.png", "learning_curves.png")
+    for name in pngs:
+        image = np.asarray(Image.open(report_dir / name).convert("L"), dtype=float)
         assert min(image.shape) > 100 and image.std() > 0
-    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    saved = json.loads((report_dir / "results.json").read_text())
     assert not math.isnan(saved["splits"]["validation"]["base"]["aggregate"]["A"]["HD95"]["mean"])
+
+    for name in pngs:
+        (report_dir / name).unlink()
+    assert main(["benchmark", "-d", "900", "--report-only", "-o", str(report_dir)]) == 0
+    assert all((report_dir / name).is_file() for name in pngs)
+
+
+def test_learning_curves_put_every_trainer_on_one_figure_by_iterations_and_by_time():
+    curves = {"cnn": {"0": curves_of("cnn_4ep5it", 4, 5, 1.0)}, "mamba": {"0": curves_of("mamba_4ep5it", 4, 5, 3.0)},
+              "vm": {"0": curves_of("vm_2ep10it", 2, 10, 4.0)}}
+    fig = figures.learning_curve_figure(curves)
+    by_iterations, by_time = fig.axes
+    for ax in (by_iterations, by_time):
+        assert len(ax.get_lines()) == 2 * len(curves)  # pseudo Dice and its EMA per trainer
+    ema = [line for line in by_iterations.get_lines() if line.get_label() in curves]
+    assert [line.get_label() for line in ema] == list(curves)
+    assert list(ema[2].get_xdata()) == [10, 20]  # epochs x the run's iterations per epoch
+    ema_by_time = [line for line in by_time.get_lines() if line.get_label() in curves]
+    assert list(ema_by_time[1].get_xdata()) == [3.0, 6.0, 9.0, 12.0]  # summed epoch durations, no pauses
+    assert list(ema[1].get_ydata()) == curves["mamba"]["0"]["ema_fg_dice"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:3] == list(curves)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    assert (pixels.min(-1) < 250).mean() > 0.01  # not blank
+
+
+def test_a_mean_with_undefined_cases_is_never_the_best():
+    """A method that misses class A in 2 of 3 cases has HD95 0.0 on the one case it found: that mean is shown with
+    its undefined count and never in bold; the method with every case defined is the best."""
+    reference = np.zeros((1, 20, 20), np.uint8)
+    reference[0, 4:10, 4:10], reference[0, 12:18, 12:18] = 1, 2
+    missed = np.where(reference == 1, 0, reference)
+    shifted = np.roll(reference, 1, axis=2)
+    cases = {"misses": {f"c{i}": with_class_mean(case_metrics(reference, reference if i == 0 else missed,
+                                                                 {"A": 1, "B": 2}, (1, 1, 1))) for i in range(3)},
+             "shifted": {f"c{i}": with_class_mean(case_metrics(reference, shifted, {"A": 1, "B": 2}, (1, 1, 1)))
+                         for i in range(3)}}
+    split = {m: {"cases": c, "aggregate": aggregate(c)} for m, c in cases.items()}
+    header, misses, shifted_row = metric_table(split, "A")
+    column = header.index("HD95")
+    assert misses[column] == "0.0000 ± 0.0000 (2 undef.)"
+    assert shifted_row[column] == "**1.0000 ± 0.0000**"
+    header, misses, shifted_row = metric_table(split, "mean")  # class B is found: the class mean is defined
+    assert misses[column] == "0.0000 ± 0.0000 (2 undef.)" and shifted_row[column].startswith("**")
+
+    only_undefined = {"misses": split["misses"]}
+    assert "**" not in "".join(metric_table(only_undefined, "A")[1][column])
+
+
+def test_overlays_draw_and_name_every_one_of_nine_classes(tmp_path):
+    labels = {f"class {value}": value for value in range(1, 10)}
+    reference = np.zeros((1, 48, 48), np.uint8)
+    for value in labels.values():
+        row, column = divmod(value - 1, 3)
+        reference[0, 3 + 15 * row: 13 + 15 * row, 3 + 15 * column: 13 + 15 * column] = value
+    for name in ("images", "references", "method"):
+        (tmp_path / name).mkdir()
+    _write(reference, tmp_path / "references" / "c0.nii.gz")
+    _write(reference, tmp_path / "method" / "c0.nii.gz")
+    _write(np.full((1, 48, 48), 0.5, np.float32), tmp_path / "images" / "c0_0000.nii.gz")
+    sources = {"images": str(tmp_path / "images"), "references": str(tmp_path / "references"),
+               "predictions": {"method": [str(tmp_path / "method")]}}
+    fig = figures.overlay_figure(sources, labels, num_cases=1)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [*labels, "reference", "prediction"]
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3] / 255
+    box = fig.axes[0].get_window_extent()
+    panel = pixels[int(pixels.shape[0] - box.y1): int(pixels.shape[0] - box.y0), int(box.x0): int(box.x1)]
+    colours = figures.distinct_colours(len(labels))
+    assert len(set(colours)) == len(labels)
+    for name, colour in zip(labels, colours):
+        assert (np.abs(panel - colour).max(-1) < 0.02).sum() >= 20, name  # its contour is drawn in the panel
+    assert len(set(figures.distinct_colours(40))) == 40
 
 
 def test_report_only_without_results_says_what_to_do(tmp_path):
     with pytest.raises(SystemExit, match="without --report-only"):
         write_report(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def planned_phantom(tmp_path_factory) -> dict:
+    """A 6-case 64x64 phantom planned and preprocessed with nnU-Net's stock planner (2d)."""
+    root = tmp_path_factory.mktemp("benchmark")
+    env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"),
+           "nnUNet_results": str(root / "results"), "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1"}
+    for name in ("nnUNet_n_proc_DA", "nnUNet_extTrainer"):  # the benchmark sets both itself
+        env.pop(name, None)
+    write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0)
+    run(["nnUNetv2_plan_and_preprocess", "-d", "900", "-c", "2d", "-np", "1", "-npfp", "1"], env)
+    return {"root": root, "env": env}
+
+
+def test_a_benchmark_with_another_budget_trains_again_and_reports_each_runs_budget(planned_phantom, tmp_path):
+    """nnU-Net's CNN at 1 epoch x 2 iterations, then at 1 x 1: a new run (its budget is in its name), said so, never
+    the finished 1 x 2 fold; the CNN trains with our safeguards, and what each run used is read from its
+    training_setup.json into the report."""
+    root, env = planned_phantom["root"], planned_phantom["env"]
+    report, results_dir = tmp_path / "report", root / "results" / DATASET
+
+    def benchmark(iterations: int) -> str:
+        command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", "--trainers", "nnUNetTrainer",
+                   "--epochs", "1", "--iterations-per-epoch", str(iterations), "-device", "cpu", "-o", str(report)]
+        result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                timeout=1800)
+        assert result.returncode == 0, result.stdout[-4000:]
+        return result.stdout
+
+    first = benchmark(iterations=2)
+    assert "[benchmark] on CPU: nnUNet_n_proc_DA=0 (data augmentation runs in the training process" in first
+    assert f"nnUNetTrainer_1ep2it fold 0: training from scratch -> {results_dir}" in first
+    setup = json.loads((results_dir / "nnUNetTrainer_1ep2it__nnUNetPlans__2d" / "fold_0" / "training_setup.json")
+                       .read_text())
+    assert (setup["trainer"], setup["epochs"], setup["iterations_per_epoch"]) == ("nnUNetTrainer_1ep2it", 1, 2)
+    assert setup["network"] == "PlainConvUNet" and setup["optimizer"] == "SGD"
+    assert setup["non_finite_guard"] and setup["atomic_checkpoints"] and not setup["torch_compile"]
+    saved = json.loads((report / "results.json").read_text())
+    assert saved["curves"]["nnUNetTrainer"]["0"]["iterations_per_epoch"] == 2
+    image = np.asarray(Image.open(report / "learning_curves.png").convert("L"), dtype=float)
+    assert min(image.shape) > 100 and image.std() > 0
+
+    second = benchmark(iterations=1)
+    assert (f"nnUNetTrainer_1ep1it fold 0: training from scratch -> {results_dir / 'nnUNetTrainer_1ep1it'}"
+            in second)
+    assert "(finished with another budget, not reused: nnUNetTrainer_1ep2it)" in second
+    assert "| nnUNetTrainer | nnUNetTrainer_1ep1it | 0 | 1 x 1, 1 | SGD (" in (report / "report.md").read_text()
+    checkpoint = read_training_checkpoint(results_dir / "nnUNetTrainer_1ep2it__nnUNetPlans__2d" / "fold_0" /
+                                          "checkpoint_final.pth")
+    assert checkpoint["trainer_name"] == "nnUNetTrainer_1ep2it"  # the first budget's run is left as it was

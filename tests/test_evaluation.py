@@ -1,6 +1,8 @@
 """Table-1 metrics: hand-computed cases, empty-mask conventions, and agreement with nnU-Net's own Dice/IoU."""
+import hashlib
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from scipy import ndimage
 
 from nnunetv2_mamba.cli import main
 from nnunetv2_mamba.evaluation import case_metrics, evaluate_folder, load_results, overlap_metrics, surface_metrics
-from nnunetv2_mamba.phantom import write_phantom_dataset
+from nnunetv2_mamba.synthetic import write_phantom_dataset
 
 
 def shifted_squares():
@@ -28,6 +30,7 @@ def test_shifted_square_with_anisotropic_spacing():
     # the pooled 24 sorted are 0 x8, 1 x4, 3 x4, 6 x8 and their 95th percentile is 6.
     reference, prediction = shifted_squares()
     distances = surface_metrics(reference, prediction, (1.0, 3.0))
+    # float64 arithmetic on a few exact values: pytest.approx's relative 1e-6 is ~10^10 float64 ulps, any order
     assert distances["HD95"] == pytest.approx(6.0)
     assert distances["ASD"] == pytest.approx(32 / 12)
     # the same slice stored as a one-slice volume: the singleton axis and its spacing are ignored
@@ -96,19 +99,51 @@ def test_folder_agrees_with_nnunet_and_cli_writes_json_and_csv(tmp_path):
         case = entry["prediction_file"].rsplit("/", 1)[-1][: -len(".nii.gz")]
         for name, value in ours["labels"].items():
             for metric in ("Dice", "IoU"):
+                # both float64 ratios of the same voxel counts, maybe by other formulas: a few ulps apart
                 assert ours["cases"][case][name][metric] == pytest.approx(entry["metrics"][str(value)][metric])
     assert ours["aggregate"]["MYO"]["HD95"]["n_undefined"] == 1
     assert ours["aggregate"]["MYO"]["HD95"]["n"] == 2
 
-    plans = tmp_path / "plans.json"
-    plans.write_text(json.dumps({"dataset_name": folder.name, "plans_name": "nnUNetPlans", "configurations": {},
-                                 "label_manager": "LabelManager"}))
+    summary_hash = hashlib.sha256((predictions / "summary.json").read_bytes()).hexdigest()
     out = tmp_path / "out" / "scores.json"
     assert main(["evaluate", str(folder / "labelsTr"), str(predictions), "-djfile", str(folder / "dataset.json"),
-                 "-pfile", str(plans), "-o", str(out), "-np", "1"]) == 0
+                 "-o", str(out)]) == 0
     written = load_results(out)
     assert written["aggregate"]["LV"]["Dice"]["mean"] == pytest.approx(ours["aggregate"]["LV"]["Dice"]["mean"])
     assert math.isnan(written["cases"]["phantom_000"]["MYO"]["HD95"])
     rows = (tmp_path / "out" / "scores.csv").read_text().splitlines()
     assert rows[0] == "case,class,Dice,IoU,Accuracy,Precision,Sensitivity,Specificity,HD95,ASD"
     assert len(rows) == 1 + 3 * 4
+    assert hashlib.sha256((predictions / "summary.json").read_bytes()).hexdigest() == summary_hash
+    with pytest.raises(SystemExit, match="nnU-Net's own file name"):
+        main(["evaluate", str(folder / "labelsTr"), str(predictions), "-djfile", str(folder / "dataset.json"),
+              "-o", str(predictions / "summary.json")])
+
+
+def test_cli_pairs_cases_by_the_prediction_folder(tmp_path, capsys):
+    """nnU-Net's layout: the whole gt_segmentations folder as REF, one fold's validation folder as PRED."""
+    folder = write_phantom_dataset(tmp_path / "raw", dataset_id=903, num_cases=5, image_size=(32, 32), seed=1)
+    validation = tmp_path / "validation"
+    validation.mkdir()
+    for case in ("phantom_001", "phantom_003"):
+        shutil.copy(folder / "labelsTr" / f"{case}.nii.gz", validation)
+    (validation / "summary.json").write_text('{"nnU-Net": "its own file"}')
+    before = {p.name: p.read_bytes() for p in validation.iterdir()}
+    dataset_json = str(folder / "dataset.json")
+
+    assert main(["evaluate", str(folder / "labelsTr"), str(validation), "-djfile", dataset_json]) == 0
+    printed = capsys.readouterr().out
+    assert "scored 2 predictions" in printed and "3 references" in printed and "not scored" in printed
+    written = validation / "metrics_table1.json"
+    assert f"wrote {written} and {written.with_suffix('.csv')}" in printed
+    results = load_results(written)
+    assert sorted(results["cases"]) == ["phantom_001", "phantom_003"]
+    assert results["aggregate"]["mean"]["Dice"]["mean"] == 1.0
+    assert {p.name: p.read_bytes() for p in validation.iterdir() if p.name in before} == before
+    assert sorted(p.name for p in validation.iterdir()) == sorted([*before, written.name, "metrics_table1.csv"])
+
+    for case in ("extra_a", "extra_b"):
+        shutil.copy(folder / "labelsTr" / "phantom_000.nii.gz", validation / f"{case}.nii.gz")
+    with pytest.raises(FileNotFoundError, match=r"2 of 4 predictions .* have no reference .*: extra_a.nii.gz, "
+                                                r"extra_b.nii.gz\. Pass the folder"):
+        main(["evaluate", str(folder / "labelsTr"), str(validation), "-djfile", dataset_json])

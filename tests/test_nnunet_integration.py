@@ -2,23 +2,24 @@
 configurations are in test_nnunet_3d.py, both through the helpers of nnunet_cli.py).
 
 One phantom dataset is planned and preprocessed once per module (stock planner and ours); each test then trains a
-tiny trainer for a few iterations. Budget: a few minutes on 2 cores.
+tiny trainer with a budget of a few iterations in its name (``..._Tiny_1ep2it``). A few minutes on 2 cores.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 
 import pytest
 
-from nnunet_cli import (REPO, assert_label_maps_like_inputs, check_full_cycle, planning_environment, predict,
-                        read_predictions, run, train)
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
-from nnunetv2_mamba.phantom import write_phantom_dataset
+from nnunetv2_mamba.synthetic import write_phantom_dataset
+from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
+from helpers import DATASET, REPO, run
+from nnunet_cli import (assert_evaluates_every_label, assert_export_reinstall_predicts_the_same,
+                        assert_label_maps_like_inputs, model_folder, planning_environment, predict, read_predictions,
+                        train, workspace_for)
 
-DATASET = "Dataset900_CardiacPhantom"
 IMAGE_SIZE = (128, 112)
 LABELS = {0, 1, 2, 3}
 CASES = ("phantom_000", "phantom_001")
@@ -32,12 +33,7 @@ def workspace(tmp_path_factory) -> dict:
     write_phantom_dataset(root / "raw", dataset_id=900, num_cases=10, image_size=IMAGE_SIZE, seed=0)
     run(["nnUNetv2_plan_and_preprocess", "-d", "900", "-c", "2d", "-np", "2", "-npfp", "2"], env)
     run([sys.executable, "-m", "nnunetv2_mamba", "plan_and_preprocess", "-d", "900", "-np", "2"], env)
-    images = root / "input"
-    images.mkdir()
-    for case in CASES:
-        shutil.copy(root / "raw" / DATASET / "imagesTr" / f"{case}_0000.nii.gz", images)
-    return {"root": root, "env": {**env, "nnUNet_n_proc_DA": "0"}, "input": images, "dataset_id": "900",
-            "dataset": DATASET, "cases": CASES, "labels": LABELS, "preprocessed": root / "preprocessed" / DATASET}
+    return workspace_for(root, env, 900, DATASET, CASES, LABELS)
 
 
 def test_our_plans_are_2d_multiples_of_32_with_the_network_and_a_memory_based_batch(workspace):
@@ -52,8 +48,28 @@ def test_our_plans_are_2d_multiples_of_32_with_the_network_and_a_memory_based_ba
         assert (workspace["preprocessed"] / config["data_identifier"]).is_dir()
 
 
-def test_mamba_unet_trains_resumes_predicts_evaluates_and_survives_export(workspace, tmp_path):
-    check_full_cycle(workspace, "2d", "nnUNetTrainerMambaUNet_Tiny", "nnUNetMambaUNetPlans", tmp_path)
+def test_mamba_unet_trains_validates_predicts_evaluates_and_survives_export(workspace, tmp_path):
+    """A budget variant synthesised by name is found by every nnU-Net command in a fresh process: training,
+    --val, and prediction (which looks up the trainer name stored in the checkpoint)."""
+    trainer, plans = "nnUNetTrainerMambaUNet_Tiny_1ep2it", "nnUNetMambaUNetPlans"
+    fold = model_folder(workspace, "2d", trainer, plans) / "fold_0"
+    log = train(workspace, "2d", trainer, plans)
+    assert "Training budget: 1 epochs x 2 iterations (1 validation iterations per epoch)" in log
+    checkpoint = read_training_checkpoint(fold / "checkpoint_final.pth")
+    assert checkpoint["current_epoch"] == 1 and checkpoint["trainer_name"] == trainer
+    assert len(checkpoint["logging"]["train_losses"]) == 1
+    setup = json.loads((fold / "training_setup.json").read_text())
+    assert setup["trainer"] == trainer and (setup["epochs"], setup["iterations_per_epoch"]) == (1, 2)
+    assert setup["network"] == "MambaUNet" and setup["optimizer"] == "SGD" and setup["non_finite_guard"]
+    (fold / "validation" / "summary.json").unlink()
+    train(workspace, "2d", trainer, plans, "--val")
+    assert (fold.parent / "plans.json").is_file() and (fold / "validation" / "summary.json").is_file()
+
+    predict(workspace, "2d", trainer, plans, tmp_path / "pred")
+    predictions = read_predictions(tmp_path / "pred")
+    assert_label_maps_like_inputs(workspace, predictions)
+    assert_evaluates_every_label(workspace, fold.parent, tmp_path / "pred")
+    assert_export_reinstall_predicts_the_same(workspace, "2d", trainer, plans, predictions, tmp_path)
 
 
 def test_vm_unet_trains_and_predicts_with_a_stock_patch_not_divisible_by_32(workspace, tmp_path):
@@ -61,7 +77,7 @@ def test_vm_unet_trains_and_predicts_with_a_stock_patch_not_divisible_by_32(work
     stock["plans_name"] = "nnUNetPlansOddPatch"
     stock["configurations"]["2d"]["patch_size"] = [120, 88]  # same preprocessed data, ragged patch
     (workspace["preprocessed"] / "nnUNetPlansOddPatch.json").write_text(json.dumps(stock))
-    trainer, plans = "nnUNetTrainerVMUNet_Tiny", "nnUNetPlansOddPatch"
+    trainer, plans = "nnUNetTrainerVMUNet_Tiny_1ep2it", "nnUNetPlansOddPatch"
     output = train(workspace, "2d", trainer, plans) + predict(workspace, "2d", trainer, plans, tmp_path / "pred")
     assert_label_maps_like_inputs(workspace, read_predictions(tmp_path / "pred"))
     ours = [line for line in output.splitlines()
@@ -79,6 +95,40 @@ def test_trainer_shim_finds_every_trainer_from_a_fresh_python(tmp_path):
         env = {**os.environ, "nnUNet_extTrainer": f"{tmp_path}{os.pathsep}{folder}"}
         output = run([sys.executable, "-c", script, *names], env)
         assert output.splitlines()[-1].split() == ["nnunetv2_mamba.training.trainers"] * len(names)
+
+
+def test_any_trainer_composes_with_a_budget_in_nnunets_own_search_from_a_fresh_python():
+    """nnU-Net's CNN, nnU-Net's own variants, ours and our recipes, each with a budget that no class was written
+    for; the synthesised classes carry our safeguards, pickle by name, and bad budget names get one clear error."""
+    script = """
+import pickle, sys
+from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as find
+from nnunetv2_mamba.training.base import CompileOnRequest
+from nnunetv2_mamba.training.checkpoints import SafeCheckpoints
+from nnunetv2_mamba.training.nonfinite import NonFiniteLossGuard
+for name, base in [('nnUNetTrainer_1ep2it', 'nnUNetTrainer'), ('nnUNetTrainerNoMirroring_3ep10it',
+                   'nnUNetTrainerNoMirroring'), ('nnUNetTrainerVMUNet_Tiny_1ep2it', 'nnUNetTrainerVMUNet_Tiny'),
+                   ('nnUNetTrainerVMUNet_PaperRecipe_8ep25it', 'nnUNetTrainerVMUNet_PaperRecipe')]:
+    cls = find(name)
+    assert cls.__name__ == name and cls.__mro__[1:].index(find(base)) >= 0, cls.__mro__
+    assert all(issubclass(cls, m) for m in (NonFiniteLossGuard, SafeCheckpoints, CompileOnRequest))
+    assert pickle.loads(pickle.dumps(cls)) is cls
+    print('BUDGET', name, cls.budget.epochs, cls.budget.iterations_per_epoch, cls.budget.val_iterations_per_epoch)
+for bad in ('nnUNetTrainer_1ep2it_3ep4it', 'nnUNetTrainerNotThere_1ep2it'):
+    try:
+        find(bad)
+    except ValueError as error:
+        print('ERROR', error)
+"""
+    output = run([sys.executable, "-c", script], {**os.environ, "nnUNet_extTrainer": str(REPO / "trainers")})
+    assert [line for line in output.splitlines() if line.startswith("BUDGET")] == [
+        "BUDGET nnUNetTrainer_1ep2it 1 2 1", "BUDGET nnUNetTrainerNoMirroring_3ep10it 3 10 2",
+        "BUDGET nnUNetTrainerVMUNet_Tiny_1ep2it 1 2 1", "BUDGET nnUNetTrainerVMUNet_PaperRecipe_8ep25it 8 25 5"]
+    errors = [line for line in output.splitlines() if line.startswith("ERROR")]
+    assert errors[0] == ("ERROR nnUNetTrainer_1ep2it_3ep4it puts a budget on nnUNetTrainer_1ep2it, which has one "
+                         "already; name one budget, e.g. nnUNetTrainer_3ep4it.")
+    assert errors[1].startswith("ERROR nnUNetTrainerNotThere_1ep2it is trainer nnUNetTrainerNotThere with a "
+                                "budget, but nnUNetTrainerNotThere was not found")
 
 
 def test_a_broken_install_is_reported_without_stopping_nnunets_search_of_other_folders(tmp_path):

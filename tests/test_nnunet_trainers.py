@@ -1,4 +1,4 @@
-"""The trainer overrides in process: network kwargs from plans, deep supervision, compile switch, schedules, env."""
+"""The trainer overrides in process: network kwargs from plans, deep supervision, compile switch, environment."""
 from __future__ import annotations
 
 import pytest
@@ -8,9 +8,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.training import trainers
-from nnunetv2_mamba.training.budget import EPOCHS_ENV, read_positive_int
-from nnunetv2_mamba.training.warm_start import PRETRAINED_ENV, pretrained_checkpoint_path
-from nnunetv2_mamba.training.schedules import CosineLRScheduler
+from nnunetv2_mamba.training.budget import Budget, BudgetNameError, budget_trainer_name, split_budget_name
 
 PLAIN = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 
@@ -24,7 +22,7 @@ def bare_trainer(cls, network, patch_size=(120, 88), device="cpu"):
     """A trainer object with only what the overridden methods read (nnU-Net's __init__ needs a dataset)."""
     trainer = object.__new__(cls)
     trainer.network = network
-    trainer.enable_deep_supervision = cls is not trainers.nnUNetTrainerVMUNetNoDeepSupervision
+    trainer.enable_deep_supervision = cls.recipe.deep_supervision
     trainer.configuration_manager = configuration(PLAIN, {}, patch_size)
     trainer.device = torch.device(device)
     return trainer
@@ -54,7 +52,7 @@ def test_deep_supervision_scales_give_nnunet_targets_shaped_like_the_outputs():
 
 
 def test_without_deep_supervision_nnunets_final_switch_back_on_is_harmless():
-    cls = trainers.nnUNetTrainerVMUNetNoDeepSupervision
+    cls = trainers.nnUNetTrainerVMUNet_NoDS
     trainer = bare_trainer(cls, VMUNet(1, 4, dims=(8, 16, 32, 64), deep_supervision=False))
     assert trainer._get_deep_supervision_scales() is None
     trainer.set_deep_supervision_enabled(True)  # perform_actual_validation ends with this call
@@ -69,28 +67,18 @@ def test_torch_compile_only_when_nnunet_compile_asks(monkeypatch):
     assert trainer._do_i_compile() is True
 
 
-def test_cosine_schedule_matches_torch_cosine_annealing_stepped_per_epoch():
-    reference_optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)
-    reference = torch.optim.lr_scheduler.CosineAnnealingLR(reference_optimizer, T_max=50, eta_min=1e-5)
-    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)
-    ours = CosineLRScheduler(optimizer, 1e-3, period=50, eta_min=1e-5)
-    for epoch in range(160):
-        ours.step(epoch)
-        assert optimizer.param_groups[0]["lr"] == pytest.approx(reference_optimizer.param_groups[0]["lr"],
-                                                                rel=1e-6, abs=1e-12)
-        reference_optimizer.step()
-        reference.step()
-
-
-def test_budget_and_pretrained_environment_errors_say_what_to_do(monkeypatch, tmp_path):
-    monkeypatch.delenv(EPOCHS_ENV, raising=False)
-    assert read_positive_int(EPOCHS_ENV, 7) == 7
-    monkeypatch.setenv(EPOCHS_ENV, "ten")
-    with pytest.raises(ValueError, match=f"{EPOCHS_ENV}='ten' must be a positive integer"):
-        read_positive_int(EPOCHS_ENV, 7)
-    monkeypatch.delenv(PRETRAINED_ENV, raising=False)
-    with pytest.raises(RuntimeError, match=f"set {PRETRAINED_ENV}"):
-        pretrained_checkpoint_path()
-    monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path / "missing.pth"))
-    with pytest.raises(FileNotFoundError, match="is not a file"):
-        pretrained_checkpoint_path()
+def test_budget_names_have_one_spelling_and_nnunets_validation_ratio():
+    assert split_budget_name("nnUNetTrainerVMUNet_PaperRecipe_8ep25it") == ("nnUNetTrainerVMUNet_PaperRecipe",
+                                                                          Budget(8, 25, 5))
+    assert split_budget_name("nnUNetTrainer_1000ep250it") == ("nnUNetTrainer", Budget(1000, 250, 50))
+    assert split_budget_name("nnUNetTrainer_1ep2it")[1] == Budget(1, 2, 1)  # at least one validation iteration
+    assert split_budget_name("nnUNetTrainer_5epochs") is None and split_budget_name("nnUNetTrainerVMUNet") is None
+    assert budget_trainer_name("nnUNetTrainerMambaUNet_Tiny", 3, 7) == "nnUNetTrainerMambaUNet_Tiny_3ep7it"
+    with pytest.raises(BudgetNameError, match="without leading zeros, nnUNetTrainer_8ep25it"):
+        split_budget_name("nnUNetTrainer_08ep25it")
+    with pytest.raises(BudgetNameError, match="at least 1 epoch"):
+        split_budget_name("nnUNetTrainer_0ep25it")
+    with pytest.raises(BudgetNameError, match="has one already; name one budget, e.g. nnUNetTrainer_3ep4it"):
+        split_budget_name("nnUNetTrainer_1ep2it_3ep4it")
+    with pytest.raises(BudgetNameError, match="give the trainer without it, nnUNetTrainer"):
+        budget_trainer_name("nnUNetTrainer_1ep2it", 3, 4)

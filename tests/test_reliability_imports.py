@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from nnunetv2_mamba.training.search_path import trainers_folder
-from test_ops_backends import run_python
+from helpers import run_python
 
 BLOCKER = """
 import sys

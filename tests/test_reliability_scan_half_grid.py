@@ -1,4 +1,4 @@
-"""The half-precision part of mamba-ssm's own selective-scan test grid, against our torch backend on CPU.
+"""The half-precision part of mamba-ssm's own selective-scan test grid, against our CPU backends (torch, cpu).
 
 mamba-ssm's ``tests/ops/test_selective_scan.py`` runs itype in (fp32, fp16, bf16) x seqlen in (128 ... 4096) x
 varBC_groups in (1, 2), with D, z, delta_bias, softplus and the last state on, and variable B/C. The fp32 part is
@@ -6,14 +6,17 @@ varBC_groups in (1, 2), with D, z, delta_bias, softplus and the last state on, a
 tolerances: out/state (rtol, atol) = (3e-3, 5e-3) for fp16, (3e-2, 5e-2) for bf16; gradients as its (older,
 then asserted) checks: du x2, ddelta rtol x5 / atol x10, dA, dD, dz, ddelta_bias (max(1e-3, rtol), max(1e-3,
 atol)) with dA's atol x5, dB/dC (rtol, atol). The reference, like mamba-ssm's ``selective_scan_ref``, computes in
-fp32 from the same half inputs. Not applicable here: complex weights and time-invariant B/C (``is_variable_B/C=
-False``), which our ``selective_scan`` rejects with a ValueError (SS2D never uses them).
+fp32 from the same half inputs, so the two differ by the fp32 error (bounded on any CPU as tests/helpers.py says)
+and by the final rounding of outputs and gradients to the half dtype: one ulp at most, 2^-10 relative for fp16
+(rtol 3e-3) and 2^-7 for bf16 (rtol 3e-2). Not applicable here: complex weights and time-invariant B/C
+(``is_variable_B/C=False``), which our ``selective_scan`` rejects with a ValueError (SS2D never uses them).
 """
 import pytest
 import torch
 
 from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
-from test_ops_scan_torch import make_inputs
+from nnunetv2_mamba.ops.backends import availability
+from helpers import make_scan_inputs as make_inputs
 
 MAMBA_TOLERANCES = {torch.float16: (3e-3, 5e-3), torch.bfloat16: (3e-2, 5e-2)}
 
@@ -30,15 +33,18 @@ def forward_backward(scan, inputs: dict, grad_out: torch.Tensor, **kwargs):
     return out, state, dict(zip(inputs, grads))
 
 
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
 @pytest.mark.parametrize("itype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("seqlen", [128, 256, 512, 1024, 2048, 4096])
-def test_mamba_half_precision_grid(seqlen, groups, itype):
+def test_mamba_half_precision_grid(seqlen, groups, itype, backend):
+    if not availability(backend).available:
+        pytest.skip(f"backend {backend} unavailable: {availability(backend).reason}")
     rtol, atol = MAMBA_TOLERANCES[itype]
     inputs = make_inputs(seqlen, groups, bc_3d=groups == 1, dtype=itype)
     reference_inputs = {k: v.detach().float().requires_grad_() for k, v in inputs.items()}
     grad_out = torch.randn(inputs["u"].shape, generator=torch.Generator().manual_seed(1)).to(itype)
-    out, state, grads = forward_backward(selective_scan, inputs, grad_out, backend="torch")
+    out, state, grads = forward_backward(selective_scan, inputs, grad_out, backend=backend)
     out_ref, state_ref, grads_ref = forward_backward(selective_scan_reference, reference_inputs, grad_out.float())
     assert out.dtype == itype
     torch.testing.assert_close(out.float(), out_ref.to(itype).float(), rtol=rtol, atol=atol)

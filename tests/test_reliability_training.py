@@ -16,26 +16,28 @@ import pytest
 import torch
 
 from nnunetv2_mamba.training.checkpoints import CheckpointError, read_training_checkpoint
-from nnunetv2_mamba.phantom import write_phantom_dataset
-from test_nnunet_integration import DATASET, REPO, run
+from nnunetv2_mamba.synthetic import write_phantom_dataset
+from helpers import DATASET, REPO, run
 
 PLANS = "nnUNetMambaUNetPlans"
 EVERY_EPOCH_TRAINER = "nnUNetTrainerMambaUNet_TinyEveryEpoch"
 EPOCHS = 3
+BUDGETED_BASE = f"nnUNetTrainerMambaUNet_Tiny_{EPOCHS}ep3it"  # 3 x 3 iterations, 1 validation iteration
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> dict:
     """A 6-case 64x64 phantom planned and preprocessed with our Mamba-UNet planner (patch cut to 32x32 for speed),
-    and a trainer folder holding the tiny Mamba-UNet trainer seeded (nnU-Net seeds nothing), with a
-    checkpoint_latest.pth after every epoch (nnU-Net: every 50) and no final validation (integration tests)."""
+    and a trainer folder holding the tiny Mamba-UNet trainer (with a budget of 3 epochs x 3 iterations) seeded
+    (nnU-Net seeds nothing), with a checkpoint_latest.pth after every epoch (nnU-Net: every 50) and no final
+    validation (integration tests)."""
     root = tmp_path_factory.mktemp("reliability")
     trainers = root / "ext_trainers"
     trainers.mkdir()
     (trainers / "every_epoch.py").write_text(
         "import random\n\nimport numpy as np\nimport torch\n\n"
-        "from nnunetv2_mamba.training.trainers import nnUNetTrainerMambaUNet_Tiny\n\n\n"
-        f"class {EVERY_EPOCH_TRAINER}(nnUNetTrainerMambaUNet_Tiny):\n"
+        f"from nnunetv2_mamba.training.available import {BUDGETED_BASE}\n\n\n"
+        f"class {EVERY_EPOCH_TRAINER}({BUDGETED_BASE}):\n"
         "    def __init__(self, plans, configuration, fold, dataset_json, device=torch.device('cuda')):\n"
         "        random.seed(0), np.random.seed(0), torch.manual_seed(0)\n"
         "        super().__init__(plans, configuration, fold, dataset_json, device)\n"
@@ -54,8 +56,7 @@ def workspace(tmp_path_factory) -> dict:
     plans = json.loads(plans_file.read_text())
     plans["configurations"]["2d"]["patch_size"] = [32, 32]
     plans_file.write_text(json.dumps(plans))
-    env.update({"nnUNet_n_proc_DA": "0", "nnUNet_mamba_budget_epochs": str(EPOCHS),
-                "nnUNet_mamba_budget_iterations_per_epoch": "3", "nnUNet_mamba_budget_val_iterations": "1"})
+    env["nnUNet_n_proc_DA"] = "0"
     return {"root": root, "env": env}
 
 

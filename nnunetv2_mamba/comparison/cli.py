@@ -9,20 +9,23 @@ def add_arguments(parser) -> None:
         "Train every trainer with nnUNetv2_train on the stock nnUNetPlans (same preprocessing, patch, batch and "
         "splits for all), score nnU-Net's validation predictions (and a test folder), and write report.md/.html "
         "with the Table-1 metrics, per-class tables, Wilcoxon tests vs the first trainer, figures and costs. "
-        "Resumable: finished folds (checkpoint_final.pth + validation/summary.json) are never retrained, "
-        "interrupted ones continue with --c. Needs nnUNet_raw/nnUNet_preprocessed/nnUNet_results set and the "
+        "Resumable: finished folds (checkpoint_final.pth + validation/summary.json) of the same trainer and "
+        "budget are never retrained, interrupted ones continue with --c. On CPU it sets nnUNet_n_proc_DA=0 for "
+        "nnU-Net's processes (and says so). Needs nnUNet_raw/nnUNet_preprocessed/nnUNet_results set and the "
         "dataset planned and preprocessed.")
     parser.add_argument("-d", dest="dataset_id", type=int, required=True, help="dataset id")
     parser.add_argument("-c", dest="configuration", default="2d", help="configuration (default 2d)")
     parser.add_argument("--trainers", nargs="+", default=DEFAULT_TRAINERS,
                         help="trainers to compare; the first is the baseline (default: %(default)s)")
     parser.add_argument("--folds", nargs="+", type=int, default=[0], help="folds (default 0)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="training epochs for every trainer. Giving --epochs, --iterations-per-epoch or "
-                             "--val-iterations trains trainer X as X_Budget (e.g. nnUNetTrainerMambaUNet_Budget), "
-                             "which reads them from nnUNet_mamba_budget_epochs / _iterations_per_epoch / _val_iterations")
-    parser.add_argument("--iterations-per-epoch", type=int, default=None, help="training iterations per epoch")
-    parser.add_argument("--val-iterations", type=int, default=None, help="validation iterations per epoch")
+    parser.add_argument("--epochs", type=int, default=1000,
+                        help="training epochs for every trainer (default nnU-Net's 1000). Trainer X trains as "
+                             "X_<epochs>ep<iterations>it (e.g. nnUNetTrainerMambaUNet_8ep25it), a class synthesised "
+                             "for any trainer, with max(1, round(iterations / 5)) validation iterations per epoch; "
+                             "the budget is part of its results folder, so another budget trains another run. A "
+                             "trainer given with a budget in its name keeps it")
+    parser.add_argument("--iterations-per-epoch", type=int, default=250,
+                        help="training iterations per epoch (default nnU-Net's 250)")
     parser.add_argument("--test-folder", default=None, help="images to predict (imagesTs layout)")
     parser.add_argument("--test-labels", default=None, help="reference segmentations of --test-folder")
     parser.add_argument("--disable-tta", action="store_true", help="no mirroring when predicting --test-folder")
@@ -40,6 +43,7 @@ def run(args) -> int:
     from nnunetv2_mamba.comparison.environment import NnUNetPaths
     from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
     from nnunetv2_mamba.comparison.report import write_report
+    from nnunetv2_mamba.training.budget import BudgetNameError
 
     if args.report_only:
         if args.report_dir is None:
@@ -49,10 +53,13 @@ def run(args) -> int:
         return 0
     config = BenchmarkConfig(
         dataset_id=args.dataset_id, trainers=args.trainers, configuration=args.configuration, folds=args.folds,
-        epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch, val_iterations=args.val_iterations,
+        epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
         test_images=Path(args.test_folder) if args.test_folder else None,
         test_labels=Path(args.test_labels) if args.test_labels else None,
         report_dir=Path(args.report_dir) if args.report_dir else None, device=args.device,
         disable_tta=args.disable_tta)
-    print(f"report: {run_benchmark(config, NnUNetPaths.from_environment())}")
+    try:
+        print(f"report: {run_benchmark(config, NnUNetPaths.from_environment())}")
+    except BudgetNameError as error:
+        raise SystemExit(str(error)) from None
     return 0

@@ -3,10 +3,10 @@
 Run as ``python -m nnunetv2_mamba.comparison.cost TRAINER PLANS_JSON DATASET_JSON CONFIG DEVICE`` (a fresh process,
 so that its peak memory is the network's alone); prints one JSON line.
 
-FLOPs (forward, batch 1, one patch) = torch.utils.flop_counter.FlopCounterMode (convolutions, matmuls,
-attention; it counts one multiply-add as 2 FLOPs and skips elementwise ops) + the selective scan, counted
-analytically as 9·B·L·D·N per scan call (B batch, L sequence length, D = directions x inner channels, N state
-size: the rule used by VMamba's FLOP counter), because the counter does not see the scan's elementwise recurrence.
+FLOPs (forward, batch 1, one patch) from torch.utils.flop_counter.FlopCounterMode: convolutions, matmuls and
+attention (one multiply-add = 2 FLOPs; elementwise ops are not counted), and the selective scan through its
+registered operator's formula (``FLOP_FORMULAS``), 9·B·L·D·N per call (B batch, L sequence length, D = directions x inner channels,
+N state size: the rule VMamba's FLOP counter uses; see nnunetv2_mamba/ops/scan_op.py).
 Peak memory: CUDA -> torch.cuda.max_memory_allocated over one fwd+bwd; CPU -> the process's peak resident set size
 (ru_maxrss, includes the Python/torch runtime).
 """
@@ -16,42 +16,23 @@ import json
 import resource
 import sys
 import time
-from contextlib import contextmanager
-
-
-def scan_flops(u, A) -> int:
-    """9·B·L·D·N of one selective-scan call with u (B, D, L) and A (D, N)."""
-    batch, channels, length = u.shape
-    return 9 * batch * length * channels * A.shape[1]
-
-
-@contextmanager
-def counted_scan(counter: list):
-    """Replace SS2D's selective scan by a shape-preserving no-op that adds its analytical FLOPs to ``counter``."""
-    import nnunetv2_mamba.nets.ss2d as ss2d
-
-    original = ss2d.selective_scan
-
-    def stand_in(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, **_):
-        counter.append(scan_flops(u, A))
-        return delta.clone()
-
-    ss2d.selective_scan = stand_in
-    try:
-        yield
-    finally:
-        ss2d.selective_scan = original
 
 
 def count_flops(network, example) -> tuple[int, int]:
-    """(FlopCounterMode FLOPs, analytical scan FLOPs) of one forward pass of ``network`` on ``example``."""
+    """(all FLOPs, selective-scan FLOPs) of one forward pass of ``network`` on ``example``.
+
+    The scan is the registered operator ``torch.ops.nnunetv2_mamba.selective_scan`` in a forward-only call, and
+    its FLOP formula comes with it (``FLOP_FORMULAS``), so one ``FlopCounterMode`` counts everything.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    scans: list[int] = []
-    with torch.no_grad(), counted_scan(scans), FlopCounterMode(display=False) as mode:
+    from nnunetv2_mamba.ops.scan_op import FLOP_FORMULAS
+
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS) as mode:
         network(example)
-    return int(mode.get_total_flops()), int(sum(scans))
+    per_operator = mode.get_flop_counts()["Global"]
+    return int(mode.get_total_flops()), int(per_operator.get(torch.ops.nnunetv2_mamba.selective_scan, 0))
 
 
 def build_network(trainer_name: str, plans: dict, dataset_json: dict, configuration: str):
@@ -79,7 +60,7 @@ def measure(trainer_name: str, plans: dict, dataset_json: dict, configuration: s
     network = network.to(device)
     parameters = sum(p.numel() for p in network.parameters())
     network.eval()
-    counted, scanned = count_flops(network, torch.zeros(1, channels, *patch, device=device))
+    flops, scanned = count_flops(network, torch.zeros(1, channels, *patch, device=device))
     network.train()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -95,7 +76,7 @@ def measure(trainer_name: str, plans: dict, dataset_json: dict, configuration: s
         network.zero_grad(set_to_none=True)
     peak = (torch.cuda.max_memory_allocated() / 2 ** 20 if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return {"parameters": parameters, "flops": counted + scanned, "flops_counter": counted, "flops_scan": scanned,
+    return {"parameters": parameters, "flops": flops, "flops_counter": flops - scanned, "flops_scan": scanned,
             "fwd_bwd_seconds": min(timings), "peak_memory_mb": peak, "patch_size": patch, "batch_size": batch,
             "device": device}
 

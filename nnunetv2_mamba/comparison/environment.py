@@ -7,10 +7,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunetv2_mamba.training.budget import EPOCHS_ENV, ITERATIONS_ENV, VAL_ITERATIONS_ENV
 from nnunetv2_mamba.training.search_path import trainers_folder
 
-BUDGET_SUFFIX = "_Budget"
+#: what the benchmark sets for nnU-Net's subprocesses on CPU: {variable: (value, why)}; printed and reported
+CPU_SETTINGS = {
+    "nnUNet_n_proc_DA": ("0", "data augmentation runs in the training process, no worker processes: faster on a "
+                              "few CPU cores; replaces any value you set"),
+    "nnUNet_def_n_proc": ("2", "export workers, each importing torch; nnU-Net's default is 8, a value you set is "
+                               "kept"),
+}
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,6 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def budget_trainer(trainer: str) -> str:
-    """The ``_Budget`` variant that reads the ``nnUNet_mamba_budget_*`` variables (unchanged if already one)."""
-    return trainer if trainer.endswith(BUDGET_SUFFIX) else trainer + BUDGET_SUFFIX
-
-
 def nnunet_environment(paths: NnUNetPaths) -> dict:
     """os.environ plus nnU-Net's folders and our trainers first in ``nnUNet_extTrainer``; without
     ``nnUNet_n_proc_DA`` (the planner calls torch.set_num_threads with it and fails on 0)."""
@@ -73,20 +73,17 @@ def nnunet_environment(paths: NnUNetPaths) -> dict:
     return env
 
 
-def subprocess_environment(paths: NnUNetPaths, device: str, epochs: int | None = None,
-                           iterations_per_epoch: int | None = None, val_iterations: int | None = None) -> dict:
-    """``nnunet_environment`` for training/prediction: the budget, and on CPU ``nnUNet_n_proc_DA=0`` (data
-    augmentation in the main process: faster on few cores), ``nnUNet_def_n_proc=2`` (nnU-Net otherwise spawns 8
-    export workers, each importing torch) and no torch.compile. A user's ``nnUNet_n_proc_DA`` is kept off CPU."""
+def subprocess_environment(paths: NnUNetPaths, device: str) -> tuple[dict, dict[str, str]]:
+    """``nnunet_environment`` for training/prediction, and {variable: value} of what the CPU settings changed:
+    on CPU ``nnUNet_n_proc_DA=0`` and, unless set, ``nnUNet_def_n_proc=2`` (``CPU_SETTINGS``). A user's
+    ``nnUNet_n_proc_DA`` is kept off CPU."""
     env = nnunet_environment(paths)
     if "nnUNet_n_proc_DA" in os.environ:
         env["nnUNet_n_proc_DA"] = os.environ["nnUNet_n_proc_DA"]
+    applied = {}
     if device == "cpu":
-        env["nnUNet_n_proc_DA"] = "0"
-        env.setdefault("nnUNet_def_n_proc", "2")
-        env.setdefault("nnUNet_compile", "f")
-    for name, value in ((EPOCHS_ENV, epochs), (ITERATIONS_ENV, iterations_per_epoch),
-                        (VAL_ITERATIONS_ENV, val_iterations)):
-        if value is not None:
-            env[name] = str(value)
-    return env
+        applied["nnUNet_n_proc_DA"] = CPU_SETTINGS["nnUNet_n_proc_DA"][0]
+        if "nnUNet_def_n_proc" not in env:
+            applied["nnUNet_def_n_proc"] = CPU_SETTINGS["nnUNet_def_n_proc"][0]
+    env.update(applied)
+    return env, applied

@@ -1,4 +1,8 @@
-"""The report's figures, each from the saved results JSON (and the image/prediction files it names)."""
+"""The report's figures, each from the saved results JSON (and the image/prediction files it names).
+
+Each figure has a builder returning the matplotlib Figure (``*_figure``) and a writer that saves it with
+``bbox_inches="tight"``, so that legends placed outside the axes are never clipped.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +15,24 @@ import numpy as np  # noqa: E402
 
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN  # noqa: E402
 
-CLASS_COLOURS = ("tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple", "tab:cyan")
+GREY = 7  # index of the grey in tab10 (and 14, 15 in tab20): invisible on a grey-scale image, left out
+
+
+def distinct_colours(count: int) -> list[tuple[float, float, float]]:
+    """``count`` distinct RGB colours, none grey: tab10 (9 colours), then tab20 (18), then evenly spaced hues."""
+    if count <= 9:
+        palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != GREY]
+    elif count <= 18:
+        palette = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i not in (2 * GREY, 2 * GREY + 1)]
+    else:
+        palette = [plt.get_cmap("hsv")(i / count)[:3] for i in range(count)]
+    return [tuple(float(v) for v in c) for c in palette[:count]]
+
+
+def save(fig, path: Path, dpi: int = 100) -> Path:
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def dice_histograms(split: dict, path: Path) -> Path:
@@ -26,9 +47,7 @@ def dice_histograms(split: dict, path: Path) -> Path:
         ax.set_xlabel("Dice (mean over classes)")
     axes[0][0].set_ylabel("cases")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def training_curves(curves: dict, path: Path) -> Path:
@@ -48,11 +67,46 @@ def training_curves(curves: dict, path: Path) -> Path:
         dice_axis.set_ylabel("pseudo Dice")
         dice_axis.set_ylim(0, 1)
         handles = ax.get_legend_handles_labels()[0] + dice_axis.get_legend_handles_labels()[0]
-        ax.legend(handles=handles, fontsize=6, loc="upper right")
+        ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
+
+
+def learning_curve_figure(curves: dict):
+    """All methods on one figure: nnU-Net's validation pseudo Dice (dotted) and its EMA (solid) against training
+    iterations (epochs x the run's iterations per epoch, left) and against training wall-clock time (summed epoch
+    durations, so pauses between a killed run and its --c do not count, right). One colour per method; with
+    several folds, one line of each kind per fold."""
+    methods = list(curves)
+    colours = distinct_colours(len(methods))
+    fig, (by_iterations, by_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for colour, method in zip(colours, methods):
+        for fold, log in curves[method].items():
+            epochs = len(log["ema_fg_dice"])
+            iterations = np.arange(1, epochs + 1) * log["iterations_per_epoch"]
+            durations = np.subtract(log["epoch_end_timestamps"][:epochs], log["epoch_start_timestamps"][:epochs])
+            seconds = np.cumsum(durations)
+            label = method if len(curves[method]) == 1 else f"{method} fold {fold}"
+            for ax, x in ((by_iterations, iterations), (by_time, seconds)):
+                ax.plot(x, log["mean_fg_dice"][:epochs], ":", marker=".", color=colour, alpha=0.6)
+                ax.plot(x, log["ema_fg_dice"], "-", marker="o", ms=3, color=colour, label=label)  # marker: 1 epoch
+    by_iterations.set_xlabel("training iterations")
+    by_time.set_xlabel("training wall-clock time (s)")
+    by_iterations.set_ylabel("validation Dice (foreground mean)")
+    by_iterations.set_ylim(0, 1)
+    for ax in (by_iterations, by_time):
+        ax.grid(alpha=0.3)
+    handles = by_iterations.get_legend_handles_labels()[0]
+    handles += [plt.Line2D([], [], color="k", ls="-", marker="o", ms=3, label="EMA of the pseudo Dice"),
+                plt.Line2D([], [], color="k", ls=":", marker=".", label="pseudo Dice")]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 4),
+               fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(curves: dict, path: Path) -> Path:
+    return save(learning_curve_figure(curves), path)
 
 
 def _read_2d(path: Path) -> np.ndarray:
@@ -72,13 +126,15 @@ def _take(array: np.ndarray, index: int) -> np.ndarray:
     return array if array.ndim == 2 else array[index]
 
 
-def overlays(sources: dict, labels: dict[str, int], path: Path, num_cases: int = 4, seed: int = 0) -> Path:
+def overlay_figure(sources: dict, labels: dict[str, int], num_cases: int = 4, seed: int = 0):
     """Rows: random cases common to all methods; columns: methods. Each panel: the image, the reference contours
-    (dashed) and the method's contours (solid), one colour per class.
+    (dashed) and the method's contours (solid), one colour per class (``distinct_colours``, any number of
+    classes), every class named in the figure legend below the panels.
 
     ``sources`` = {"images": dir with CASE_0000 files, "references": dir, "predictions": {method: [dirs]}}.
     """
     methods = list(sources["predictions"])
+    colours = distinct_colours(len(labels))
     found = {m: {p.name: p for d in dirs for p in Path(d).glob("*.nii.gz")}
              for m, dirs in sources["predictions"].items()}
     common = sorted(set.intersection(*(set(f) for f in found.values())))
@@ -93,18 +149,19 @@ def overlays(sources: dict, labels: dict[str, int], path: Path, num_cases: int =
         for ax, method in zip(axes[row], methods):
             prediction = _take(_read_2d(found[method][name]), index)
             ax.imshow(image, cmap="gray")
-            for colour, value in zip(CLASS_COLOURS, labels.values()):
+            for colour, value in zip(colours, labels.values()):
                 for mask, style in ((reference, "dashed"), (prediction, "solid")):
                     if (mask == value).any():
-                        ax.contour(mask == value, levels=[0.5], colors=colour, linestyles=style, linewidths=1)
+                        ax.contour(mask == value, levels=[0.5], colors=[colour], linestyles=style, linewidths=1.5)
             ax.set_title(f"{method}\n{name.replace('.nii.gz', '')}", fontsize=8)
             ax.axis("off")
-    legend = [plt.Line2D([], [], color=c, label=n) for c, n in zip(CLASS_COLOURS, labels)]
+    legend = [plt.Line2D([], [], color=c, lw=2, label=n) for c, n in zip(colours, labels)]
     legend += [plt.Line2D([], [], color="k", ls="dashed", label="reference"),
                plt.Line2D([], [], color="k", label="prediction")]
-    fig.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=8)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    fig.tight_layout()
+    fig.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(legend), 6), fontsize=8)
+    return fig
 
+
+def overlays(sources: dict, labels: dict[str, int], path: Path, num_cases: int = 4, seed: int = 0) -> Path:
+    return save(overlay_figure(sources, labels, num_cases, seed), path, dpi=90)

@@ -9,26 +9,26 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nnunetv2_mamba.comparison.environment import (NnUNetPaths, budget_trainer, resolve_device,
-                                                  subprocess_environment)
+from nnunetv2_mamba.comparison.environment import CPU_SETTINGS, NnUNetPaths, resolve_device, subprocess_environment
 from nnunetv2_mamba.comparison.prediction import predict_folder
 from nnunetv2_mamba.comparison.report import save_results, write_report
 from nnunetv2_mamba.comparison.training import PLANS, FoldRun, read_training_log, train_fold
 from nnunetv2_mamba.evaluation.folder import evaluate_folder
+from nnunetv2_mamba.training.budget import budget_trainer_name, split_budget_name
 
-BUDGET_READY_SUFFIXES = ("_Budget", "_Tiny")
+NNUNET_EPOCHS, NNUNET_ITERATIONS_PER_EPOCH = 1000, 250
 
 
 @dataclass
 class BenchmarkConfig:
-    """What to compare and how; ``trainers[0]`` is the baseline. Budget values None keep the trainer's own."""
+    """What to compare and how; ``trainers[0]`` is the baseline. Every trainer trains for ``epochs`` x
+    ``iterations_per_epoch`` (default nnU-Net's 1000 x 250) unless its name carries a budget already."""
     dataset_id: int
     trainers: list[str]
     configuration: str = "2d"
     folds: list[int] = field(default_factory=lambda: [0])
-    epochs: int | None = None
-    iterations_per_epoch: int | None = None
-    val_iterations: int | None = None
+    epochs: int = NNUNET_EPOCHS
+    iterations_per_epoch: int = NNUNET_ITERATIONS_PER_EPOCH
     test_images: Path | None = None
     test_labels: Path | None = None
     report_dir: Path | None = None
@@ -36,10 +36,9 @@ class BenchmarkConfig:
     disable_tta: bool = False
 
     def trained_as(self) -> dict[str, str]:
-        """{name given: trainer run}: with a budget, trainer X runs as X_Budget (reads nnUNet_mamba_budget_*)."""
-        with_budget = any(v is not None for v in (self.epochs, self.iterations_per_epoch, self.val_iterations))
-        return {name: budget_trainer(name) if with_budget and not name.endswith(BUDGET_READY_SUFFIXES) else name
-                for name in self.trainers}
+        """{name given: trainer run}: trainer X runs as ``X_<E>ep<I>it``; a name with a budget keeps its own."""
+        return {name: name if split_budget_name(name) else
+                budget_trainer_name(name, self.epochs, self.iterations_per_epoch) for name in self.trainers}
 
 
 def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path:
@@ -52,7 +51,9 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path:
     if (config.test_images is None) != (config.test_labels is None):
         raise SystemExit("give --test-folder and --test-labels together (images and their reference labels).")
     device = resolve_device(config.device)
-    env = subprocess_environment(paths, device, config.epochs, config.iterations_per_epoch, config.val_iterations)
+    env, cpu_settings = subprocess_environment(paths, device)
+    for variable, value in cpu_settings.items():
+        print(f"[benchmark] on CPU: {variable}={value} ({CPU_SETTINGS[variable][1]})", flush=True)
     trained_as = config.trained_as()
     runs = {name: [FoldRun(dataset, trainer, config.configuration, fold, paths.results) for fold in config.folds]
             for name, trainer in trained_as.items()}
@@ -61,12 +62,13 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path:
     costs = {name: {} for name in trained_as}
     steps = [(name, run) for name, fold_runs in runs.items() for run in fold_runs]
     for name, run in tqdm(steps, desc="training (nnUNetv2_train)", unit="fold"):
-        tqdm.write(f"{run.trainer} fold {run.fold}: "
-                   f"{'finished already' if run.is_finished() else 'training'} -> {run.folder}")
+        others = run.finished_with_other_budgets()
+        tqdm.write(f"{run.trainer} fold {run.fold}: {run.status()} -> {run.folder}"
+                   + (f" (finished with another budget, not reused: {', '.join(others)})" if others else ""))
         train_fold(run, config.dataset_id, device, env, logs / f"train_{run.trainer}_fold{run.fold}.log")
     dataset_json = json.loads((paths.preprocessed / dataset / "dataset.json").read_text())
-    for name, trainer in tqdm(trained_as.items(), desc="cost (params, FLOPs, memory)", unit="trainer"):
-        costs[name].update(_measure_cost(trainer, plans_file, paths.preprocessed / dataset / "dataset.json",
+    for name in tqdm(trained_as, desc="cost (params, FLOPs, memory)", unit="trainer"):  # same for every budget
+        costs[name].update(_measure_cost(name, plans_file, paths.preprocessed / dataset / "dataset.json",
                                          config.configuration, device, env, report_dir / "costs"))
 
     splits = {"validation": {}}
@@ -96,9 +98,7 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path:
             overlay_sources["test"]["predictions"][name] = [str(output)]
 
     results = {"dataset": dataset, "dataset_id": config.dataset_id, "configuration": config.configuration,
-               "folds": config.folds, "device": device, "trained_as": trained_as,
-               "budget": {"epochs": config.epochs, "iterations_per_epoch": config.iterations_per_epoch,
-                          "val_iterations": config.val_iterations},
+               "folds": config.folds, "device": device, "trained_as": trained_as, "cpu_settings": cpu_settings,
                "splits": splits, "costs": costs, "curves": curves, "overlay_sources": overlay_sources}
     save_results(results, report_dir)
     return write_report(report_dir)

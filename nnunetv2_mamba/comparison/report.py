@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from nnunetv2_mamba.comparison import figures
+from nnunetv2_mamba.comparison.environment import CPU_SETTINGS
 from nnunetv2_mamba.comparison.statistics import compare_to_baseline
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN
 from nnunetv2_mamba.evaluation.folder import load_results
@@ -21,26 +22,33 @@ def number(value, digits: int = 4) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _best(values: list[float], metric: str) -> float | None:
-    finite = [v for v in values if not math.isnan(v)]
-    if not finite:
+def _is_candidate(summary: dict) -> bool:
+    """A mean that may be called the best: defined, and over every case (no undefined distance left out)."""
+    return not math.isnan(summary["mean"]) and not summary.get("n_undefined")
+
+
+def _best(summaries: list[dict], metric: str) -> float | None:
+    """Best mean among the candidates (lowest for distances); None if there is none."""
+    means = [s["mean"] for s in summaries if _is_candidate(s)]
+    if not means:
         return None
-    return min(finite) if metric in DISTANCE_METRICS else max(finite)
+    return min(means) if metric in DISTANCE_METRICS else max(means)
 
 
 def metric_table(split: dict, class_name: str, costs: dict | None = None) -> list[list[str]]:
-    """Rows (header first) of mean ± std per metric for ``class_name``; best mean in bold; optional cost columns.
-    Distance metrics with undefined cases show "(k undef.)"."""
+    """Rows (header first) of mean ± std per metric for ``class_name``; optional cost columns. The best mean is
+    bold, chosen only among means without undefined cases: a distance undefined in k cases shows "(k undef.)"
+    beside a mean that is never bold (leaving the hardest cases out would reward missing a class)."""
     methods = list(split)
     header = ["Method", *METRICS] + ([c[0] for c in COST_COLUMNS] if costs else [])
     rows = [header]
-    best = {m: _best([split[n]["aggregate"][class_name][m]["mean"] for n in methods], m) for m in METRICS}
+    best = {m: _best([split[n]["aggregate"][class_name][m] for n in methods], m) for m in METRICS}
     for name in methods:
         cells = [name]
         for metric in METRICS:
             summary = split[name]["aggregate"][class_name][metric]
             text = f"{number(summary['mean'])} ± {number(summary['std'])}"
-            if summary["mean"] == best[metric]:
+            if _is_candidate(summary) and summary["mean"] == best[metric]:
                 text = f"**{text}**"
             if summary.get("n_undefined"):
                 text += f" ({summary['n_undefined']} undef.)"
@@ -106,6 +114,9 @@ def write_report(report_dir: str | Path) -> Path:
             sections.append((f"{split_name.capitalize()}: random cases (dashed reference, solid prediction)",
                              overlay))
     if results["curves"]:
+        sections.append(("Runs (each run's training_setup.json)", runs_table(results)))
+        sections.append(("Learning curves: validation Dice against training iterations and wall-clock time",
+                         figures.learning_curves(results["curves"], report_dir / "learning_curves.png")))
         sections.append(("Training curves (nnU-Net's per-epoch log)",
                          figures.training_curves(results["curves"], report_dir / "training_curves.png")))
     sections.append(("Notes", _notes()))
@@ -118,26 +129,48 @@ def _case_count(split: dict) -> int:
     return len(next(iter(split.values()))["cases"])
 
 
+def runs_table(results: dict) -> list[list[str]]:
+    """Rows (header first): per method and fold, the trainer run and what it trained with (its budget included)."""
+    rows = [["Method", "Trained as", "Fold", "Budget (epochs x it, val it)", "Optimizer", "LR schedule",
+             "Batch, patch", "Non-finite guard", "Atomic checkpoints", "torch.compile"]]
+    for name, folds in results["curves"].items():
+        for fold, log in folds.items():
+            setup = log["setup"]
+            settings = ", ".join(f"{k} {v}" for k, v in setup["optimizer_settings"].items())
+            rows.append([name, setup["trainer"], fold,
+                         f"{setup['epochs']} x {setup['iterations_per_epoch']}, {setup['val_iterations_per_epoch']}",
+                         f"{setup['optimizer']} ({settings})", setup["lr_scheduler"],
+                         f"{setup['batch_size']}, {' x '.join(map(str, setup['patch_size']))}",
+                         *("yes" if setup[k] else "no" for k in ("non_finite_guard", "atomic_checkpoints",
+                                                                 "torch_compile"))])
+    return rows
+
+
 def _intro(results: dict) -> str:
     trained = ", ".join(f"{n} (trained as {t})" if n != t else n for n, t in results["trained_as"].items())
-    budget = results.get("budget") or {}
-    budget_text = ", ".join(f"{k}={v}" for k, v in budget.items() if v is not None) or "each trainer's own"
+    cpu = "; ".join(f"{k}={v} ({CPU_SETTINGS[k][1]})" for k, v in results.get("cpu_settings", {}).items())
     return (f"Dataset {results['dataset']}, configuration {results['configuration']}, plans nnUNetPlans, "
             f"folds {results['folds']}, device {results['device']}. Methods: {trained}; the first is the baseline. "
-            f"Same preprocessing, patch size, batch size and splits for all; training budget: {budget_text}.")
+            f"Same preprocessing, patch size, batch size and splits for all; each run's budget (the "
+            f"_<epochs>ep<iterations>it of its trainer name) and training setup are in the Runs table."
+            + (f" On CPU the benchmark set for nnU-Net's processes: {cpu}." if cpu else ""))
 
 
 def _notes() -> str:
     return ("Metrics per case and class (Dice, IoU, Accuracy, Precision, Sensitivity, Specificity; HD95 and ASD "
             "in mm with the images' spacing, medpy), mean ± std (ddof 0) over cases; 'mean over classes' averages "
             "the foreground classes per case first. Both masks empty: Dice 1, HD95/ASD 0. One empty: Dice 0, "
-            "HD95/ASD undefined, left out of the means and counted as 'undef.'. Best mean in bold (lowest for "
-            "HD95/ASD). Params and FLOPs of the training network (deep supervision on) at the plans' patch size, "
-            "batch 1, forward: torch's FlopCounterMode (multiply-add = 2 FLOPs) plus the selective scan's "
-            "9·B·L·D·N per scan, which the counter does not see. train s/it: median epoch wall time / training "
-            "iterations per epoch from nnU-Net's log (data loading and per-epoch validation included). infer "
-            "s/case: nnUNetv2_predict wall time / cases (start-up and model loading included). Peak memory: one "
-            "fwd+bwd at the plans' batch size in a fresh process (CUDA: max allocated; CPU: peak RSS incl. runtime).")
+            "HD95/ASD undefined, left out of the means and counted as 'undef.'; in a 'mean over classes' row, "
+            "'undef.' counts the cases with an undefined class (their mean is over the defined classes). Best mean "
+            "in bold (lowest for HD95/ASD), chosen only among means without undefined cases. Params and FLOPs of "
+            "the training network (deep supervision on) at the plans' patch size, batch 1, forward: torch's "
+            "FlopCounterMode (multiply-add = 2 FLOPs) plus the selective scan's 9·B·L·D·N per scan, which the "
+            "counter does not see. train s/it: median epoch wall time (nnU-Net's log) / training iterations per "
+            "epoch (the run's training_setup.json; data loading and per-epoch validation included). Learning "
+            "curves: nnU-Net's pseudo Dice on the validation iterations of each epoch and its exponential moving "
+            "average, against epochs x iterations per epoch and against summed epoch wall time. infer s/case: "
+            "nnUNetv2_predict wall time / cases (start-up and model loading included). Peak memory: one fwd+bwd at "
+            "the plans' batch size in a fresh process (CUDA: max allocated; CPU: peak RSS incl. runtime).")
 
 
 def _render_markdown(sections, report_dir: Path) -> str:
@@ -180,4 +213,4 @@ def save_results(results: dict, report_dir: Path) -> Path:
     return path
 
 
-__all__ = ["write_report", "save_results", "metric_table", "wilcoxon_table"]
+__all__ = ["write_report", "save_results", "metric_table", "wilcoxon_table", "runs_table"]

@@ -1,7 +1,6 @@
-"""Train one trainer on one fold through ``nnUNetv2_train``, resumably, and read back what nnU-Net logged."""
+"""Train one trainer on one fold through ``nnUNetv2_train``, resumably, and read back what the run logged."""
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -36,6 +35,26 @@ class FoldRun:
     def can_continue(self) -> bool:
         return any((self.folder / name).is_file() for name in ("checkpoint_latest.pth", "checkpoint_final.pth"))
 
+    def status(self) -> str:
+        """What ``train_fold`` will do: "finished already", "continuing (--c)" or "training from scratch"."""
+        if self.is_finished():
+            return "finished already"
+        return "continuing (--c)" if self.can_continue() else "training from scratch"
+
+    def finished_with_other_budgets(self) -> list[str]:
+        """Trainer names of this fold's finished runs of the same base trainer with another budget (never reused:
+        the budget is part of the trainer's name, hence of the results folder)."""
+        own = _budget_split_or_none(self.trainer)
+        base = own[0] if own else self.trainer
+        names = []
+        for folder in sorted((self.results_root / self.dataset).glob(f"{base}_*__{PLANS}__{self.configuration}")):
+            trainer = folder.name.split("__")[0]
+            split = _budget_split_or_none(trainer)
+            other = FoldRun(self.dataset, trainer, self.configuration, self.fold, self.results_root)
+            if trainer != self.trainer and split and split[0] == base and other.is_finished():
+                names.append(trainer)
+        return names
+
     def train_command(self, dataset_id: int, device: str) -> list[str]:
         command = [nnunet_command("nnUNetv2_train"), str(dataset_id), self.configuration, str(self.fold),
                    "-tr", self.trainer, "-p", PLANS, "-device", device]
@@ -61,29 +80,34 @@ def train_fold(run: FoldRun, dataset_id: int, device: str, env: dict, log_file: 
 
 
 def read_training_log(run: FoldRun) -> dict:
-    """nnU-Net's per-epoch logging of a finished fold (from checkpoint_final.pth) as plain lists, plus
-    ``iterations_per_epoch`` from the training log and ``seconds_per_iteration`` (median epoch wall time divided by
-    the training iterations per epoch: includes data loading and the per-epoch validation)."""
+    """nnU-Net's per-epoch logging of a finished fold (from checkpoint_final.pth) as plain lists, plus ``setup``
+    (the run's training_setup.json: budget, optimizer, schedule, safeguards), ``iterations_per_epoch`` and
+    ``seconds_per_iteration`` (median epoch wall time divided by the training iterations per epoch: includes data
+    loading and the per-epoch validation)."""
     import numpy as np
 
+    from nnunetv2_mamba.training.budget import read_training_setup
     from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 
+    setup = read_training_setup(run.folder)
     checkpoint = read_training_checkpoint(run.folder / "checkpoint_final.pth")
     logging = checkpoint["logging"]
     curves = {key: [float(v) if not isinstance(v, (list, tuple)) else [float(x) for x in v] for v in values]
               for key, values in logging.items()}
-    iterations = _iterations_per_epoch(run.folder)
+    iterations = setup["iterations_per_epoch"]
     durations = np.subtract(curves["epoch_end_timestamps"], curves["epoch_start_timestamps"][: len(
         curves["epoch_end_timestamps"])])
+    curves["setup"] = setup
     curves["iterations_per_epoch"] = iterations
     curves["seconds_per_iteration"] = float(np.median(durations) / iterations) if len(durations) else float("nan")
     return curves
 
 
-def _iterations_per_epoch(folder: Path) -> int:
-    """Training iterations per epoch written by our budget trainers in nnU-Net's log; nnU-Net's 250 otherwise."""
-    for log in sorted(folder.glob("training_log_*.txt"), reverse=True):
-        found = re.search(r"nnUNet_mamba_budget_iterations_per_epoch=(\d+)", log.read_text(errors="replace"))
-        if found:
-            return int(found.group(1))
-    return 250
+def _budget_split_or_none(trainer: str):
+    """``split_budget_name`` for a folder name found on disk: None instead of an error for malformed names."""
+    from nnunetv2_mamba.training.budget import BudgetNameError, split_budget_name
+
+    try:
+        return split_budget_name(trainer)
+    except BudgetNameError:
+        return None

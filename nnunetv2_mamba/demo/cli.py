@@ -20,18 +20,17 @@ class DemoSetting:
     trainers: tuple[str, ...]
     epochs: int
     iterations_per_epoch: int
-    val_iterations: int
     disable_tta: bool
 
 
 #: the paper-size networks at a budget that fits about 20 minutes on 2 CPU cores (far from converged there)
 FULL = DemoSetting(cases=20, test_cases=5, image_size=(128, 128),
                    trainers=("nnUNetTrainer", "nnUNetTrainerMambaUNet", "nnUNetTrainerVMUNet"),
-                   epochs=8, iterations_per_epoch=25, val_iterations=2, disable_tta=True)
+                   epochs=8, iterations_per_epoch=25, disable_tta=True)
 #: ~3 minutes on 2 cores: few small cases, one epoch of two iterations, narrow Mamba networks (``_Tiny``)
 QUICK = DemoSetting(cases=5, test_cases=2, image_size=(64, 64),
                     trainers=("nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny", "nnUNetTrainerVMUNet_Tiny"),
-                    epochs=1, iterations_per_epoch=2, val_iterations=1, disable_tta=True)
+                    epochs=1, iterations_per_epoch=2, disable_tta=True)
 
 
 def add_arguments(parser) -> None:
@@ -53,7 +52,7 @@ def run(args) -> int:
     from nnunetv2_mamba.comparison.environment import (NnUNetPaths, nnunet_command, nnunet_environment,
                                                       resolve_device)
     from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
-    from nnunetv2_mamba.phantom import write_phantom_dataset
+    from nnunetv2_mamba.synthetic import write_phantom_dataset
 
     setting = QUICK if args.quick else FULL
     work = Path(args.work_dir).resolve()
@@ -75,7 +74,7 @@ def run(args) -> int:
             raise SystemExit(f"nnUNetv2_plan_and_preprocess failed; see {log}")
     config = BenchmarkConfig(
         dataset_id=DATASET_ID, trainers=list(setting.trainers), folds=[0], epochs=setting.epochs,
-        iterations_per_epoch=setting.iterations_per_epoch, val_iterations=setting.val_iterations,
+        iterations_per_epoch=setting.iterations_per_epoch,
         test_images=raw / "imagesTs", test_labels=raw / "labelsTs", report_dir=work / "report", device=device,
         disable_tta=setting.disable_tta)
     report = run_benchmark(config, paths)

@@ -32,7 +32,8 @@ def summarize(values: list[float]) -> dict[str, float | int]:
 def aggregate(cases: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict]]:
     """{class: {metric: summarize(values over cases)}} from {case: {class: {metric: value}}}.
 
-    Distance metrics keep ``n_undefined`` (cases where exactly one of reference/prediction was empty).
+    Distance metrics keep ``n_undefined``: cases where exactly one of reference/prediction was empty; for
+    ``CLASS_MEAN``, cases where that happened in any class (their class mean is over the defined classes only).
     """
     classes = next(iter(cases.values())).keys() if cases else []
     result = {}
@@ -42,5 +43,8 @@ def aggregate(cases: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[s
             summary = summarize([case[name][metric] for case in cases.values()])
             if metric not in DISTANCE_METRICS:
                 summary.pop("n_undefined")
+            elif name == CLASS_MEAN:
+                summary["n_undefined"] = sum(any(math.isnan(scores[metric]) for c, scores in case.items()
+                                                 if c != CLASS_MEAN) for case in cases.values())
             result[name][metric] = summary
     return result

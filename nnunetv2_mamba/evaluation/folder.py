@@ -9,6 +9,8 @@ from pathlib import Path
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN, aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import METRICS, case_metrics
 
+MISSING_SHOWN = 20  # predictions without a reference named in the error, at most
+
 
 def foreground_labels(dataset_json: dict) -> dict[str, int]:
     """{class name: label value} of the foreground classes of an nnU-Net dataset.json (no background/ignore)."""
@@ -26,9 +28,11 @@ def evaluate_folder(reference_dir: str | Path, prediction_dir: str | Path, datas
                     progress: bool = True) -> dict:
     """{"labels", "cases": {case: {class: {metric: value}}}, "aggregate": {class: {metric: summary}}, ...}.
 
-    Every prediction file (dataset_json["file_ending"]) in ``prediction_dir`` is scored against the file of the same
-    name in ``reference_dir``; spacing (mm) comes from the reference file. Class ``"mean"`` is the per-case mean
-    over the foreground classes. See ``nnunetv2_mamba.evaluation.metrics`` for definitions and empty-mask rules.
+    Cases are paired by the prediction folder: every prediction file (dataset_json["file_ending"]) in
+    ``prediction_dir`` is scored against the file of the same name in ``reference_dir`` (one error naming the
+    predictions without one); references without a prediction are not scored. Spacing (mm) comes from the
+    reference file. Class ``"mean"`` is the per-case mean over the foreground classes. See
+    ``nnunetv2_mamba.evaluation.metrics`` for definitions and empty-mask rules.
     """
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
     from tqdm import tqdm
@@ -40,8 +44,11 @@ def evaluate_folder(reference_dir: str | Path, prediction_dir: str | Path, datas
         raise FileNotFoundError(f"no '*{ending}' predictions in {prediction_dir}; run nnUNetv2_predict first.")
     missing = [p.name for p in predictions if not (reference_dir / p.name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} predictions have no reference in {reference_dir}, e.g. {missing[0]}; "
-                                "pass the folder holding the ground-truth segmentations.")
+        shown = ", ".join(missing[:MISSING_SHOWN]) + (f" and {len(missing) - MISSING_SHOWN} more"
+                                                      if len(missing) > MISSING_SHOWN else "")
+        raise FileNotFoundError(f"{len(missing)} of {len(predictions)} predictions in {prediction_dir} have no "
+                                f"reference in {reference_dir}: {shown}. Pass the folder holding their ground-truth "
+                                "segmentations, or move these predictions out of the prediction folder.")
     reader = determine_reader_writer_from_dataset_json(dataset_json, str(reference_dir / predictions[0].name))()
     labels = foreground_labels(dataset_json)
     cases = {}

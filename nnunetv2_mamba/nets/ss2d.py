@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
-from nnunetv2_mamba.ops import IMAGE_DIRECTIONS, ScanDirections, backend_for, selective_scan
+from nnunetv2_mamba.ops import IMAGE_DIRECTIONS, ScanBackend, ScanDirections, scan_backend, selective_scan
 
 CONVOLUTIONS = {2: nn.Conv2d, 3: nn.Conv3d}
 
@@ -90,43 +90,46 @@ class SelectiveScanMixer(nn.Module):
     def scan(self, x: torch.Tensor) -> torch.Tensor:
         """The K-direction selective scan core: (B, *S, D) -> (B, *S, D) in fp32 (fp64 for fp64 inputs).
 
-        Channels-first (B, K, D, L) sequences for the compiled kernels, which want time innermost; channels-last
-        (B, L, K, D) ones for the pure-PyTorch scan, whose copies then move whole rows of channels (2x less time
-        in layout changes on the CPU). Both compute the same numbers.
+        The backend for x's device (:func:`~nnunetv2_mamba.ops.scan_backend`, chosen once per device) gives the
+        scan, the sequence layout it is fastest on, and this mixer's cross scan / merge in that layout
+        (``ScanBackend.crossing(self.directions)``): channels-first (B, K, D, L) sequences for the compiled GPU
+        kernels, which want time innermost; channels-last (B, L, K, D) ones for the CPU scans, whose reads (and the
+        layout copies around them) then move whole rows of channels. Both compute the same numbers.
         """
-        if backend_for(x.device) == "torch":
-            return self._scan_channels_last(x)
-        return self._scan_channels_first(x)
+        backend = scan_backend(x.device)
+        if backend.layout == "channels_last":
+            return self._scan_channels_last(x, backend)
+        return self._scan_channels_first(x, backend)
 
     def _ssm_parameters(self) -> dict:
         return dict(A=-torch.exp(_scan_precision(self.A_logs)), D=_scan_precision(self.Ds),
                     delta_bias=_scan_precision(self.dt_projs_bias).reshape(-1), delta_softplus=True)
 
-    def _scan_channels_first(self, x: torch.Tensor) -> torch.Tensor:
+    def _scan_channels_first(self, x: torch.Tensor, backend: ScanBackend) -> torch.Tensor:
         batch, *spatial, _ = x.shape
         L = math.prod(spatial)
-        xs = self.directions.scan_channels_first(x.movedim(-1, 1))  # (B, K, D, L)
+        cross_scan, cross_merge = backend.crossing(self.directions)
+        xs = cross_scan(x.movedim(-1, 1))  # (B, K, D, L)
         x_dbl = torch.matmul(self.x_proj_weight, xs)  # (K, R+2N, D) @ (B, K, D, L) -> (B, K, R+2N, L)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
         dts = torch.matmul(self.dt_projs_weight, dts)  # (K, D, R) @ (B, K, R, L) -> (B, K, D, L)
         ys = selective_scan(_scan_precision(xs).reshape(batch, -1, L), _scan_precision(dts).reshape(batch, -1, L),
                             B=_scan_precision(Bs).contiguous(), C=_scan_precision(Cs).contiguous(),
-                            **self._ssm_parameters())
-        merged = self.directions.merge_channels_first(ys.reshape(batch, self.directions.num_directions, -1, L),
-                                                      spatial)
+                            backend=backend.name, **self._ssm_parameters())
+        merged = cross_merge(ys.reshape(batch, self.directions.num_directions, -1, L), spatial)
         return merged.transpose(1, 2).reshape(x.shape)
 
-    def _scan_channels_last(self, x: torch.Tensor) -> torch.Tensor:
+    def _scan_channels_last(self, x: torch.Tensor, backend: ScanBackend) -> torch.Tensor:
         batch, *spatial, D = x.shape
         L = math.prod(spatial)
-        xs = self.directions.scan_channels_last(x)  # (B, L, K, D)
+        cross_scan, cross_merge = backend.crossing(self.directions)
+        xs = cross_scan(x)  # (B, L, K, D)
         x_dbl = torch.einsum("blkd,kcd->blkc", xs, self.x_proj_weight)  # (B, L, K, R+2N)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=3)
         dts = torch.einsum("blkr,kdr->blkd", dts, self.dt_projs_weight).contiguous()  # (B, L, K, D)
         ys = selective_scan(_channels_view(xs), _channels_view(dts), B=_groups_view(Bs), C=_groups_view(Cs),
-                            **self._ssm_parameters())
-        return self.directions.merge_channels_last(
-            ys.transpose(1, 2).reshape(batch, L, self.directions.num_directions, D), spatial)
+                            backend=backend.name, **self._ssm_parameters())
+        return cross_merge(ys.transpose(1, 2).reshape(batch, L, self.directions.num_directions, D), spatial)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, z = self.in_proj(x).chunk(2, dim=-1)

@@ -1,7 +1,7 @@
-"""The SS2D/SS3D core: the selective scan (backends cuda / triton / torch, see :mod:`.backends`), the four-direction
-cross scan / merge of images and the K-direction one of volumes. Importing this never imports mamba-ssm,
-causal-conv1d or triton."""
-from nnunetv2_mamba.ops.backends import backend_for
+"""The SS2D/SS3D core: the selective scan (backends cuda / triton / cpu / torch, see :mod:`.backends`), the
+four-direction cross scan / merge of images and the K-direction one of volumes. Importing this never imports
+mamba-ssm, causal-conv1d or triton."""
+from nnunetv2_mamba.ops.backends import ScanBackend, scan_backend
 from nnunetv2_mamba.ops.cross_scan import (cross_merge, cross_merge_channels_last, cross_scan,
                                            cross_scan_channels_last)
 from nnunetv2_mamba.ops.cross_scan_3d import (cross_merge_3d, cross_merge_3d_channels_last, cross_scan_3d,
@@ -12,4 +12,5 @@ from nnunetv2_mamba.ops.scan_reference import selective_scan_reference
 
 __all__ = ["selective_scan", "selective_scan_reference", "cross_scan", "cross_merge", "cross_scan_channels_last",
            "cross_merge_channels_last", "cross_scan_3d", "cross_merge_3d", "cross_scan_3d_channels_last",
-           "cross_merge_3d_channels_last", "ScanDirections", "IMAGE_DIRECTIONS", "volume_directions", "backend_for"]
+           "cross_merge_3d_channels_last", "ScanDirections", "IMAGE_DIRECTIONS", "volume_directions", "scan_backend",
+           "ScanBackend"]

@@ -1,7 +1,11 @@
-"""``selective_scan``: checks the shapes once, then runs the backend chosen by :mod:`.backends`."""
+"""``selective_scan``: checks the shapes once, then runs the backend chosen by :mod:`.backends` (forward-only calls
+through the registered operator of :mod:`.scan_op`)."""
 from __future__ import annotations
 
-from nnunetv2_mamba.ops.backends import scan_function
+import torch
+
+from nnunetv2_mamba.ops.backends import scan_backend
+from nnunetv2_mamba.ops.scan_op import selective_scan_forward
 
 
 def check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None) -> None:
@@ -34,8 +38,12 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     u, delta, z: (b, d, L); A: (d, N); B, C: (b, N, L) or (b, G, N, L); D, delta_bias: (d,).
     Δ = softplus(delta + delta_bias) if ``delta_softplus``; y is multiplied by silu(z) when z is given.
     Returns y (b, d, L) in delta's dtype, plus the fp32 last state (b, d, N) if ``return_last_state``.
-    ``backend``: "auto", "cuda", "triton", "torch" or None (= $nnUNet_mamba_scan, default auto).
+    ``backend``: "auto", "cuda", "triton", "cpu", "torch" or None (= $nnUNet_mamba_scan, default auto).
     """
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
-    run = scan_function(backend, u.device)
-    return run(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    chosen = scan_backend(u.device, backend)
+    tensors = (u, delta, A, B, C, D, z, delta_bias)
+    if not return_last_state and not (torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in tensors)):
+        return selective_scan_forward(*tensors, delta_softplus, chosen.name)
+    return chosen.scan(*tensors, delta_softplus, return_last_state)

@@ -1,14 +1,28 @@
-"""What nnU-Net's trainer search imports (through the one-line shim modules): every trainer, or nothing.
+"""What nnU-Net's trainer search imports (through the one-line shim modules): every trainer, or nothing, and the
+budget variants ``<Trainer>_<E>ep<I>it`` of any trainer, synthesised when nnU-Net asks for one (PEP 562).
 
-nnU-Net aborts its whole external-trainer search on any import error other than the scanned module's own
-ModuleNotFoundError, so a broken install must not raise here: it is reported on stderr instead.
+``__all__`` lists ``__getattr__`` too, so that a shim's ``from nnunetv2_mamba.training.available import *`` gives
+the shim module the same name resolution. nnU-Net aborts its whole external-trainer search on any import error
+other than the scanned module's own ModuleNotFoundError, so a broken install must not raise here: it is reported
+on stderr instead.
 """
 import sys
 
 try:
     from nnunetv2_mamba.training.trainers import *  # noqa: F401,F403
-    from nnunetv2_mamba.training.trainers import __all__  # noqa: F401
+    from nnunetv2_mamba.training.trainers import __all__ as trainer_names
+    from nnunetv2_mamba.training.budget import budget_variant
 except Exception as error:  # noqa: BLE001 - any failure must leave nnU-Net's search running
-    __all__ = []
+    trainer_names, budget_variant = [], None
     print(f"nnunetv2_mamba: its trainers are unavailable because importing them failed: {error!r}. "
           f"Run `nnunetv2_mamba doctor` for details.", file=sys.stderr)
+
+__all__ = [*trainer_names, "__getattr__"]
+
+
+def __getattr__(name: str) -> type:
+    """``<Trainer>_<E>ep<I>it``: the budget variant (see nnunetv2_mamba.training.budget); AttributeError for any
+    other name, so that nnU-Net's search goes on to its other folders."""
+    if budget_variant is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r} (its trainers failed to import)")
+    return budget_variant(name)

@@ -13,8 +13,9 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunetv2_mamba.nets.geometry import factors_for_spacing
-from nnunetv2_mamba.training.nonfinite import NonFiniteLossGuard
 from nnunetv2_mamba.training.checkpoints import SafeCheckpoints
+from nnunetv2_mamba.training.nonfinite import NonFiniteLossGuard
+from nnunetv2_mamba.training.recipe_trainer import RecipeTrainer
 
 COMPILE_ENV = "nnUNet_compile"
 
@@ -28,7 +29,17 @@ def unwrap_network(network: nn.Module) -> nn.Module:
     return network
 
 
-class VSSUNetTrainerBase(NonFiniteLossGuard, SafeCheckpoints, nnUNetTrainer):
+class CompileOnRequest:
+    """Trainer mixin: torch.compile only when ``nnUNet_compile`` asks for it (nnU-Net compiles by default on CUDA),
+    so that every trainer of a comparison runs with the same setting."""
+
+    def _do_i_compile(self):
+        if os.environ.get(COMPILE_ENV, "").lower() not in ("true", "1", "t"):
+            return False
+        return super()._do_i_compile()
+
+
+class VSSUNetTrainerBase(RecipeTrainer, NonFiniteLossGuard, SafeCheckpoints, CompileOnRequest, nnUNetTrainer):
     """nnU-Net's trainer with a VSS U-Net (``network_class``) in place of the plans' CNN.
 
     Network kwargs: ``default_network_kwargs`` (the paper configuration), replaced by the plans' ``arch_kwargs``
@@ -36,9 +47,11 @@ class VSSUNetTrainerBase(NonFiniteLossGuard, SafeCheckpoints, nnUNetTrainer):
     Plans for another architecture (stock ``nnUNetPlans``) only contribute their patch size, which the network
     pads internally to a multiple of 32 (2d), and for 3d configurations (3d_fullres, 3d_lowres, the cascade) their
     spacing and patch size, from which the per-axis patch and merge factors follow (nets/geometry.py,
-    ``factors_for_spacing``). ``build_network_architecture`` is a classmethod with nnU-Net 2.8.1's
+    ``factors_for_spacing``). Optimiser, schedule, deep supervision and clipping come from the class's ``recipe``
+    (``RecipeTrainer``). ``build_network_architecture`` is a classmethod with nnU-Net 2.8.1's
     arguments, so the predictor (which never instantiates the trainer) builds the same network. Steps with a
-    non-finite loss are skipped and logged; checkpoints are written atomically and read with weights_only=True.
+    non-finite loss are skipped and logged; checkpoints are written atomically and read with weights_only=True;
+    torch.compile only on request.
     """
 
     network_class: type[nn.Module]
@@ -85,10 +98,3 @@ class VSSUNetTrainerBase(NonFiniteLossGuard, SafeCheckpoints, nnUNetTrainer):
     def set_deep_supervision_enabled(self, enabled: bool):
         """Switch the decoder's list output; stays off when the network was built without deep supervision."""
         unwrap_network(self.network).decoder.deep_supervision = enabled and self.enable_deep_supervision
-
-    def _do_i_compile(self):
-        """torch.compile only when ``nnUNet_compile`` asks for it (nnU-Net compiles by default on CUDA)."""
-        if os.environ.get(COMPILE_ENV, "").lower() not in ("true", "1", "t"):
-            return False
-        return super()._do_i_compile()
-

@@ -1,45 +1,186 @@
-"""Training length from environment variables, for benchmarks that compare trainers at an equal budget."""
+"""Training length as part of a trainer's name: ``<Trainer>_<E>ep<I>it`` is ``<Trainer>`` trained for E epochs of I
+iterations, with max(1, round(I / 5)) validation iterations per epoch (nnU-Net's 250:50 ratio).
+
+Such classes are synthesised on demand (``budget_variant``) for any trainer nnU-Net can find — ours, nnU-Net's own
+(``nnUNetTrainer_8ep25it``), recipe variants — so no ``X_Budget`` class has to be written. The module nnU-Net's
+trainer search imports resolves these names (PEP 562, ``nnunetv2_mamba.training.available``), so
+``nnUNetv2_train``, ``--c``, ``--val`` and ``nnUNetv2_predict`` (which looks up the name stored in the checkpoint)
+all find them. The budget is part of the trainer's name and so of its results folder: a run with another budget
+is another run. A synthesised class adds the machinery our trainers share (``NonFiniteLossGuard``,
+``SafeCheckpoints``, ``CompileOnRequest``) where the base lacks it, and every budgeted run writes what it used to
+``training_setup.json`` in its fold folder at training start.
+"""
 from __future__ import annotations
 
-import os
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from torch._dynamo import OptimizedModule
 
-EPOCHS_ENV = "nnUNet_mamba_budget_epochs"
-ITERATIONS_ENV = "nnUNet_mamba_budget_iterations_per_epoch"
-VAL_ITERATIONS_ENV = "nnUNet_mamba_budget_val_iterations"
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunetv2_mamba.training.base import CompileOnRequest, unwrap_network
+from nnunetv2_mamba.training.checkpoints import SafeCheckpoints
+from nnunetv2_mamba.training.nonfinite import NonFiniteLossGuard
+
+BUDGET_NAME = re.compile(r"^(?P<base>\w+?)_(?P<epochs>\d+)ep(?P<iterations>\d+)it$")
+SETUP_FILE = "training_setup.json"
+#: the module whose PEP 562 ``__getattr__`` resolves budget names: synthesised classes say they live there, so
+#: that pickle (by module and name) finds them again in a fresh process
+RESOLVING_MODULE = "nnunetv2_mamba.training.available"
+OPTIMIZER_SETTINGS = ("lr", "momentum", "nesterov", "dampening", "weight_decay", "betas", "eps")
 
 
-def read_positive_int(name: str, default: int) -> int:
-    """Integer value of environment variable ``name`` (``default`` when unset); one clear error otherwise."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name}={text!r} must be a positive integer (or unset for the default {default}).")
-    return value
+class BudgetNameError(ValueError):
+    """A ``<Trainer>_<E>ep<I>it`` name that cannot be a budget variant; the message says what to type instead."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Epochs, training iterations per epoch and validation iterations per epoch of one training."""
+    epochs: int
+    iterations_per_epoch: int
+    val_iterations_per_epoch: int
+
+    @classmethod
+    def of(cls, epochs: int, iterations_per_epoch: int) -> "Budget":
+        """The budget of E epochs x I iterations, validation iterations derived as max(1, round(I / 5))."""
+        if epochs < 1 or iterations_per_epoch < 1:
+            raise BudgetNameError(f"a budget of {epochs} epochs x {iterations_per_epoch} iterations: both must be "
+                                  "positive integers.")
+        return cls(epochs, iterations_per_epoch, max(1, round(iterations_per_epoch / 5)))
+
+    @property
+    def suffix(self) -> str:
+        return f"_{self.epochs}ep{self.iterations_per_epoch}it"
+
+    def __str__(self) -> str:
+        return (f"{self.epochs} epochs x {self.iterations_per_epoch} iterations "
+                f"({self.val_iterations_per_epoch} validation iterations per epoch)")
+
+
+def split_budget_name(name: str) -> tuple[str, Budget] | None:
+    """(base trainer name, budget) of ``<base>_<E>ep<I>it``; None for any other name.
+
+    One ``BudgetNameError`` for a zero or zero-padded count and for a budget on a budget variant (its base name
+    carries a budget too): each budget has exactly one name, hence one results folder.
+    """
+    found = BUDGET_NAME.match(name)
+    if found is None:
+        return None
+    base, epochs, iterations = found["base"], int(found["epochs"]), int(found["iterations"])
+    if epochs < 1 or iterations < 1:
+        raise BudgetNameError(f"{name}: a budget needs at least 1 epoch of 1 iteration.")
+    budget = Budget.of(epochs, iterations)
+    if base + budget.suffix != name:
+        raise BudgetNameError(f"{name}: write the budget without leading zeros, {base + budget.suffix}.")
+    inner = BUDGET_NAME.match(base)
+    if inner is not None:
+        raise BudgetNameError(f"{name} puts a budget on {base}, which has one already; name one budget, "
+                              f"e.g. {inner['base'] + budget.suffix}.")
+    return base, budget
+
+
+def budget_trainer_name(trainer: str, epochs: int, iterations_per_epoch: int) -> str:
+    """``<trainer>_<E>ep<I>it``: the name under which nnU-Net trains ``trainer`` for that budget."""
+    if split_budget_name(trainer) is not None:
+        raise BudgetNameError(f"{trainer} has a budget in its name already; give the trainer without it, "
+                              f"{split_budget_name(trainer)[0]}.")
+    return trainer + Budget.of(epochs, iterations_per_epoch).suffix
 
 
 class TrainingBudget:
-    """Mixin for nnU-Net trainers: epochs, iterations per epoch and validation iterations from the environment.
+    """Mixin for nnU-Net trainers: the training length is the class attribute ``budget``, and the setup in effect
+    (``training_setup``) is written to ``training_setup.json`` in the fold folder when training starts."""
 
-    ``budget_defaults`` = (epochs, iterations per epoch, validation iterations) used for unset variables.
-    The values in effect are written to the training log.
-    """
-
-    budget_defaults: tuple[int, int, int] = (20, 50, 10)
+    budget: Budget
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        epochs, iterations, val_iterations = self.budget_defaults
-        self.num_epochs = read_positive_int(EPOCHS_ENV, epochs)
-        self.num_iterations_per_epoch = read_positive_int(ITERATIONS_ENV, iterations)
-        self.num_val_iterations_per_epoch = read_positive_int(VAL_ITERATIONS_ENV, val_iterations)
-        self.print_to_log_file(
-            f"Training budget: {EPOCHS_ENV}={self.num_epochs}, {ITERATIONS_ENV}={self.num_iterations_per_epoch}, "
-            f"{VAL_ITERATIONS_ENV}={self.num_val_iterations_per_epoch}")
+        self.num_epochs = self.budget.epochs
+        self.num_iterations_per_epoch = self.budget.iterations_per_epoch
+        self.num_val_iterations_per_epoch = self.budget.val_iterations_per_epoch
+        self.print_to_log_file(f"Training budget: {self.budget}")
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.local_rank == 0:
+            path = Path(self.output_folder) / SETUP_FILE
+            path.write_text(json.dumps(training_setup(self), indent=2))
+
+
+def training_setup(trainer: nnUNetTrainer) -> dict:
+    """What an initialised trainer trains with: budget, batch, patch, optimizer, schedule and our safeguards."""
+    group = trainer.optimizer.param_groups[0]
+    network = trainer.network
+    if isinstance(network, torch.nn.parallel.DistributedDataParallel):
+        network = network.module
+    return {"trainer": type(trainer).__name__,
+            "epochs": trainer.num_epochs, "iterations_per_epoch": trainer.num_iterations_per_epoch,
+            "val_iterations_per_epoch": trainer.num_val_iterations_per_epoch,
+            "batch_size": trainer.batch_size, "patch_size": list(trainer.configuration_manager.patch_size),
+            "deep_supervision": bool(trainer.enable_deep_supervision),
+            "network": type(unwrap_network(trainer.network)).__name__,
+            "optimizer": type(trainer.optimizer).__name__, "initial_lr": trainer.initial_lr,
+            "optimizer_settings": {k: group[k] for k in OPTIMIZER_SETTINGS if k in group},
+            "lr_scheduler": type(trainer.lr_scheduler).__name__,
+            "non_finite_guard": isinstance(trainer, NonFiniteLossGuard),
+            "atomic_checkpoints": isinstance(trainer, SafeCheckpoints),
+            "torch_compile": isinstance(network, OptimizedModule),
+            "device": str(trainer.device)}
+
+
+def read_training_setup(fold_folder: str | Path) -> dict:
+    """The ``training_setup.json`` a budgeted run wrote; one clear error when the fold has none."""
+    path = Path(fold_folder) / SETUP_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: this fold was not trained by a budgeted trainer "
+                                "(<Trainer>_<E>ep<I>it or _Tiny) of this version. Delete the fold folder and train "
+                                "it again.")
+    return json.loads(path.read_text())
+
+
+_variants: dict[str, type] = {}
+
+
+def budget_variant(name: str) -> type:
+    """The class ``<base>_<E>ep<I>it``: ``base`` (ours first, else found by nnU-Net's own trainer search) with
+    ``budget``, plus the mixins it lacks. AttributeError for a name that is not a budget name (so that nnU-Net's
+    search goes on); ``BudgetNameError`` for a malformed or nested budget or a base that does not exist. Nested
+    names are refused before any search, so looking up the base (which nnU-Net does through the module that calls
+    this function) never comes back here: no recursion."""
+    if name in _variants:
+        return _variants[name]
+    split = split_budget_name(name)
+    if split is None:
+        raise AttributeError(f"{name} is not a budget variant name (<Trainer>_<E>ep<I>it)")
+    base_name, budget = split
+    base = find_trainer(base_name, name)
+    mixins = [TrainingBudget] if not issubclass(base, TrainingBudget) else []
+    if not issubclass(base, NonFiniteLossGuard) and base.train_step is nnUNetTrainer.train_step:
+        mixins.append(NonFiniteLossGuard)  # a base with its own train_step keeps it: training_setup says so
+    mixins += [m for m in (SafeCheckpoints, CompileOnRequest) if not issubclass(base, m)]
+    variant = type(name, (*mixins, base), {
+        "budget": budget, "__module__": RESOLVING_MODULE, "__qualname__": name,
+        "__doc__": f"{base_name} trained for {budget}; synthesised by nnunetv2_mamba.training.budget."})
+    _variants[name] = variant
+    return variant
+
+
+def find_trainer(base_name: str, requested: str) -> type:
+    """Trainer class ``base_name``: ours, else nnU-Net's search (its own trainers, then nnUNet_extTrainer)."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from nnunetv2_mamba.training import trainers
+
+    if base_name in trainers.__all__:
+        return getattr(trainers, base_name)
+    try:
+        return recursive_find_trainer_class_by_name(base_name)
+    except RuntimeError as error:
+        raise BudgetNameError(f"{requested} is trainer {base_name} with a budget, but {base_name} was not found: "
+                              f"{error}") from None

@@ -9,7 +9,12 @@ import torch
 
 from nnunetv2.utilities.helpers import dummy_context
 
-GRADIENT_CLIP_NORM = 12  # nnU-Net 2.8.1's value
+NNUNET_CLIP_NORM = 12  # nnU-Net 2.8.1's train_step
+
+
+def clip_gradients(parameters, clip_norm: float | None) -> torch.Tensor:
+    """Clip the total gradient norm to ``clip_norm`` (None: leave the gradients as they are); the norm before."""
+    return torch.nn.utils.clip_grad_norm_(parameters, math.inf if clip_norm is None else clip_norm)
 
 
 class NonFiniteLossGuard:
@@ -18,9 +23,15 @@ class NonFiniteLossGuard:
     in the log and left out of the epoch's mean train loss. An epoch in which every step was skipped raises.
 
     ``train_step`` is nnU-Net 2.8.1's, re-stated because nnU-Net runs forward, backward and step in one method
-    with no hook between them; the only additions are the two finiteness checks. With a GradScaler (CUDA AMP),
-    non-finite *gradients* of a finite loss are left to the scaler, which skips that step and lowers its scale.
+    with no hook between them; the additions are the two finiteness checks and ``clip_norm`` (nnU-Net's 12; our
+    trainers take it from their recipe, ``RecipeTrainer``; None for no clipping). With a
+    GradScaler (CUDA AMP), non-finite *gradients* of a finite loss are left to the scaler, which skips that step
+    and lowers its scale.
     """
+
+    @property
+    def clip_norm(self) -> float | None:
+        return NNUNET_CLIP_NORM
 
     def skip_step(self, what: str, value: float) -> dict:
         """Drop this step's gradients, log why; the returned NaN loss marks the step as skipped."""
@@ -42,12 +53,12 @@ class NonFiniteLossGuard:
         if self.grad_scaler is not None:
             self.grad_scaler.scale(loss).backward()
             self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), GRADIENT_CLIP_NORM)
+            clip_gradients(self.network.parameters(), self.clip_norm)
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
         else:
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), GRADIENT_CLIP_NORM)
+            norm = clip_gradients(self.network.parameters(), self.clip_norm)
             if not math.isfinite(norm.item()):
                 return self.skip_step("gradient norm", norm.item())
             self.optimizer.step()

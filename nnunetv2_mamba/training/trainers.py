@@ -2,82 +2,64 @@
 
 | suffix | what changes |
 |---|---|
-| (none) | nnU-Net's recipe (SGD 0.99 Nesterov, poly LR, 1000 x 250 iterations, DS loss) with the paper network |
-| ``NoDeepSupervision`` | one output, plain loss |
-| ``_PaperRecipe`` | the paper's optimiser and schedule (docs/architecture.md, "Training recipes") |
-| ``_Pretrained`` | encoder from the VMamba checkpoint in ``nnUNet_mamba_pretrained`` at training start |
-| ``_Budget`` | epochs/iterations from ``nnUNet_mamba_budget_*`` (benchmarks); ``nnUNetTrainer_Budget`` is the CNN baseline |
+| (none) | the network's ``DEFAULT_RECIPE`` (now nnU-Net's: SGD 0.99 Nesterov, poly, DS, clip 12), 1000 x 250 |
+| ``_<recipe>`` | a recipe of ``named_recipes`` (docs/architecture.md, "Training recipes"): ``_PaperRecipe``, |
+| | ``_NoDS``, ``_AdamW1em3Cosine``, ...; ``recipe_trainer_names()`` lists them |
+| ``_Pretrained`` | encoder from the VMamba checkpoint named in the plans (``nnunetv2_mamba set-pretrained``) |
 | ``_Tiny`` | dims (16, 32, 64, 128) and a 2 x 3-iteration budget: tests and CPU smoke runs |
+
+Any of them, and any other trainer nnU-Net finds, trains for E epochs of I iterations as ``<Trainer>_<E>ep<I>it``
+(e.g. ``nnUNetTrainerVMUNet_PaperRecipe_8ep25it``, ``nnUNetTrainer_8ep25it``), synthesised on demand by
+:mod:`nnunetv2_mamba.training.budget`; no class is written for a budget.
 """
 from __future__ import annotations
 
-import torch
-
-from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.training.base import VSSUNetTrainerBase
-from nnunetv2_mamba.training.budget import TrainingBudget
+from nnunetv2_mamba.training.budget import Budget, TrainingBudget
+from nnunetv2_mamba.training.recipes import DEFAULT_RECIPE, named_recipes
 from nnunetv2_mamba.training.warm_start import PretrainedEncoder
-from nnunetv2_mamba.training.schedules import CosineLRScheduler
 
 TINY_DIMS = {"dims": (16, 32, 64, 128)}
-TINY_BUDGET = (2, 3, 2)
+TINY_BUDGET = Budget(epochs=2, iterations_per_epoch=3, val_iterations_per_epoch=2)
 
 
 class nnUNetTrainerMambaUNet(VSSUNetTrainerBase):
-    """Mamba-UNet (dims 96-768, encoder depths 2,2,2,2, decoder 2,2,2) in nnU-Net's training recipe."""
+    """Mamba-UNet (dims 96-768, encoder depths 2,2,2,2, decoder 2,2,2) trained with ``DEFAULT_RECIPE``."""
     network_class = MambaUNet
+    recipe = DEFAULT_RECIPE["MambaUNet"]
 
 
 class nnUNetTrainerVMUNet(VSSUNetTrainerBase):
-    """VM-UNet (dims 96-768, encoder depths 2,2,2,2, decoder 2,2,2,1) in nnU-Net's training recipe."""
+    """VM-UNet (dims 96-768, encoder depths 2,2,2,2, decoder 2,2,2,1) trained with ``DEFAULT_RECIPE``."""
     network_class = VMUNet
+    recipe = DEFAULT_RECIPE["VMUNet"]
 
 
-class NoDeepSupervision:
-    """Mixin: train on the full-resolution output only."""
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.enable_deep_supervision = False
-
-
-class nnUNetTrainerMambaUNetNoDeepSupervision(NoDeepSupervision, nnUNetTrainerMambaUNet):
-    pass
-
-
-class nnUNetTrainerVMUNetNoDeepSupervision(NoDeepSupervision, nnUNetTrainerVMUNet):
-    pass
+def define_recipe_trainers() -> list[str]:
+    """One class ``<network trainer>_<suffix>`` per named recipe and network, defined in this module; their names."""
+    names = []
+    for network_trainer in (nnUNetTrainerMambaUNet, nnUNetTrainerVMUNet):
+        network = network_trainer.network_class.__name__
+        for suffix, recipe in named_recipes(network).items():
+            name = f"{network_trainer.__name__}_{suffix}"
+            globals()[name] = type(name, (network_trainer,), {
+                "__module__": __name__, "__qualname__": name, "recipe": recipe,
+                "__doc__": f"{network} trained with the recipe {suffix!r}: {recipe}"})
+            names.append(name)
+    return names
 
 
-class nnUNetTrainerMambaUNet_PaperRecipe(nnUNetTrainerMambaUNet):
-    """Mamba-UNet's optimiser: SGD lr 1e-2, momentum 0.9, weight decay 1e-4, poly decay (per epoch here)."""
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.initial_lr, self.weight_decay = 1e-2, 1e-4
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.SGD(self.network.parameters(), self.initial_lr, momentum=0.9,
-                                    weight_decay=self.weight_decay)
-        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
+RECIPE_TRAINERS = define_recipe_trainers()
 
 
-class nnUNetTrainerVMUNet_PaperRecipe(nnUNetTrainerVMUNet):
-    """VM-UNet's optimiser: AdamW lr 1e-3, weight decay 1e-2, cosine with T_max 50 epochs, eta_min 1e-5."""
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.initial_lr, self.weight_decay = 1e-3, 1e-2
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.network.parameters(), self.initial_lr, weight_decay=self.weight_decay)
-        return optimizer, CosineLRScheduler(optimizer, self.initial_lr, period=50, eta_min=1e-5)
+def recipe_trainer_names(network: str | None = None) -> list[str]:
+    """The recipe-study candidates: every ``<network trainer>_<recipe>`` trainer, of ``network`` (``MambaUNet`` or
+    ``VMUNet``) or of both."""
+    return [name for name in RECIPE_TRAINERS
+            if network is None or name.startswith(f"nnUNetTrainer{network}_")]
 
 
 class nnUNetTrainerMambaUNet_Pretrained(PretrainedEncoder, nnUNetTrainerMambaUNet):
@@ -88,28 +70,16 @@ class nnUNetTrainerVMUNet_Pretrained(PretrainedEncoder, nnUNetTrainerVMUNet):
     pass
 
 
-class nnUNetTrainer_Budget(TrainingBudget, nnUNetTrainer):
-    """nnU-Net's plain CNN with the benchmark budget: the baseline of the comparisons."""
-
-
-class nnUNetTrainerMambaUNet_Budget(TrainingBudget, nnUNetTrainerMambaUNet):
-    pass
-
-
-class nnUNetTrainerVMUNet_Budget(TrainingBudget, nnUNetTrainerVMUNet):
-    pass
-
-
 class nnUNetTrainerMambaUNet_Tiny(TrainingBudget, nnUNetTrainerMambaUNet):
-    """Narrow Mamba-UNet, 2 epochs x 3 iterations (``nnUNet_mamba_budget_*`` still override): tests, CPU smoke runs."""
+    """Narrow Mamba-UNet, 2 epochs x 3 iterations (``_<E>ep<I>it`` names another budget): tests, CPU smoke runs."""
     fixed_network_kwargs = TINY_DIMS
-    budget_defaults = TINY_BUDGET
+    budget = TINY_BUDGET
 
 
 class nnUNetTrainerVMUNet_Tiny(TrainingBudget, nnUNetTrainerVMUNet):
-    """Narrow VM-UNet, 2 epochs x 3 iterations (``nnUNet_mamba_budget_*`` still override): tests, CPU smoke runs."""
+    """Narrow VM-UNet, 2 epochs x 3 iterations (``_<E>ep<I>it`` names another budget): tests, CPU smoke runs."""
     fixed_network_kwargs = TINY_DIMS
-    budget_defaults = TINY_BUDGET
+    budget = TINY_BUDGET
 
 
 __all__ = [name for name, value in dict(globals()).items()

@@ -1,0 +1,228 @@
+"""Which training recipe makes Mamba-UNet and VM-UNet learn as fast as nnU-Net's CNN: a resumable study that trains
+through the stock pipeline (``nnUNetv2_plan_and_preprocess``, ``nnUNetv2_train``, ``nnUNetv2_predict``) by way of
+``nnunetv2_mamba benchmark``'s harness, at equal iteration budgets.
+
+Stages (each resumable: rerun the same command and finished runs are reused, interrupted ones continue):
+  data     synthetic data sets (cardiac phantom, thin vessels, small lesions, two channels) with held-out test
+           cases, planned and preprocessed with nnU-Net's stock planner (2d);
+  screen   every candidate recipe of both networks (``recipe_trainer_names``) and nnU-Net's CNN at the SCREEN
+           budget on the screen data sets, fold 0;
+  final    nnU-Net's CNN, nnU-Net's recipe and the best screened recipes of each network at the FINAL budget on
+           every data set, folds 0 and 1 (two repeats: another split and another random initialisation);
+  summary  a markdown table of held-out test Dice per data set (and the learning curves of each run, from the
+           harness's reports) written to --summary.
+
+Ranking: mean over the screen data sets of the test-set Dice (mean over foreground classes, mean over cases);
+ties go to the earlier candidate in registry order.
+
+    python benchmarks/recipe_study.py -o /tmp/recipe_study [--stages data screen final summary]
+        [--screen-budget 10 25] [--final-budget 40 25] [--finalists 2] [--summary docs/recipe_study.md]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+DATASETS = {"cardiac": 951, "vessels": 952, "lesions": 953, "two_channel": 954}
+SCREEN_DATASETS = ("cardiac", "vessels")
+NETWORKS = ("MambaUNet", "VMUNet")
+CNN = "nnUNetTrainer"
+STAGES = ("data", "screen", "final", "summary")
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", dest="work_dir", type=Path, required=True, help="study folder (nnU-Net roots inside)")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--cases", type=int, default=40, help="training cases per data set (default 40)")
+    parser.add_argument("--test-cases", type=int, default=20, help="held-out test cases (default 20)")
+    parser.add_argument("--size", type=int, nargs=2, default=(128, 128), help="image size (default 128 128)")
+    parser.add_argument("--screen-budget", type=int, nargs=2, default=(10, 25), metavar=("EPOCHS", "ITERATIONS"),
+                        help="epochs x iterations per epoch of the screen (default 10 x 25 = 250 iterations)")
+    parser.add_argument("--final-budget", type=int, nargs=2, default=(40, 25), metavar=("EPOCHS", "ITERATIONS"),
+                        help="epochs x iterations per epoch of the final runs (default 40 x 25 = 1000 iterations)")
+    parser.add_argument("--candidates", nargs="+", default=None,
+                        help="recipe suffixes to screen (default: every registered recipe)")
+    parser.add_argument("--finalists", type=int, default=2, help="screened recipes per network in the final stage")
+    parser.add_argument("--final-recipes", nargs="+", default=None,
+                        help="recipe suffixes for the final stage instead of the screen's best")
+    parser.add_argument("--summary", type=Path, default=Path("docs/recipe_study.md"))
+    return parser.parse_args(argv)
+
+
+def nnunet_paths(work_dir: Path):
+    from nnunetv2_mamba.comparison.environment import NnUNetPaths
+
+    paths = NnUNetPaths(work_dir / "raw", work_dir / "preprocessed", work_dir / "results")
+    for folder in (paths.raw, paths.preprocessed, paths.results):
+        folder.mkdir(parents=True, exist_ok=True)
+    os.environ.update(nnUNet_raw=str(paths.raw), nnUNet_preprocessed=str(paths.preprocessed),
+                      nnUNet_results=str(paths.results))
+    return paths
+
+
+def prepare_data(args, paths) -> None:
+    """Write each data set once and plan/preprocess it once with nnU-Net's stock planner."""
+    from nnunetv2_mamba.comparison.environment import nnunet_command, nnunet_environment
+    from nnunetv2_mamba.synthetic import write_dataset
+
+    for name in args.datasets:
+        dataset_id = DATASETS[name]
+        if not any(paths.raw.glob(f"Dataset{dataset_id:03d}_*")):
+            write_dataset(name, paths.raw, dataset_id, args.cases, tuple(args.size), seed=0,
+                          num_test_cases=args.test_cases)
+        if not list(paths.preprocessed.glob(f"Dataset{dataset_id:03d}_*/nnUNetPlans.json")):
+            subprocess.run([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", "2d",
+                            "-np", "2", "-npfp", "2"], env=nnunet_environment(paths), check=True)
+
+
+def candidate_trainers(network: str, suffixes) -> list[str]:
+    from nnunetv2_mamba.training.trainers import recipe_trainer_names
+
+    names = recipe_trainer_names(network)
+    if suffixes is None:
+        return names
+    wanted = [f"nnUNetTrainer{network}_{suffix}" for suffix in suffixes]
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise SystemExit(f"unknown recipes {unknown}; registered: {names}")
+    return wanted
+
+
+def run_comparison(paths, name: str, trainers: list[str], budget, fold: int, stage: str) -> dict:
+    """Train (resumably) and score ``trainers`` on data set ``name`` for one fold; returns the harness's results."""
+    from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
+
+    dataset_id = DATASETS[name]
+    raw = next(paths.raw.glob(f"Dataset{dataset_id:03d}_*"))
+    report_dir = paths.results / "study" / stage / f"{name}_{budget[0]}x{budget[1]}_fold{fold}"
+    config = BenchmarkConfig(dataset_id=dataset_id, trainers=trainers, folds=[fold], epochs=budget[0],
+                             iterations_per_epoch=budget[1], test_images=raw / "imagesTs",
+                             test_labels=raw / "labelsTs", report_dir=report_dir, device="cpu")
+    started = time.time()
+    run_benchmark(config, paths)
+    print(f"[study] {stage} {name} fold {fold}: {len(trainers)} trainers in {time.time() - started:.0f} s",
+          flush=True)
+    return json.loads((report_dir / "results.json").read_text())
+
+
+def test_dice(results: dict, trainer: str) -> float:
+    """Mean over test cases of the foreground-class mean Dice."""
+    return results["splits"]["test"][trainer]["aggregate"]["mean"]["Dice"]["mean"]
+
+
+def screen(args, paths) -> dict[str, list[tuple[str, float]]]:
+    """{network: [(trainer, mean test Dice over the screen data sets)] best first}."""
+    trainers = {network: candidate_trainers(network, args.candidates) for network in NETWORKS}
+    every = [CNN] + [t for network in NETWORKS for t in trainers[network]]
+    scores = {trainer: [] for trainer in every}
+    for name in SCREEN_DATASETS:
+        results = run_comparison(paths, name, every, args.screen_budget, 0, "screen")
+        for trainer in every:
+            scores[trainer].append(test_dice(results, trainer))
+    ranking = {network: sorted(((t, sum(scores[t]) / len(scores[t])) for t in trainers[network]),
+                               key=lambda item: -item[1]) for network in NETWORKS}
+    (paths.results / "study" / "screen_ranking.json").write_text(json.dumps(
+        {"datasets": SCREEN_DATASETS, "budget": args.screen_budget, "cnn": sum(scores[CNN]) / len(scores[CNN]),
+         "per_dataset": scores, "ranking": ranking}, indent=2))
+    return ranking
+
+
+def final_trainers(args, paths) -> list[str]:
+    """nnU-Net's CNN, then per network nnU-Net's recipe and the finalists."""
+    if args.final_recipes:
+        chosen = {network: candidate_trainers(network, args.final_recipes) for network in NETWORKS}
+    else:
+        ranking = json.loads((paths.results / "study" / "screen_ranking.json").read_text())["ranking"]
+        chosen = {network: [t for t, _ in ranking[network][:args.finalists]] for network in NETWORKS}
+    trainers = [CNN]
+    for network in NETWORKS:
+        for trainer in [f"nnUNetTrainer{network}_nnUNetRecipe", *chosen[network]]:
+            if trainer not in trainers:
+                trainers.append(trainer)
+    return trainers
+
+
+def final(args, paths) -> None:
+    trainers = final_trainers(args, paths)
+    for name in args.datasets:
+        for fold in (0, 1):
+            run_comparison(paths, name, trainers, args.final_budget, fold, "final")
+
+
+def summary(args, paths) -> None:
+    """Markdown tables of the screen and the final stage (test Dice), with the command, machine and budgets."""
+    study = paths.results / "study"
+    lines = ["# Recipe study", "", f"Command: `python benchmarks/recipe_study.py -o {args.work_dir}`  ",
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+             f"torch {__import__('torch').__version__}, CPU training (`nnUNet_n_proc_DA=0`)  ",
+             f"Data: {args.cases} training + {args.test_cases} test cases of {args.size[0]}x{args.size[1]} per "
+             f"data set; metric: held-out test Dice (mean over foreground classes, then cases).", ""]
+    ranking_file = study / "screen_ranking.json"
+    if ranking_file.is_file():
+        ranking = json.loads(ranking_file.read_text())
+        epochs, iterations = ranking["budget"]
+        lines += [f"## Screen: {epochs * iterations} iterations ({epochs} x {iterations}), fold 0, "
+                  f"data sets {', '.join(ranking['datasets'])}", "",
+                  "| trainer | " + " | ".join(ranking["datasets"]) + " | mean |", "|---|" + "---|" * (
+                      len(ranking["datasets"]) + 1)]
+        for trainer, values in ranking["per_dataset"].items():
+            lines.append(f"| {trainer} | " + " | ".join(f"{v:.3f}" for v in values)
+                         + f" | {sum(values) / len(values):.3f} |")
+        lines.append("")
+    final_runs = sorted(study.glob("final/*/results.json"))
+    if final_runs:
+        table: dict[str, dict[str, list[float]]] = {}
+        for path in final_runs:
+            results = json.loads(path.read_text())
+            dataset = path.parent.name.rsplit("_", 2)[0]
+            for trainer in results["splits"]["test"]:
+                table.setdefault(trainer, {}).setdefault(dataset, []).append(test_dice(results, trainer))
+        datasets = [d for d in args.datasets if any(d in row for row in table.values())]
+        epochs, iterations = args.final_budget
+        lines += [f"## Final: {epochs * iterations} iterations ({epochs} x {iterations}), folds 0 and 1", "",
+                  "Test Dice per data set as fold 0 / fold 1 (mean); Δ = mean minus the CNN's mean.", "",
+                  "| trainer | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
+        cnn = {d: sum(v) / len(v) for d, v in table.get(CNN, {}).items()}
+        for trainer, per_dataset in table.items():
+            cells = []
+            for dataset in datasets:
+                values = per_dataset.get(dataset, [])
+                if not values:
+                    cells.append("")
+                    continue
+                mean = sum(values) / len(values)
+                delta = f", Δ {mean - cnn[dataset]:+.3f}" if dataset in cnn and trainer != CNN else ""
+                cells.append(" / ".join(f"{v:.3f}" for v in values) + f" ({mean:.3f}{delta})")
+            lines.append(f"| {trainer} | " + " | ".join(cells) + " |")
+        lines += ["", "Learning curves (pseudo-Dice against iterations and wall-clock) of every run: the "
+                      "`learning_curves*.png` of each report under `results/study/final/`."]
+    args.summary.parent.mkdir(parents=True, exist_ok=True)
+    args.summary.write_text("\n".join(lines) + "\n")
+    print(f"[study] wrote {args.summary}")
+
+
+def main(argv=None) -> int:
+    args = parse_arguments(argv)
+    paths = nnunet_paths(args.work_dir.resolve())
+    if "data" in args.stages:
+        prepare_data(args, paths)
+    if "screen" in args.stages:
+        for network, ranked in screen(args, paths).items():
+            print(f"[study] {network} screen ranking: " + ", ".join(f"{t} {d:.3f}" for t, d in ranked), flush=True)
+    if "final" in args.stages:
+        final(args, paths)
+    if "summary" in args.stages:
+        summary(args, paths)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
