@@ -1,5 +1,5 @@
 """Plain helpers shared by several test files (pytest fixtures live in conftest.py): fp32 tolerances, the scan's
-test inputs, and running Python or nnU-Net commands in a subprocess.
+test inputs, running Python or nnU-Net commands in a subprocess, and a training batch for a trainer in process.
 
 fp32 tolerances. Every fp32 operation returns its exact result times (1 + δ) with |δ| <= u = 2^-24, the unit
 roundoff. A value computed through a chain of n roundings (n terms of a sum or a dot product, in any order or
@@ -91,3 +91,14 @@ def run(command: list[str], env: dict, **extra_env) -> str:
                             text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}"
     return result.stdout
+
+
+def batch_of(trainer, nan: bool = False) -> dict:
+    """A batch of 2 random 32x32 images with deep-supervision targets; one pixel NaN if ``nan``."""
+    generator = torch.Generator().manual_seed(0)
+    data = torch.randn(2, 1, 32, 32, generator=generator)
+    if nan:
+        data[0, 0, 3, 5] = float("nan")
+    targets = [torch.randint(0, 4, (2, 1, *o.shape[-2:]), generator=generator).float()
+               for o in trainer.network(data.nan_to_num())]
+    return {"data": data, "target": targets}

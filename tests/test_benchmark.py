@@ -24,7 +24,7 @@ from nnunetv2_mamba.evaluation.metrics import case_metrics
 from nnunetv2_mamba.nets.ss2d import SS2D
 from nnunetv2_mamba.synthetic import write_phantom_dataset
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
-from test_nnunet_integration import DATASET, run
+from helpers import DATASET, run
 
 
 def test_flops_count_the_selective_scan_through_its_registered_operator():

@@ -8,7 +8,7 @@ from timm.models import adapt_input_conv
 from nnunetv2_mamba.nets import MambaUNet, VMUNet, load_vmamba_pretrained
 from nnunetv2_mamba.nets.patches import PatchEmbed, PatchMerging
 from nnunetv2_mamba.nets.vmamba_inflation import image_direction_sources
-from test_nets_pretrained import DIMS, vmamba_v0_state_dict
+from vmamba_checkpoints import DIMS, vmamba_v0_state_dict
 
 DIRECTION_KEYS = ("x_proj_weight", "dt_projs_weight", "dt_projs_bias", "A_logs", "Ds")
 

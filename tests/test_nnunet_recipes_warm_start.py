@@ -1,9 +1,9 @@
 """Recipes and warm start inside nnU-Net: recipe trainers stepped in process, then the stock nnUNetv2_train with
 a VMamba checkpoint named in the plans (set-pretrained, _Pretrained) or converted for -pretrained_weights.
 
-The VMamba checkpoints are synthetic, written here in VMamba's v0 and v2+ layouts at the tiny widths. The test
-trainers train 2 epochs of 1 iteration and skip nnU-Net's final validation, so that the whole module takes a few
-minutes on 2 idle cores.
+The VMamba checkpoints are synthetic (vmamba_checkpoints.py), in VMamba's v0 and v2+ layouts at the tiny widths.
+The test trainers train 2 epochs of 1 iteration and skip nnU-Net's final validation, so that the whole module takes
+a few minutes on 2 idle cores.
 """
 from __future__ import annotations
 
@@ -21,9 +21,8 @@ from nnunetv2_mamba.training import trainers
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 from nnunetv2_mamba.training.warm_start import PLANS_KEY, REPORT_KEY
 
-from test_nets_pretrained import v0_to_v2_names, vmamba_v0_state_dict
-from test_nnunet_integration import DATASET, REPO, run
-from test_reliability_training import batch_of
+from helpers import DATASET, REPO, batch_of, run
+from vmamba_checkpoints import v0_to_v2_names, vmamba_v0_state_dict
 
 PLANS = "nnUNetMambaUNetPlans"
 TINY_DIMS = (16, 32, 64, 128)

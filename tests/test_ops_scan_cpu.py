@@ -25,8 +25,8 @@ from nnunetv2_mamba.ops import scan_cpu, selective_scan, selective_scan_referenc
 from nnunetv2_mamba.ops.backends import availability
 from nnunetv2_mamba.ops.scan_cpu import selective_scan_cpu
 from nnunetv2_mamba.ops.scan_torch import selective_scan_torch
-from test_ops_scan_torch import (OPTION_COMBINATIONS, TOLERANCES, assert_matches_reference, make_inputs,
-                                 saved_tensor_sizes)
+from helpers import make_scan_inputs as make_inputs
+from scan_checks import OPTION_COMBINATIONS, TOLERANCES, assert_matches_reference, saved_tensor_sizes
 
 KERNEL = availability("cpu")
 needs_kernel = pytest.mark.skipif(not KERNEL.available, reason=f"cpu backend unavailable: {KERNEL.reason}")

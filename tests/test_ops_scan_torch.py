@@ -5,36 +5,7 @@ import torch
 from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
 from nnunetv2_mamba.ops.scan_torch import selective_scan_torch
 from helpers import make_scan_inputs as make_inputs
-
-# mamba-ssm tests/ops/test_selective_scan.py, fp32: (rtol, atol); why they bound the fp32 error of any summation
-# order, so hold on any CPU: tests/helpers.py
-TOLERANCES = {"out": (6e-4, 2e-3), "state": (6e-4, 2e-3), "u": (1.2e-3, 4e-3), "delta": (3e-3, 2e-2),
-              "A": (1e-3, 1e-2), "B": (6e-4, 2e-3), "C": (6e-4, 2e-3), "D": (1e-3, 2e-3), "z": (1e-3, 2e-3),
-              "delta_bias": (1e-3, 2e-3)}
-
-
-def run_with_grads(scan, inputs, delta_softplus, return_last_state, grad_out):
-    """Output, optional last state and the gradient of <out, grad_out> w.r.t. every given input."""
-    result = scan(**inputs, delta_softplus=delta_softplus, return_last_state=return_last_state)
-    out, state = result if return_last_state else (result, None)
-    given = {k: v for k, v in inputs.items() if v is not None}
-    grads = torch.autograd.grad(out, list(given.values()), grad_out)
-    return out, state, dict(zip(given, grads))
-
-
-def assert_matches_reference(inputs, delta_softplus=True, return_last_state=True, scan=selective_scan_torch):
-    out_shape = inputs["u"].shape
-    grad_out = torch.randn(out_shape, generator=torch.Generator().manual_seed(1))
-    ours = run_with_grads(scan, inputs, delta_softplus, return_last_state, grad_out)
-    ref = run_with_grads(selective_scan_reference, inputs, delta_softplus, return_last_state, grad_out)
-    torch.testing.assert_close(ours[0], ref[0], rtol=TOLERANCES["out"][0], atol=TOLERANCES["out"][1])
-    if return_last_state:
-        assert ours[1].dtype == torch.float32 and ours[1].shape == (out_shape[0], out_shape[1], inputs["A"].shape[1])
-        torch.testing.assert_close(ours[1], ref[1], rtol=TOLERANCES["state"][0], atol=TOLERANCES["state"][1])
-    assert ours[2].keys() == ref[2].keys()
-    for name in ours[2]:
-        rtol, atol = TOLERANCES[name]
-        torch.testing.assert_close(ours[2][name], ref[2][name], rtol=rtol, atol=atol, msg=lambda m: f"d{name}: {m}")
+from scan_checks import OPTION_COMBINATIONS, assert_matches_reference, saved_tensor_sizes
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -42,17 +13,6 @@ def assert_matches_reference(inputs, delta_softplus=True, return_last_state=True
 def test_mamba_grid_all_options(seqlen, groups):
     """mamba-ssm's test grid: variable B/C ((b, N, L) for one group), D, z, delta_bias, softplus, last state."""
     assert_matches_reference(make_inputs(seqlen, groups, bc_3d=groups == 1))
-
-
-OPTION_COMBINATIONS = [  # has_D, has_z, has_delta_bias, delta_softplus, return_last_state
-    (False, False, False, False, False),
-    (True, False, False, False, False),
-    (False, True, False, False, True),
-    (False, False, True, False, False),
-    (False, False, False, True, True),
-    (True, True, False, True, False),
-    (False, True, True, False, True),
-]
 
 
 @pytest.mark.parametrize("has_D,has_z,has_delta_bias,delta_softplus,return_last_state", OPTION_COMBINATIONS)
@@ -110,21 +70,6 @@ def test_gradcheck_float64():
             torch.randn(b, d, L, dtype=torch.float64), 0.5 * torch.rand(d, dtype=torch.float64))
     args = tuple(a.requires_grad_() for a in args)
     assert torch.autograd.gradcheck(lambda *a: selective_scan_torch(*a, delta_softplus=True), args)
-
-
-def saved_tensor_sizes(out: torch.Tensor) -> list[int]:
-    """Element counts of every tensor the autograd graph behind ``out`` saved for the backward."""
-    node, seen, saved = out.grad_fn, set(), []
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        saved += [getattr(node, a) for a in dir(node) if a.startswith("_saved_")]
-        saved += list(getattr(node, "saved_tensors", ()) or ())
-        stack += [n for n, _ in node.next_functions]
-    return [t.numel() for t in saved if isinstance(t, torch.Tensor)]
 
 
 def test_saves_only_inputs_for_backward():

@@ -17,7 +17,7 @@ import torch
 
 from nnunetv2_mamba.training.checkpoints import CheckpointError, read_training_checkpoint
 from nnunetv2_mamba.synthetic import write_phantom_dataset
-from helpers import DATASET, REPO, run
+from helpers import DATASET, REPO, batch_of, run
 
 PLANS = "nnUNetMambaUNetPlans"
 EVERY_EPOCH_TRAINER = "nnUNetTrainerMambaUNet_TinyEveryEpoch"
@@ -163,17 +163,6 @@ def trainer(workspace, monkeypatch, tmp_path):
     trainer = nnUNetTrainerMambaUNet_Tiny(plans, "2d", 0, dataset_json, torch.device("cpu"))
     trainer.initialize()
     return trainer
-
-
-def batch_of(trainer, nan: bool = False) -> dict:
-    """A batch of 2 random 32x32 images with deep-supervision targets; one pixel NaN if ``nan``."""
-    generator = torch.Generator().manual_seed(0)
-    data = torch.randn(2, 1, 32, 32, generator=generator)
-    if nan:
-        data[0, 0, 3, 5] = float("nan")
-    targets = [torch.randint(0, 4, (2, 1, *o.shape[-2:]), generator=generator).float()
-               for o in trainer.network(data.nan_to_num())]
-    return {"data": data, "target": targets}
 
 
 def parameters_of(trainer) -> dict:
