@@ -5,7 +5,7 @@ Both maps are permutation sums, so each one's backward is the other one. On CUDA
 forced (``nnUNet_mamba_scan=torch``), the fused Triton kernels of :mod:`.cross_scan_triton` run instead: they
 write the four directions by index arithmetic without materialising flipped or transposed copies.
 The ``*_channels_last`` pair is the same map on (B, H, W, C) images and (B, H*W, 4, C) sequences: every copy moves
-whole rows of C channels, which is what the pure-PyTorch scan wants on the CPU (see ``SS2D``).
+whole rows of C channels, which is what the CPU scans (cpu and torch) want (see ``SS2D``).
 """
 from __future__ import annotations
 

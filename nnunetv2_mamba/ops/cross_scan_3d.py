@@ -6,8 +6,8 @@ reversed. K = 6 is every axis-major order both ways; K = 4 is SS2D's four direct
 in order (2D direction k is 3D direction k); K = 2 is one flattened sequence both ways. Both maps are permutation
 sums, so each one's backward is the other one. On CUDA, unless the torch backend is forced
 (``nnUNet_mamba_scan=torch``), the fused Triton kernels of :mod:`.cross_scan_3d_triton` run instead. The
-``*_channels_last`` pair is the same map on (B, D, H, W, C) volumes and (B, L, K, C) sequences, for the
-pure-PyTorch scan on the CPU.
+``*_channels_last`` pair is the same map on (B, D, H, W, C) volumes and (B, L, K, C) sequences, for the CPU
+scans (cpu and torch).
 """
 from __future__ import annotations
 

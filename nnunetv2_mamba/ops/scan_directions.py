@@ -4,7 +4,7 @@ A :class:`ScanDirections` holds the K-direction cross scan of a grid of ``spatia
 in both sequence layouts the scan backends use:
 
 - channels first (mamba-ssm's kernel, Triton): scan (B, C, *S) -> (B, K, C, L); merge (B, K, C, L), S -> (B, C, L)
-- channels last (the pure-PyTorch scan): scan (B, *S, C) -> (B, L, K, C); merge (B, L, K, C), S -> (B, *S, C)
+- channels last (the CPU scans): scan (B, *S, C) -> (B, L, K, C); merge (B, L, K, C), S -> (B, *S, C)
 
 with L the number of grid points and S the grid's shape.
 """
