@@ -4,8 +4,8 @@ One small synthetic volume dataset (16 x 32 x 32 voxels of 2 x 1 x 1 mm, so the 
 only once in its stem) is planned and preprocessed once per module by nnU-Net's planner and ours (VM-UNet's plans;
 Mamba-UNet's planner differs only in its network); the tiny Mamba-UNet goes through the whole cycle on the stock
 plans with 2 iterations per epoch, and the networks our plans and the stock plans describe are checked in process
-(training on our plans differs only in where the kwargs come from). Under 3 minutes on 2 idle cores (it used 2.9
-minutes of CPU time, most of it the nine commands' start-up).
+(training on our plans differs only in where the kwargs come from). About 3 minutes on 2 cores, most of it the
+start-up of the nine commands and of the worker processes nnU-Net spawns for preprocessing and export.
 """
 from __future__ import annotations
 
