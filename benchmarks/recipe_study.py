@@ -25,7 +25,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +36,7 @@ SCREEN_DATASETS = ("cardiac", "vessels")
 NETWORKS = ("MambaUNet", "VMUNet")
 CNN = "nnUNetTrainer"
 STAGES = ("data", "screen", "final", "summary")
+COMMANDS_LOG = "commands.log"  # every invocation, for the summary
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -160,11 +163,21 @@ def final(args, paths) -> None:
             run_comparison(paths, name, trainers, args.final_budget, fold, "final")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.is_file() else []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def summary(args, paths) -> None:
     """Markdown tables of the screen and the final stage (test Dice), with the command, machine and budgets."""
     study = paths.results / "study"
-    lines = ["# Recipe study", "", f"Command: `python benchmarks/recipe_study.py -o {args.work_dir}`  ",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    log = args.work_dir / COMMANDS_LOG
+    commands = log.read_text().splitlines() if log.is_file() else []
+    lines = ["# Recipe study", "", "Commands, in order:", "", "```", *commands, "```", "",
+             f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, "
              f"torch {__import__('torch').__version__}, CPU training (`nnUNet_n_proc_DA=0`)  ",
              f"Data: {args.cases} training + {args.test_cases} test cases of {args.size[0]}x{args.size[1]} per "
              f"data set; metric: held-out test Dice (mean over foreground classes, then cases).", ""]
@@ -207,8 +220,16 @@ def summary(args, paths) -> None:
                 delta = f", Δ {mean - cnn[dataset]:+.3f}" if dataset in cnn and trainer != CNN else ""
                 cells.append(" / ".join(f"{v:.3f}" for v in values) + f" ({mean:.3f}{delta})")
             lines.append(f"| {trainer} | " + " | ".join(cells) + " |")
-        lines += ["", "Learning curves (pseudo-Dice against iterations and wall-clock) of every run: the "
-                      "`learning_curves*.png` of each report under `results/study/final/`."]
+        lines.append("")
+    figures = [path for stage in ("screen", "final") for path in sorted(study.glob(f"{stage}/*/learning_curves.png"))]
+    if figures:
+        lines += ["## Learning curves", "", "Validation pseudo-Dice (nnU-Net's, and its EMA) of every run against "
+                  "training iterations and wall-clock time; one figure per stage, data set and fold.", ""]
+        (args.summary.parent / "figures").mkdir(parents=True, exist_ok=True)
+        for path in figures:
+            name = f"recipe_study_{path.parent.parent.name}_{path.parent.name}.png"
+            shutil.copyfile(path, args.summary.parent / "figures" / name)
+            lines += [f"![{path.parent.parent.name} {path.parent.name}](figures/{name})", ""]
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text("\n".join(lines) + "\n")
     print(f"[study] wrote {args.summary}")
@@ -216,6 +237,9 @@ def summary(args, paths) -> None:
 
 def main(argv=None) -> int:
     args = parse_arguments(argv)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    with open(args.work_dir / COMMANDS_LOG, "a") as log:
+        log.write(" ".join(["python benchmarks/recipe_study.py", *(sys.argv[1:] if argv is None else argv)]) + "\n")
     paths = nnunet_paths(args.work_dir.resolve())
     if "data" in args.stages:
         prepare_data(args, paths)
