@@ -95,8 +95,10 @@ def peak_memory_mb(device: str):
 @contextmanager
 def busy_processes(count: int) -> Iterator[None]:
     """Run ``count`` Python processes spinning in a loop (one core each) while the block runs, then kill them:
-    the load of other jobs sharing the CPU, to compare timings on an idle and on a loaded machine."""
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    the load of other jobs sharing the CPU, to compare timings on an idle and on a loaded machine. A spinner also
+    stops once this process is gone (killed before it could clean up)."""
+    spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(count)]
     try:
         yield
     finally:

@@ -5,10 +5,11 @@ through the stock pipeline (``nnUNetv2_plan_and_preprocess``, ``nnUNetv2_train``
 Stages (each resumable: rerun the same command and finished runs are reused, interrupted ones continue):
   data     synthetic data sets (cardiac phantom, thin vessels, small lesions, two channels) with held-out test
            cases, planned and preprocessed with nnU-Net's stock planner (2d);
-  screen   every candidate recipe of both networks (``recipe_trainer_names``) and nnU-Net's CNN at the SCREEN
-           budget on the screen data sets, fold 0;
-  final    nnU-Net's CNN, nnU-Net's recipe and the best screened recipes of each network at the FINAL budget on
-           every data set, folds 0 and 1 (two repeats: another split and another random initialisation);
+  screen   the candidate recipes of both networks (default every one of ``recipe_trainer_names``) and nnU-Net's
+           CNN at the SCREEN budget on the screen data sets, fold 0;
+  final    nnU-Net's CNN and the best screened recipes of each network (or --final-recipes) at the FINAL budget
+           on every data set, for each of --final-folds (default 0 and 1: another split and another random
+           initialisation);
   summary  a markdown table of held-out test Dice per data set (and the learning curves of each run, from the
            harness's reports) written to --summary.
 
@@ -24,7 +25,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +36,7 @@ SCREEN_DATASETS = ("cardiac", "vessels")
 NETWORKS = ("MambaUNet", "VMUNet")
 CNN = "nnUNetTrainer"
 STAGES = ("data", "screen", "final", "summary")
+COMMANDS_LOG = "commands.log"  # every invocation, for the summary
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -48,11 +52,15 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="epochs x iterations per epoch of the screen (default 10 x 25 = 250 iterations)")
     parser.add_argument("--final-budget", type=int, nargs=2, default=(40, 25), metavar=("EPOCHS", "ITERATIONS"),
                         help="epochs x iterations per epoch of the final runs (default 40 x 25 = 1000 iterations)")
+    parser.add_argument("--screen-datasets", nargs="+", choices=list(DATASETS), default=list(SCREEN_DATASETS),
+                        help="data sets the screen ranks on (default: cardiac vessels)")
     parser.add_argument("--candidates", nargs="+", default=None,
                         help="recipe suffixes to screen (default: every registered recipe)")
     parser.add_argument("--finalists", type=int, default=2, help="screened recipes per network in the final stage")
     parser.add_argument("--final-recipes", nargs="+", default=None,
                         help="recipe suffixes for the final stage instead of the screen's best")
+    parser.add_argument("--final-folds", type=int, nargs="+", default=[0, 1],
+                        help="folds of the final stage (default 0 1: another split and another initialisation)")
     parser.add_argument("--summary", type=Path, default=Path("docs/recipe_study.md"))
     return parser.parse_args(argv)
 
@@ -123,20 +131,20 @@ def screen(args, paths) -> dict[str, list[tuple[str, float]]]:
     trainers = {network: candidate_trainers(network, args.candidates) for network in NETWORKS}
     every = [CNN] + [t for network in NETWORKS for t in trainers[network]]
     scores = {trainer: [] for trainer in every}
-    for name in SCREEN_DATASETS:
+    for name in args.screen_datasets:
         results = run_comparison(paths, name, every, args.screen_budget, 0, "screen")
         for trainer in every:
             scores[trainer].append(test_dice(results, trainer))
     ranking = {network: sorted(((t, sum(scores[t]) / len(scores[t])) for t in trainers[network]),
                                key=lambda item: -item[1]) for network in NETWORKS}
     (paths.results / "study" / "screen_ranking.json").write_text(json.dumps(
-        {"datasets": SCREEN_DATASETS, "budget": args.screen_budget, "cnn": sum(scores[CNN]) / len(scores[CNN]),
+        {"datasets": args.screen_datasets, "budget": args.screen_budget, "cnn": sum(scores[CNN]) / len(scores[CNN]),
          "per_dataset": scores, "ranking": ranking}, indent=2))
     return ranking
 
 
 def final_trainers(args, paths) -> list[str]:
-    """nnU-Net's CNN, then per network nnU-Net's recipe and the finalists."""
+    """nnU-Net's CNN, then per network the finalists."""
     if args.final_recipes:
         chosen = {network: candidate_trainers(network, args.final_recipes) for network in NETWORKS}
     else:
@@ -144,24 +152,32 @@ def final_trainers(args, paths) -> list[str]:
         chosen = {network: [t for t, _ in ranking[network][:args.finalists]] for network in NETWORKS}
     trainers = [CNN]
     for network in NETWORKS:
-        for trainer in [f"nnUNetTrainer{network}_nnUNetRecipe", *chosen[network]]:
-            if trainer not in trainers:
-                trainers.append(trainer)
+        trainers += chosen[network]
     return trainers
 
 
 def final(args, paths) -> None:
     trainers = final_trainers(args, paths)
     for name in args.datasets:
-        for fold in (0, 1):
+        for fold in args.final_folds:
             run_comparison(paths, name, trainers, args.final_budget, fold, "final")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.is_file() else []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def summary(args, paths) -> None:
     """Markdown tables of the screen and the final stage (test Dice), with the command, machine and budgets."""
     study = paths.results / "study"
-    lines = ["# Recipe study", "", f"Command: `python benchmarks/recipe_study.py -o {args.work_dir}`  ",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    log = args.work_dir / COMMANDS_LOG
+    commands = log.read_text().splitlines() if log.is_file() else []
+    lines = ["# Recipe study", "", "Commands, in order:", "", "```", *commands, "```", "",
+             f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, "
              f"torch {__import__('torch').__version__}, CPU training (`nnUNet_n_proc_DA=0`)  ",
              f"Data: {args.cases} training + {args.test_cases} test cases of {args.size[0]}x{args.size[1]} per "
              f"data set; metric: held-out test Dice (mean over foreground classes, then cases).", ""]
@@ -187,8 +203,10 @@ def summary(args, paths) -> None:
                 table.setdefault(trainer, {}).setdefault(dataset, []).append(test_dice(results, trainer))
         datasets = [d for d in args.datasets if any(d in row for row in table.values())]
         epochs, iterations = args.final_budget
-        lines += [f"## Final: {epochs * iterations} iterations ({epochs} x {iterations}), folds 0 and 1", "",
-                  "Test Dice per data set as fold 0 / fold 1 (mean); Δ = mean minus the CNN's mean.", "",
+        folds = sorted({int(path.parent.name.rsplit("fold", 1)[1]) for path in final_runs})
+        lines += [f"## Final: {epochs * iterations} iterations ({epochs} x {iterations}), folds "
+                  + ", ".join(map(str, folds)), "",
+                  "Test Dice per data set, one value per fold (mean); Δ = mean minus the CNN's mean.", "",
                   "| trainer | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
         cnn = {d: sum(v) / len(v) for d, v in table.get(CNN, {}).items()}
         for trainer, per_dataset in table.items():
@@ -202,8 +220,16 @@ def summary(args, paths) -> None:
                 delta = f", Δ {mean - cnn[dataset]:+.3f}" if dataset in cnn and trainer != CNN else ""
                 cells.append(" / ".join(f"{v:.3f}" for v in values) + f" ({mean:.3f}{delta})")
             lines.append(f"| {trainer} | " + " | ".join(cells) + " |")
-        lines += ["", "Learning curves (pseudo-Dice against iterations and wall-clock) of every run: the "
-                      "`learning_curves*.png` of each report under `results/study/final/`."]
+        lines.append("")
+    figures = [path for stage in ("screen", "final") for path in sorted(study.glob(f"{stage}/*/learning_curves.png"))]
+    if figures:
+        lines += ["## Learning curves", "", "Validation pseudo-Dice (nnU-Net's, and its EMA) of every run against "
+                  "training iterations and wall-clock time; one figure per stage, data set and fold.", ""]
+        (args.summary.parent / "figures").mkdir(parents=True, exist_ok=True)
+        for path in figures:
+            name = f"recipe_study_{path.parent.parent.name}_{path.parent.name}.png"
+            shutil.copyfile(path, args.summary.parent / "figures" / name)
+            lines += [f"![{path.parent.parent.name} {path.parent.name}](figures/{name})", ""]
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text("\n".join(lines) + "\n")
     print(f"[study] wrote {args.summary}")
@@ -211,6 +237,9 @@ def summary(args, paths) -> None:
 
 def main(argv=None) -> int:
     args = parse_arguments(argv)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    with open(args.work_dir / COMMANDS_LOG, "a") as log:
+        log.write(" ".join(["python benchmarks/recipe_study.py", *(sys.argv[1:] if argv is None else argv)]) + "\n")
     paths = nnunet_paths(args.work_dir.resolve())
     if "data" in args.stages:
         prepare_data(args, paths)

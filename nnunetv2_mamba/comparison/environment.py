@@ -15,6 +15,9 @@ CPU_SETTINGS = {
                               "few CPU cores; replaces any value you set"),
     "nnUNet_def_n_proc": ("2", "export workers, each importing torch; nnU-Net's default is 8, a value you set is "
                                "kept"),
+    "OMP_WAIT_POLICY": ("PASSIVE", "idle OpenMP threads sleep instead of spinning, so a network of many small "
+                                   "operations does not stall when other work shares the CPU; a value you set is "
+                                   "kept"),
 }
 
 
@@ -75,15 +78,16 @@ def nnunet_environment(paths: NnUNetPaths) -> dict:
 
 def subprocess_environment(paths: NnUNetPaths, device: str) -> tuple[dict, dict[str, str]]:
     """``nnunet_environment`` for training/prediction, and {variable: value} of what the CPU settings changed:
-    on CPU ``nnUNet_n_proc_DA=0`` and, unless set, ``nnUNet_def_n_proc=2`` (``CPU_SETTINGS``). A user's
-    ``nnUNet_n_proc_DA`` is kept off CPU."""
+    on CPU ``nnUNet_n_proc_DA=0`` and, unless set, ``nnUNet_def_n_proc=2`` and ``OMP_WAIT_POLICY=PASSIVE``
+    (``CPU_SETTINGS``). A user's ``nnUNet_n_proc_DA`` is kept off CPU."""
     env = nnunet_environment(paths)
     if "nnUNet_n_proc_DA" in os.environ:
         env["nnUNet_n_proc_DA"] = os.environ["nnUNet_n_proc_DA"]
     applied = {}
     if device == "cpu":
         applied["nnUNet_n_proc_DA"] = CPU_SETTINGS["nnUNet_n_proc_DA"][0]
-        if "nnUNet_def_n_proc" not in env:
-            applied["nnUNet_def_n_proc"] = CPU_SETTINGS["nnUNet_def_n_proc"][0]
+        for variable in ("nnUNet_def_n_proc", "OMP_WAIT_POLICY"):
+            if variable not in env:
+                applied[variable] = CPU_SETTINGS[variable][0]
     env.update(applied)
     return env, applied
