@@ -154,6 +154,8 @@ def test_the_registry_trainers_and_the_defaults_carry_their_recipes():
     assert trainers.nnUNetTrainerMambaUNet.recipe is DEFAULT_RECIPE["MambaUNet"]
     assert trainers.nnUNetTrainerVMUNet.recipe is DEFAULT_RECIPE["VMUNet"]
     assert trainers.nnUNetTrainerMambaUNet_Pretrained.recipe is DEFAULT_RECIPE["MambaUNet"]
+    for network in ("MambaUNet", "VMUNet"):  # the default is also a named variant, so a study can compare with it
+        assert DEFAULT_RECIPE[network] in named_recipes(network).values()
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -2,7 +2,7 @@
 
 | suffix | what changes |
 |---|---|
-| (none) | the network's ``DEFAULT_RECIPE`` (now nnU-Net's: SGD 0.99 Nesterov, poly, DS, clip 12), 1000 x 250 |
+| (none) | the network's ``DEFAULT_RECIPE`` (AdamW 2e-3, cosine, as ``_AdamW2em3Cosine``), 1000 x 250 |
 | ``_<recipe>`` | a recipe of ``named_recipes`` (docs/architecture.md, "Training recipes"): ``_PaperRecipe``, |
 | | ``_NoDS``, ``_AdamW1em3Cosine``, ...; ``recipe_trainer_names()`` lists them |
 | ``_Pretrained`` | encoder from the VMamba checkpoint named in the plans (``nnunetv2_mamba set-pretrained``) |
