@@ -36,10 +36,12 @@ def load_average() -> str:
 
 
 def machine_description(device: str) -> str:
-    """One line: torch version, device (GPU name on CUDA), threads, cores, CPU model, current load."""
+    """One line: torch version, device (GPU name on CUDA), threads, cores, CPU model, OpenMP's wait policy,
+    current load."""
     gpu = f" ({torch.cuda.get_device_name(0)})" if device.startswith("cuda") else ""
     return (f"torch {torch.__version__}, device {device}{gpu}, {torch.get_num_threads()} threads on "
-            f"{os.cpu_count()} cores ({cpu_model()}), {load_average()}")
+            f"{os.cpu_count()} cores ({cpu_model()}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+            f"{load_average()}")
 
 
 def synchronizer(device: str) -> Callable[[], None]:
