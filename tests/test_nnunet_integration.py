@@ -15,6 +15,7 @@ import pytest
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.synthetic import write_phantom_dataset
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
+from nnunetv2_mamba.training.recipes import DEFAULT_RECIPE
 from helpers import DATASET, REPO, run
 from nnunet_cli import (assert_evaluates_every_label, assert_export_reinstall_predicts_the_same,
                         assert_label_maps_like_inputs, model_folder, planning_environment, predict, read_predictions,
@@ -60,7 +61,8 @@ def test_mamba_unet_trains_validates_predicts_evaluates_and_survives_export(work
     assert len(checkpoint["logging"]["train_losses"]) == 1
     setup = json.loads((fold / "training_setup.json").read_text())
     assert setup["trainer"] == trainer and (setup["epochs"], setup["iterations_per_epoch"]) == (1, 2)
-    assert setup["network"] == "MambaUNet" and setup["optimizer"] == "SGD" and setup["non_finite_guard"]
+    optimizer = {"sgd": "SGD", "adamw": "AdamW"}[DEFAULT_RECIPE["MambaUNet"].optimizer]
+    assert setup["network"] == "MambaUNet" and setup["optimizer"] == optimizer and setup["non_finite_guard"]
     (fold / "validation" / "summary.json").unlink()
     train(workspace, "2d", trainer, plans, "--val")
     assert (fold.parent / "plans.json").is_file() and (fold / "validation" / "summary.json").is_file()

@@ -169,6 +169,12 @@ def parameters_of(trainer) -> dict:
     return {k: v.detach().clone() for k, v in trainer.network.state_dict().items()}
 
 
+def optimizer_state_of(trainer) -> dict:
+    """Copies of every tensor in the optimizer's per-parameter state, keyed by (parameter index, name)."""
+    return {(i, name): torch.as_tensor(value).clone() for i, state in trainer.optimizer.state_dict()["state"].items()
+            for name, value in state.items()}
+
+
 def log_text(trainer) -> str:
     return Path(trainer.log_file).read_text()
 
@@ -178,15 +184,15 @@ def test_a_nan_batch_skips_the_step_logs_it_and_changes_nothing(trainer, with_gr
     if with_grad_scaler:
         trainer.grad_scaler = torch.amp.GradScaler("cpu")  # CUDA AMP's path, exercised on CPU
     trainer.on_train_epoch_start()
-    outputs = [trainer.train_step(batch_of(trainer))]  # a real step first: momentum buffers exist
-    before, optimizer_before = parameters_of(trainer), trainer.optimizer.state_dict()
+    outputs = [trainer.train_step(batch_of(trainer))]  # a real step first: the optimizer's state exists
+    before, optimizer_before = parameters_of(trainer), optimizer_state_of(trainer)
     scaler_before = trainer.grad_scaler.state_dict() if with_grad_scaler else None
     outputs.append(trainer.train_step(batch_of(trainer, nan=True)))
     after = parameters_of(trainer)
     assert all(torch.equal(before[k], after[k]) for k in before)
-    momentum_after = trainer.optimizer.state_dict()["state"]
-    assert all(torch.equal(optimizer_before["state"][i]["momentum_buffer"], momentum_after[i]["momentum_buffer"])
-               for i in momentum_after)
+    optimizer_after = optimizer_state_of(trainer)  # momentum buffers (SGD), moments and step counts (AdamW)
+    assert optimizer_after.keys() == optimizer_before.keys() and optimizer_before
+    assert all(torch.equal(optimizer_before[k], optimizer_after[k]) for k in optimizer_before)
     if with_grad_scaler:
         assert trainer.grad_scaler.state_dict() == scaler_before
     assert "WARNING: non-finite loss (nan) in epoch 0: optimizer step skipped" in log_text(trainer)
