@@ -37,6 +37,7 @@ NETWORKS = ("MambaUNet", "VMUNet")
 CNN = "nnUNetTrainer"
 STAGES = ("data", "screen", "final", "summary")
 COMMANDS_LOG = "commands.log"  # every invocation, for the summary
+NOTES_MARKER = "<!-- written by hand below this line; the summary stage keeps it -->"
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -231,7 +232,8 @@ def summary(args, paths) -> None:
             shutil.copyfile(path, args.summary.parent / "figures" / name)
             lines += [f"![{path.parent.parent.name} {path.parent.name}](figures/{name})", ""]
     args.summary.parent.mkdir(parents=True, exist_ok=True)
-    args.summary.write_text("\n".join(lines) + "\n")
+    notes = args.summary.read_text().partition(NOTES_MARKER)[2] if args.summary.is_file() else ""
+    args.summary.write_text("\n".join(lines) + "\n" + NOTES_MARKER + (notes or "\n"))
     print(f"[study] wrote {args.summary}")
 
 
