@@ -20,7 +20,7 @@ from gpu_checks.isolation import run_isolated  # noqa: E402
 from gpu_checks.registry import PASS, Check, Row  # noqa: E402
 
 NO_INJECTION = SimpleNamespace(inject_crash=(), inject_failure=())
-CHECKS = ("environment", "backends", "scan", "cross_scan", "ss2d", "nets_2d")
+CHECKS = ("environment", "backends", "scan", "cross_scan", "ss2d", "nets_2d", "nets_3d")
 STATUSES = ("PASS", "FAIL", "SKIP")
 
 
@@ -69,7 +69,7 @@ def test_injected_failures_are_fail_rows_and_the_run_goes_on(injected_run):
     assert "torch float16" in scan_cases  # the case after the failing one ran
     crashed = [row for row in rows if row["check"] == "cross_scan"]
     assert crashed[0]["status"] == "PASS" and crashed[0]["case"].startswith("float32")  # kept from before the crash
-    after_crash = [row for row in rows if row["check"] in ("ss2d", "nets_2d")]
+    after_crash = [row for row in rows if row["check"] in ("ss2d", "nets_2d", "nets_3d")]
     assert after_crash and all(row["status"] in ("PASS", "SKIP") for row in after_crash)
 
 
@@ -79,8 +79,10 @@ def test_the_dry_run_runs_every_available_backend_and_network(injected_run):
     assert {("backends", "smoke test of triton on cpu"), ("scan", "torch float32 on cpu"),
             ("scan", "triton float32 on cpu"), ("ss2d", "triton")} <= passed
     for network in ("MambaUNet", "VMUNet", "PlainConvUNet"):
-        assert ("nets_2d", f"{network} AMP training step") in passed
-        assert ("nets_2d", f"{network} inference") in passed
+        for check in ("nets_2d", "nets_3d"):
+            assert (check, f"{network} AMP training step") in passed
+            assert (check, f"{network} inference") in passed
+    assert all("32x32x32" in row["case"] for row in rows if row["check"] == "nets_3d")  # volumes, not images
     skipped = [row for row in rows if row["status"] == "SKIP"]
     assert all(row["case"] in ("cuda", "smoke test of cuda") and row["result"] for row in skipped), skipped
 
@@ -93,7 +95,7 @@ def test_the_json_holds_the_same_rows_with_their_numbers(injected_run):
     assert set(triton["data"]["errors"]) == {"out", "du", "ddelta", "dA", "dB", "dC", "dD", "ddelta_bias"}
     assert all(e["tol_ratio"] <= 1 for e in triton["data"]["errors"].values())
     training = [r for r in raw["rows"] if "AMP training step" in r["case"]]
-    assert len(training) == 3 and all(math.isfinite(v) for r in training for v in r["data"]["losses"])
+    assert len(training) == 6 and all(math.isfinite(v) for r in training for v in r["data"]["losses"])
     assert set(raw["check_seconds"]) == set(CHECKS)
 
 

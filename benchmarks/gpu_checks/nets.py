@@ -106,23 +106,30 @@ def scan_label(name: str, backend: str) -> str:
     return "" if name not in MAMBA_NETWORKS else f", scan {backend}"
 
 
-@register("nets_2d", "MambaUNet, VMUNet, PlainConvUNet at the 2d plan: AMP training step, inference per image",
-          timeout_s=300)
-def networks_2d(settings):
+def auto_backend_rows(settings, check: str):
+    """Rows of an AMP training step, then inference, of every one of NETWORKS with the auto scan backend."""
     if settings.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True  # as nnU-Net's run_training sets it
     try:
         auto, _ = backends.choose_backend("auto", torch.device(settings.device))
     except Exception as error:  # reported by the backends check; here only the label loses the name
         auto = f"failed: {error}"
-    where = f"{settings.patch[0]}x{settings.patch[1]}"
+    where = "x".join(map(str, settings.patch))
     with scan_backend("auto"):
         for name in NETWORKS:
-            yield run_case(settings, "nets_2d", f"{name} AMP training step, batch {settings.batch}, {where}"
+            yield run_case(settings, check, f"{name} AMP training step, batch {settings.batch}, {where}"
                            f"{scan_label(name, 'auto = ' + auto)}", lambda: measure_training(name, settings))
         for name in NETWORKS:
-            yield run_case(settings, "nets_2d", f"{name} inference, 1 x {where}{scan_label(name, 'auto = ' + auto)}",
+            yield run_case(settings, check, f"{name} inference, 1 x {where}{scan_label(name, 'auto = ' + auto)}",
                            lambda: measure_inference(name, settings))
+    return auto
+
+
+@register("nets_2d", "MambaUNet, VMUNet, PlainConvUNet at the 2d plan: AMP training step, inference per image",
+          timeout_s=300)
+def networks_2d(settings):
+    auto = yield from auto_backend_rows(settings, "nets_2d")
+    where = "x".join(map(str, settings.patch))
     for name in settings.extra_backend_networks:
         for backend in backends.BACKENDS:
             if backend == auto:
@@ -134,3 +141,9 @@ def networks_2d(settings):
                 continue
             with scan_backend(backend):
                 yield run_case(settings, "nets_2d", case, lambda: measure_training(name, settings))
+
+
+@register("nets_3d", "MambaUNet, VMUNet (SS3D, K = 6) and nnU-Net's 3d PlainConvUNet at a 64^3 patch, batch 2: "
+          "AMP training step, inference per patch", timeout_s=240)
+def networks_3d(settings):
+    yield from auto_backend_rows(settings.in_3d(), "nets_3d")

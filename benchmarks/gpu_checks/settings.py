@@ -6,7 +6,7 @@ directions of d_inner = 2C) and L = H·W / 16·4^s positions.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 ALL_DTYPES = ("float32", "bfloat16", "float16")
 PAPER_DIMS = (96, 192, 384, 768)
@@ -18,8 +18,10 @@ class Settings:
     device: str  # the device under test: "cuda", or "cpu" in a dry run
     dry_run: bool
     quick: bool
-    patch: tuple[int, int]  # 2d training patch (H, W)
-    batch: int  # 2d training batch
+    patch: tuple[int, ...]  # training patch: (H, W) in 2d, (D, H, W) in 3d
+    batch: int  # training batch
+    patch_3d: tuple[int, int, int] = (64, 64, 64)  # of the 3D network check (every edge a multiple of 32)
+    batch_3d: int = 2
     dims: tuple[int, ...] = PAPER_DIMS  # Mamba networks' stage widths C
     scan_stages: tuple[int, ...] = (0, 1, 2, 3)  # encoder stages whose SS2D shapes the scan checks use
     scan_batch: int = 2
@@ -37,6 +39,12 @@ class Settings:
     inject_failure: tuple[str, ...] = ()  # tests only: cases whose "check: case" contains one of these fail
     inject_crash: tuple[str, ...] = ()  # tests only: these checks' processes die after their first row
 
+    def in_3d(self) -> "Settings":
+        """The same run for the 3D networks: ``patch_3d`` and ``batch_3d``, 3D Mamba networks, nnU-Net's 3d
+        PlainConvUNet (its features stop at 320)."""
+        return replace(self, patch=self.patch_3d, batch=self.batch_3d, network_kwargs={
+            name: {**self.network_kwargs.get(name, {}), "spatial_dims": 3} for name in ("MambaUNet", "VMUNet")})
+
     def stage_shapes(self) -> list[tuple[int, int, int]]:
         """(C, H, W) of the SS2D input at each of ``scan_stages``."""
         return [(self.dims[s], self.patch[0] // (4 * 2 ** s), self.patch[1] // (4 * 2 ** s))
@@ -51,7 +59,8 @@ def settings_for(*, dry_run: bool, quick: bool, patch: tuple[int, int], batch: i
     injected = dict(inject_failure=tuple(inject_failure), inject_crash=tuple(inject_crash))
     if dry_run:
         tiny = dict(dims=(4, 8, 16, 32), depths=(1, 1, 1, 1), d_state=4)
-        return Settings(device="cpu", dry_run=True, quick=quick, patch=(32, 32), batch=2, dims=tiny["dims"],
+        return Settings(device="cpu", dry_run=True, quick=quick, patch=(32, 32), batch=2, patch_3d=(32, 32, 32),
+                        batch_3d=1, dims=tiny["dims"],
                         scan_stages=(1,), scan_batch=1, d_state=4, kernel_dtypes=("float32",), warmup=0, repeats=1,
                         network_kwargs={"MambaUNet": dict(tiny, decoder_depths=(1, 1, 1)),
                                         "VMUNet": dict(tiny, decoder_depths=(1, 1, 1, 1))},
