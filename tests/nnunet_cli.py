@@ -11,21 +11,38 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from helpers import REPO, run
+from nnunetv2_mamba.synthetic import write_phantom_dataset
+from helpers import DATASET, REPO, run
 
 
-def planning_environment(root: Path) -> dict:
-    """nnU-Net's folders under ``root``, our trainers on its search path, one thread and process each."""
+def planning_environment(root: Path, *trainer_folders: Path) -> dict:
+    """nnU-Net's folders under ``root``, ``trainer_folders`` and then our trainers on its search path, one thread
+    and process each."""
     env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"),
-           "nnUNet_results": str(root / "results"), "nnUNet_extTrainer": str(REPO / "trainers"),
+           "nnUNet_results": str(root / "results"),
+           "nnUNet_extTrainer": os.pathsep.join(map(str, [*trainer_folders, REPO / "trainers"])),
            "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1"}
     env.pop("nnUNet_n_proc_DA", None)  # the planner calls torch.set_num_threads(nnUNet_n_proc_DA): 0 crashes it
     return env
+
+
+def plan_tiny_phantom(root: Path, env: dict, plans: str = "nnUNetMambaUNetPlans") -> Path:
+    """Six 64x64 phantom cases (dataset 900) planned by our Mamba-UNet planner, with the 2d patch cut to 32x32 for
+    fast training steps; returns the plans file."""
+    write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0)
+    run([sys.executable, "-m", "nnunetv2_mamba", "plan_and_preprocess", "-d", "900", "--networks", "MambaUNet",
+         "-np", "2", "-npfp", "2"], env)
+    plans_file = root / "preprocessed" / DATASET / f"{plans}.json"
+    content = json.loads(plans_file.read_text())
+    content["configurations"]["2d"]["patch_size"] = [32, 32]
+    plans_file.write_text(json.dumps(content))
+    return plans_file
 
 
 def workspace_for(root: Path, env: dict, dataset_id: int, dataset: str, cases: tuple[str, ...],

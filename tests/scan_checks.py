@@ -2,8 +2,9 @@
 the checks the torch and cpu scan tests share (test_ops_scan_torch.py, test_ops_scan_cpu.py)."""
 import torch
 
-from nnunetv2_mamba.ops import selective_scan_reference
+from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
 from nnunetv2_mamba.ops.scan_torch import selective_scan_torch
+from helpers import make_scan_inputs
 
 # mamba-ssm tests/ops/test_selective_scan.py, fp32: (rtol, atol); why they bound the fp32 error of any summation
 # order, so hold on any CPU: tests/helpers.py
@@ -60,3 +61,19 @@ def saved_tensor_sizes(out: torch.Tensor) -> list[int]:
         saved += list(getattr(node, "saved_tensors", ()) or ())
         stack += [n for n, _ in node.next_functions]
     return [t.numel() for t in saved if isinstance(t, torch.Tensor)]
+
+
+def assert_half_inputs_compute_in_fp32(dtype: torch.dtype, backend: str) -> None:
+    """Half inputs: output in delta's dtype, state fp32, values equal to the fp32 scan of the same numbers."""
+    inputs = make_scan_inputs(200, groups=2, dtype=dtype)
+    out, state = selective_scan(**inputs, delta_softplus=True, return_last_state=True, backend=backend)
+    assert out.dtype == dtype and state.dtype == torch.float32
+    upcast = {k: (v.detach().float() if v is not None else None) for k, v in inputs.items()}
+    ref_out, ref_state = selective_scan_reference(**upcast, delta_softplus=True, return_last_state=True)
+    # both compute in fp32 from the same half-rounded numbers: the state to fp32's tolerances; each output is then
+    # rounded to the half dtype, where two fp32 values that close can land one ulp apart (bf16 2^-7 relative,
+    # fp16 2^-10): within mamba-ssm's bf16 tolerances, used for both
+    torch.testing.assert_close(state, ref_state, rtol=TOLERANCES["state"][0], atol=TOLERANCES["state"][1])
+    torch.testing.assert_close(out.float(), ref_out.to(dtype).float(), rtol=3e-2, atol=5e-2)
+    out.float().sum().backward()
+    assert inputs["u"].grad.dtype == dtype and torch.isfinite(inputs["u"].grad.float()).all()

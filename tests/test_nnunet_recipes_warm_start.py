@@ -8,7 +8,6 @@ a few minutes on 2 idle cores.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,8 @@ from nnunetv2_mamba.training import trainers
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 from nnunetv2_mamba.training.warm_start import PLANS_KEY, REPORT_KEY
 
-from helpers import DATASET, REPO, batch_of, run
+from helpers import DATASET, batch_of, run
+from nnunet_cli import plan_tiny_phantom, planning_environment
 from vmamba_checkpoints import v0_to_v2_names, vmamba_v0_state_dict
 
 PLANS = "nnUNetMambaUNetPlans"
@@ -58,22 +58,11 @@ class {PRETRAINED_TRAINER}(TinyTest, trainers.nnUNetTrainerMambaUNet_Pretrained)
 def workspace(tmp_path_factory) -> dict:
     """A 6-case 64x64 phantom planned with our Mamba-UNet planner (patch cut to 32x32), and a trainer folder with
     the tiny test trainers (``TEST_TRAINERS``) before ours in nnUNet_extTrainer."""
-    from nnunetv2_mamba.synthetic import write_phantom_dataset
-
     root = tmp_path_factory.mktemp("recipes")
     (root / "ext_trainers").mkdir()
     (root / "ext_trainers" / "tiny_test_trainers.py").write_text(TEST_TRAINERS)
-    env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"),
-           "nnUNet_results": str(root / "results"), "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1",
-           "nnUNet_extTrainer": os.pathsep.join([str(root / "ext_trainers"), str(REPO / "trainers")])}
-    env.pop("nnUNet_n_proc_DA", None)
-    write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0)
-    run([sys.executable, "-m", "nnunetv2_mamba", "plan_and_preprocess", "-d", "900", "--networks", "MambaUNet",
-         "-np", "2", "-npfp", "2"], env)
-    plans_file = root / "preprocessed" / DATASET / f"{PLANS}.json"
-    plans = json.loads(plans_file.read_text())
-    plans["configurations"]["2d"]["patch_size"] = [32, 32]
-    plans_file.write_text(json.dumps(plans))
+    env = planning_environment(root, root / "ext_trainers")
+    plans_file = plan_tiny_phantom(root, env, PLANS)
     return {"root": root, "env": {**env, "nnUNet_n_proc_DA": "0"}, "plans_file": plans_file}
 
 

@@ -26,7 +26,8 @@ from nnunetv2_mamba.ops.backends import availability
 from nnunetv2_mamba.ops.scan_cpu import selective_scan_cpu
 from nnunetv2_mamba.ops.scan_torch import selective_scan_torch
 from helpers import make_scan_inputs as make_inputs
-from scan_checks import OPTION_COMBINATIONS, TOLERANCES, assert_matches_reference, saved_tensor_sizes
+from scan_checks import (OPTION_COMBINATIONS, TOLERANCES, assert_half_inputs_compute_in_fp32,
+                         assert_matches_reference, saved_tensor_sizes)
 
 KERNEL = availability("cpu")
 needs_kernel = pytest.mark.skipif(not KERNEL.available, reason=f"cpu backend unavailable: {KERNEL.reason}")
@@ -165,16 +166,7 @@ def test_non_finite_inputs_give_non_finite_outputs():
 @needs_kernel
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_inputs_compute_in_fp32(dtype):
-    """Half inputs: output in delta's dtype, state fp32, values equal to the fp32 scan of the same numbers."""
-    inputs = make_inputs(200, groups=2, dtype=dtype)
-    out, state = selective_scan(**inputs, delta_softplus=True, return_last_state=True, backend="cpu")
-    assert out.dtype == dtype and state.dtype == torch.float32
-    upcast = {k: (v.detach().float() if v is not None else None) for k, v in inputs.items()}
-    ref_out, ref_state = selective_scan_reference(**upcast, delta_softplus=True, return_last_state=True)
-    torch.testing.assert_close(state, ref_state, rtol=6e-4, atol=2e-3)
-    torch.testing.assert_close(out.float(), ref_out.to(dtype).float(), rtol=3e-2, atol=5e-2)
-    out.float().sum().backward()
-    assert inputs["u"].grad.dtype == dtype and torch.isfinite(inputs["u"].grad.float()).all()
+    assert_half_inputs_compute_in_fp32(dtype, backend="cpu")
 
 
 @needs_kernel

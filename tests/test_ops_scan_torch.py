@@ -5,7 +5,8 @@ import torch
 from nnunetv2_mamba.ops import selective_scan, selective_scan_reference
 from nnunetv2_mamba.ops.scan_torch import selective_scan_torch
 from helpers import make_scan_inputs as make_inputs
-from scan_checks import OPTION_COMBINATIONS, assert_matches_reference, saved_tensor_sizes
+from scan_checks import (OPTION_COMBINATIONS, assert_half_inputs_compute_in_fp32, assert_matches_reference,
+                         saved_tensor_sizes)
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -37,19 +38,7 @@ def test_channel_blocks_split_inside_groups(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_inputs_compute_in_fp32(dtype):
-    """Half inputs: output in delta's dtype, state fp32, values equal to the fp32 scan of the same numbers."""
-    inputs = make_inputs(200, groups=2, dtype=dtype)
-    out, state = selective_scan(**inputs, delta_softplus=True, return_last_state=True, backend="torch")
-    assert out.dtype == dtype and state.dtype == torch.float32
-    upcast = {k: (v.detach().float() if v is not None else None) for k, v in inputs.items()}
-    ref_out, ref_state = selective_scan_reference(**upcast, delta_softplus=True, return_last_state=True)
-    # both compute in fp32 from the same half-rounded numbers: the state to fp32's tolerances; each output is then
-    # rounded to the half dtype, where two fp32 values that close can land one ulp apart (bf16 2^-7 relative,
-    # fp16 2^-10): within mamba-ssm's bf16 tolerances, used for both
-    torch.testing.assert_close(state, ref_state, rtol=6e-4, atol=2e-3)
-    torch.testing.assert_close(out.float(), ref_out.to(dtype).float(), rtol=3e-2, atol=5e-2)
-    out.float().sum().backward()
-    assert inputs["u"].grad.dtype == dtype and torch.isfinite(inputs["u"].grad.float()).all()
+    assert_half_inputs_compute_in_fp32(dtype, backend="torch")
 
 
 def test_autocast_runs_the_scan_in_fp32():

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import pytest
 import torch
 
 from nnunetv2_mamba.training.checkpoints import CheckpointError, read_training_checkpoint
-from nnunetv2_mamba.synthetic import write_phantom_dataset
-from helpers import DATASET, REPO, batch_of, run
+from helpers import DATASET, batch_of, run
+from nnunet_cli import plan_tiny_phantom, planning_environment
 
 PLANS = "nnUNetMambaUNetPlans"
 EVERY_EPOCH_TRAINER = "nnUNetTrainerMambaUNet_TinyEveryEpoch"
@@ -44,18 +43,8 @@ def workspace(tmp_path_factory) -> dict:
         "        self.save_every = 1\n\n"
         "    def perform_actual_validation(self, save_probabilities=False):\n"
         "        self.print_to_log_file('final validation skipped by this test trainer')\n")
-    env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"),
-           "nnUNet_results": str(root / "results"),
-           "nnUNet_extTrainer": os.pathsep.join([str(trainers), str(REPO / "trainers")]),
-           "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("nnUNet_n_proc_DA", None)
-    write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0)
-    run([sys.executable, "-m", "nnunetv2_mamba", "plan_and_preprocess", "-d", "900", "--networks", "MambaUNet",
-         "-np", "2", "-npfp", "2"], env)
-    plans_file = root / "preprocessed" / DATASET / f"{PLANS}.json"
-    plans = json.loads(plans_file.read_text())
-    plans["configurations"]["2d"]["patch_size"] = [32, 32]
-    plans_file.write_text(json.dumps(plans))
+    env = planning_environment(root, trainers)
+    plan_tiny_phantom(root, env, PLANS)
     env["nnUNet_n_proc_DA"] = "0"
     return {"root": root, "env": env}
 
