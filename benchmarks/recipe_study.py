@@ -178,8 +178,8 @@ def summary(args, paths) -> None:
     log = args.work_dir / COMMANDS_LOG
     commands = log.read_text().splitlines() if log.is_file() else []
     lines = ["# Recipe study", "", "Commands, in order:", "", "```", *commands, "```", "",
-             f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, "
-             f"torch {__import__('torch').__version__}, CPU training (`nnUNet_n_proc_DA=0`)  ",
+             f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, torch {__import__('torch').__version__}, CPU training "
+             "as the harness sets it up (`nnUNet_n_proc_DA=0`, `OMP_WAIT_POLICY=PASSIVE`)  ",
              f"Data: {args.cases} training + {args.test_cases} test cases of {args.size[0]}x{args.size[1]} per "
              f"data set; metric: held-out test Dice (mean over foreground classes, then cases).", ""]
     ranking_file = study / "screen_ranking.json"
