@@ -77,3 +77,13 @@ def assert_half_inputs_compute_in_fp32(dtype: torch.dtype, backend: str) -> None
     torch.testing.assert_close(out.float(), ref_out.to(dtype).float(), rtol=3e-2, atol=5e-2)
     out.float().sum().backward()
     assert inputs["u"].grad.dtype == dtype and torch.isfinite(inputs["u"].grad.float()).all()
+
+
+def assert_autocast_runs_the_scan_in_fp32(backend: str) -> None:
+    """Under bf16 autocast the scan still computes (and returns) fp32: fp32's tolerances against the reference."""
+    inputs = make_scan_inputs(128, groups=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = selective_scan(**inputs, delta_softplus=True, backend=backend)
+    ref = selective_scan_reference(**inputs, delta_softplus=True)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=TOLERANCES["out"][0], atol=TOLERANCES["out"][1])

@@ -21,12 +21,13 @@ import textwrap
 import pytest
 import torch
 
-from nnunetv2_mamba.ops import scan_cpu, selective_scan, selective_scan_reference
+from nnunetv2_mamba.ops import scan_cpu
 from nnunetv2_mamba.ops.backends import availability
 from nnunetv2_mamba.ops.scan_cpu import selective_scan_cpu
 from nnunetv2_mamba.ops.scan_torch import selective_scan_torch
 from helpers import make_scan_inputs as make_inputs
-from scan_checks import (OPTION_COMBINATIONS, TOLERANCES, assert_half_inputs_compute_in_fp32,
+from scan_checks import (OPTION_COMBINATIONS, TOLERANCES, assert_autocast_runs_the_scan_in_fp32,
+                         assert_half_inputs_compute_in_fp32,
                          assert_matches_reference, saved_tensor_sizes)
 
 KERNEL = availability("cpu")
@@ -171,12 +172,7 @@ def test_half_inputs_compute_in_fp32(dtype):
 
 @needs_kernel
 def test_autocast_runs_the_scan_in_fp32():
-    inputs = make_inputs(128, groups=2)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = selective_scan(**inputs, delta_softplus=True, backend="cpu")
-    ref = selective_scan_reference(**inputs, delta_softplus=True)
-    assert out.dtype == torch.float32
-    torch.testing.assert_close(out, ref, rtol=6e-4, atol=2e-3)
+    assert_autocast_runs_the_scan_in_fp32(backend="cpu")
 
 
 @needs_kernel

@@ -15,6 +15,7 @@ import torch
 pytest.importorskip("triton", reason="triton cannot be imported; the Triton backend is optional")
 
 from nnunetv2_mamba.ops.scan_reference import selective_scan_reference  # noqa: E402
+from triton_runs import compile_offline, run_worker  # noqa: E402
 
 SCAN_CASES = {
     # name: (dtype, batch, channels, state size, length, groups (None: 3-D B/C), D, z, delta_bias, softplus,
@@ -117,14 +118,7 @@ def run_triton_worker(results_path):
 
 @pytest.fixture(scope="module")
 def triton_results(tmp_path_factory):
-    results_path = tmp_path_factory.mktemp("triton") / "results.pt"
-    env = dict(os.environ)
-    if not torch.cuda.is_available():
-        env["TRITON_INTERPRET"] = "1"
-    done = subprocess.run([sys.executable, __file__, str(results_path)], env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert done.returncode == 0, f"Triton worker failed:\n{done.stdout}\n{done.stderr}"
-    return torch.load(results_path, weights_only=True)
+    return run_worker(__file__, tmp_path_factory.mktemp("triton") / "results.pt", timeout=900)
 
 
 def tolerances(dtype, has_z):
@@ -223,16 +217,7 @@ for kernel in (cross_scan_triton._cross_scan_kernel, cross_scan_triton._cross_me
 
 def test_kernels_compile_for_a_real_gpu_without_one():
     """The interpreter does not type-check like the compiler does: compile every kernel to an sm_80 cubin."""
-    try:
-        from triton.backends.compiler import GPUTarget  # noqa: F401
-        from triton.compiler import ASTSource  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"this triton has no offline compile API: {error}")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", OFFLINE_COMPILE], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert len(done.stdout.splitlines()) == 6
+    assert len(compile_offline(OFFLINE_COMPILE)) == 6
 
 
 if __name__ == "__main__":

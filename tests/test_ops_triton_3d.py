@@ -3,8 +3,6 @@
 As in test_ops_triton.py, the kernels run in ONE subprocess (this file run as a script): under
 ``TRITON_INTERPRET=1`` on a machine without CUDA, compiled on the GPU otherwise; the assertions run here.
 """
-import os
-import subprocess
 import sys
 
 import pytest
@@ -13,6 +11,7 @@ import torch
 pytest.importorskip("triton", reason="triton cannot be imported; the Triton backend is optional")
 
 from nnunetv2_mamba.ops.cross_scan_3d import CrossMerge3D, CrossScan3D  # noqa: E402
+from triton_runs import compile_offline, run_worker  # noqa: E402
 
 CASES = {  # name: (B, C, D, H, W, K, dtype)
     "six_odd_sizes": (2, 3, 3, 5, 4, 6, torch.float32),
@@ -53,14 +52,7 @@ def run_triton_worker(results_path):
 
 @pytest.fixture(scope="module")
 def triton_results(tmp_path_factory):
-    results_path = tmp_path_factory.mktemp("triton3d") / "results.pt"
-    env = dict(os.environ)
-    if not torch.cuda.is_available():
-        env["TRITON_INTERPRET"] = "1"
-    done = subprocess.run([sys.executable, __file__, str(results_path)], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, f"Triton worker failed:\n{done.stdout}\n{done.stderr}"
-    return torch.load(results_path, weights_only=True)
+    return run_worker(__file__, tmp_path_factory.mktemp("triton3d") / "results.pt", timeout=600)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -90,16 +82,7 @@ for kernel in (cross_scan_3d_triton._cross_scan_3d_kernel, cross_scan_3d_triton.
 
 def test_kernels_compile_for_a_real_gpu_without_one():
     """The interpreter does not type-check like the compiler does: compile both kernels to sm_80 cubins."""
-    try:
-        from triton.backends.compiler import GPUTarget  # noqa: F401
-        from triton.compiler import ASTSource  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"this triton has no offline compile API: {error}")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", OFFLINE_COMPILE], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert len(done.stdout.splitlines()) == 2
+    assert len(compile_offline(OFFLINE_COMPILE)) == 2
 
 
 if __name__ == "__main__":
