@@ -1,9 +1,14 @@
-"""What the SS2D and SS3D tests share: random parameters, and the fp32 rounding counts of a selective-scan mixer
-(SS2D's four directions, SS3D's K) from which their tolerances follow (tests/helpers.py)."""
+"""What the SS2D and SS3D tests share: random parameters, the fp32 rounding counts of a selective-scan mixer
+(SS2D's four directions, SS3D's K) from which their tolerances follow (tests/helpers.py), and the check that its
+two sequence layouts compute the same numbers."""
+import dataclasses
 import math
 
 import torch
 from torch import nn
+
+from nnunetv2_mamba.ops import scan_backend
+from helpers import assert_fp32_close
 
 
 def randomise(module: nn.Module, seed: int = 0) -> None:
@@ -35,3 +40,27 @@ def backward_roundings(m: nn.Module, L: int, batch: int) -> int:
     transposed projections over R + 2N and D, the cross scan's adjoint), then sums each weight gradient over the
     B·L positions."""
     return 2 * scan_roundings(m, L) + 2 * m.d_state + batch * L
+
+
+def assert_both_layouts_compute_the_same(m: nn.Module, x: torch.Tensor) -> None:
+    """The mixer's channels-first and channels-last scan paths, on the conv output ``x`` (B, *S, D) and with the
+    same scan, give the same output and gradients (input and every parameter) within the fp32 bounds of their
+    different summation orders."""
+    last_backend = scan_backend(x.device)
+    assert last_backend.layout == "channels_last"
+    first_backend = dataclasses.replace(last_backend, layout="channels_first")  # the same scan on the other layout
+    results = []
+    for path, backend in ((m._scan_channels_first, first_backend), (m._scan_channels_last, last_backend)):
+        out = path(x, backend)
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum(),
+                                    [x] + list(m.parameters()), allow_unused=True)
+        results.append((out, grads))
+    (first, first_grads), (last, last_grads) = results
+    assert first.shape == last.shape == x.shape
+    batch, L = x.shape[0], x[0, ..., 0].numel()
+    assert_fp32_close(last, first, scan_roundings(m, L))
+    backward = backward_roundings(m, L, batch)
+    for a, b in zip(last_grads, first_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert_fp32_close(a, b, backward)

@@ -1,6 +1,5 @@
 """SS2D against a loop-by-loop implementation of its spec (docs/architecture.md, "SS2D"), scan direction order,
 initialisation; every test runs with each CPU scan backend (torch, and cpu where a C compiler builds it)."""
-import dataclasses
 import math
 
 import pytest
@@ -8,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from nnunetv2_mamba.nets import SS2D, VSSBlock
-from nnunetv2_mamba.ops import cross_merge, cross_scan, scan_backend, selective_scan
+from nnunetv2_mamba.ops import cross_merge, cross_scan, selective_scan
 from helpers import assert_fp32_close
-from mixer_checks import backward_roundings, mixer_roundings, randomise, scan_roundings
+from mixer_checks import assert_both_layouts_compute_the_same, mixer_roundings, randomise
 
 pytestmark = pytest.mark.usefixtures("cpu_scan_backend")
 
@@ -68,24 +67,7 @@ def test_both_sequence_layouts_compute_the_same_numbers():
     m = SS2D(d_model=8, d_state=4)
     randomise(m)
     x = torch.randn(2, 5, 3, 16, requires_grad=True)  # the conv output's (B, H, W, D)
-    last_backend = scan_backend(x.device)
-    assert last_backend.layout == "channels_last"
-    first_backend = dataclasses.replace(last_backend, layout="channels_first")  # the same scan on the other layout
-    results = []
-    for path, backend in ((m._scan_channels_first, first_backend), (m._scan_channels_last, last_backend)):
-        out = path(x, backend)
-        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum(),
-                                    [x] + list(m.parameters()), allow_unused=True)
-        results.append((out, grads))
-    (first, first_grads), (last, last_grads) = results
-    assert first.shape == last.shape == x.shape
-    batch, H, W, _ = x.shape
-    assert_fp32_close(last, first, scan_roundings(m, H * W))
-    backward = backward_roundings(m, H * W, batch)
-    for a, b in zip(last_grads, first_grads):
-        assert (a is None) == (b is None)
-        if a is not None:
-            assert_fp32_close(a, b, backward)
+    assert_both_layouts_compute_the_same(m, x)
 
 
 def test_vss_block_is_residual_ss2d_of_layernorm():

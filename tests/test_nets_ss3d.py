@@ -1,7 +1,6 @@
 """SS3D against a loop-by-loop implementation of SS2D's formulas on a volume (docs/three_d.md, "SS3D"), both
 sequence layouts, a float64 gradient check, and the VSS block around it; every test runs with each CPU scan
 backend (torch, and cpu where a C compiler builds it)."""
-import dataclasses
 import itertools
 
 import pytest
@@ -9,9 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from nnunetv2_mamba.nets import SS3D, VSSBlock
-from nnunetv2_mamba.ops import scan_backend
 from helpers import assert_fp32_close
-from mixer_checks import backward_roundings, mixer_roundings, randomise, scan_roundings
+from mixer_checks import assert_both_layouts_compute_the_same, mixer_roundings, randomise
 
 pytestmark = pytest.mark.usefixtures("cpu_scan_backend")
 
@@ -87,24 +85,7 @@ def test_both_sequence_layouts_compute_the_same_numbers():
     m = SS3D(d_model=8, d_state=4)
     randomise(m)
     x = torch.randn(2, 3, 2, 5, 16, requires_grad=True)  # the conv output's (B, Z, Y, X, D)
-    last_backend = scan_backend(x.device)
-    assert last_backend.layout == "channels_last"
-    first_backend = dataclasses.replace(last_backend, layout="channels_first")  # the same scan on the other layout
-    results = []
-    for path, backend in ((m._scan_channels_first, first_backend), (m._scan_channels_last, last_backend)):
-        out = path(x, backend)
-        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum(),
-                                    [x] + list(m.parameters()), allow_unused=True)
-        results.append((out, grads))
-    (first, first_grads), (last, last_grads) = results
-    assert first.shape == last.shape == x.shape
-    batch, L = x.shape[0], x[0, ..., 0].numel()
-    assert_fp32_close(last, first, scan_roundings(m, L))
-    backward = backward_roundings(m, L, batch)
-    for a, b in zip(last_grads, first_grads):
-        assert (a is None) == (b is None)
-        if a is not None:
-            assert_fp32_close(a, b, backward)
+    assert_both_layouts_compute_the_same(m, x)
 
 
 @pytest.mark.parametrize("K", [6, 2])
