@@ -111,7 +111,7 @@ def run_comparison(paths, name: str, trainers: list[str], budget, fold: int, sta
 
     dataset_id = DATASETS[name]
     raw = next(paths.raw.glob(f"Dataset{dataset_id:03d}_*"))
-    report_dir = paths.results / "study" / stage / f"{name}_{budget[0]}x{budget[1]}_fold{fold}"
+    report_dir = paths.results / "study" / stage / f"{name}_{budget[0]}x{budget[1]}_fold{fold}"  # see summary
     config = BenchmarkConfig(dataset_id=dataset_id, trainers=trainers, folds=[fold], epochs=budget[0],
                              iterations_per_epoch=budget[1], test_images=raw / "imagesTs",
                              test_labels=raw / "labelsTs", report_dir=report_dir, device="cpu")
@@ -194,7 +194,8 @@ def summary(args, paths) -> None:
             lines.append(f"| {trainer} | " + " | ".join(f"{v:.3f}" for v in values)
                          + f" | {sum(values) / len(values):.3f} |")
         lines.append("")
-    final_runs = sorted(study.glob("final/*/results.json"))
+    epochs, iterations = args.final_budget
+    final_runs = sorted(study.glob(f"final/*_{epochs}x{iterations}_fold*/results.json"))  # this budget's only
     if final_runs:
         table: dict[str, dict[str, list[float]]] = {}
         for path in final_runs:
@@ -203,23 +204,28 @@ def summary(args, paths) -> None:
             for trainer in results["splits"]["test"]:
                 table.setdefault(trainer, {}).setdefault(dataset, []).append(test_dice(results, trainer))
         datasets = [d for d in args.datasets if any(d in row for row in table.values())]
-        epochs, iterations = args.final_budget
         folds = sorted({int(path.parent.name.rsplit("fold", 1)[1]) for path in final_runs})
-        lines += [f"## Final: {epochs * iterations} iterations ({epochs} x {iterations}), folds "
-                  + ", ".join(map(str, folds)), "",
-                  "Test Dice per data set, one value per fold (mean); Δ = mean minus the CNN's mean.", "",
-                  "| trainer | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
+        lines += [f"## Final: {epochs * iterations} iterations ({epochs} x {iterations}), "
+                  + ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds)), "",
+                  "Test Dice per data set, one value per fold (and their mean where there are several); Δ = mean "
+                  "minus the CNN's mean; mean Δ over all data sets, once a trainer has run on each.", "",
+                  "| trainer | " + " | ".join(datasets) + " | mean Δ |", "|---|" + "---|" * (len(datasets) + 1)]
         cnn = {d: sum(v) / len(v) for d, v in table.get(CNN, {}).items()}
         for trainer, per_dataset in table.items():
-            cells = []
+            cells, deltas = [], []
             for dataset in datasets:
                 values = per_dataset.get(dataset, [])
                 if not values:
                     cells.append("")
                     continue
                 mean = sum(values) / len(values)
-                delta = f", Δ {mean - cnn[dataset]:+.3f}" if dataset in cnn and trainer != CNN else ""
-                cells.append(" / ".join(f"{v:.3f}" for v in values) + f" ({mean:.3f}{delta})")
+                notes = [f"{mean:.3f}"] if len(values) > 1 else []
+                if dataset in cnn and trainer != CNN:
+                    deltas.append(mean - cnn[dataset])
+                    notes.append(f"Δ {deltas[-1]:+.3f}")
+                cells.append(" / ".join(f"{v:.3f}" for v in values) + (f" ({', '.join(notes)})" if notes else ""))
+            complete = len(deltas) == len(datasets) and trainer != CNN
+            cells.append(f"{sum(deltas) / len(deltas):+.3f}" if complete else "")
             lines.append(f"| {trainer} | " + " | ".join(cells) + " |")
         lines.append("")
     figures = [path for stage in ("screen", "final") for path in sorted(study.glob(f"{stage}/*/learning_curves.png"))]
