@@ -150,7 +150,7 @@ def test_report_from_saved_results(tmp_path):
     assert f"p={wilcoxon(a, b).pvalue:.4f}" in text
     assert "| 1.00 | 2.00 | 0.500 | 1.000 | 100 |" in text  # cost columns
     assert "| better | better_3ep4it | 0 | 3 x 4, 1 | SGD (lr 0.01, momentum 0.99) | PolyLRScheduler | 2, 24 x 24 | " \
-           "yes | yes | no |" in text  # the Runs table
+           "yes, none | yes | yes | no |" in text  # the Runs table; a setup without drop_path_rate says none
     assert "On CPU the benchmark set for nnU-Net's processes: nnUNet_n_proc_DA=0 (data augmentation" in text
     assert (report_dir / "report.html").read_text().count("<table>") == 5
     pngs = ("dice_histogram_validation.png", "overlays_validation.png", "training_curves.png", "learning_curves.png")
@@ -273,7 +273,7 @@ def test_a_benchmark_with_another_budget_trains_again_and_reports_each_runs_budg
     setup = json.loads((results_dir / "nnUNetTrainer_1ep2it__nnUNetPlans__2d" / "fold_0" / "training_setup.json")
                        .read_text())
     assert (setup["trainer"], setup["epochs"], setup["iterations_per_epoch"]) == ("nnUNetTrainer_1ep2it", 1, 2)
-    assert setup["network"] == "PlainConvUNet" and setup["optimizer"] == "SGD"
+    assert setup["network"] == "PlainConvUNet" and setup["optimizer"] == "SGD" and setup["drop_path_rate"] is None
     assert setup["non_finite_guard"] and setup["atomic_checkpoints"] and not setup["torch_compile"]
     saved = json.loads((report / "results.json").read_text())
     assert saved["curves"]["nnUNetTrainer"]["0"]["iterations_per_epoch"] == 2

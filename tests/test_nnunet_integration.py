@@ -63,6 +63,8 @@ def test_mamba_unet_trains_validates_predicts_evaluates_and_survives_export(work
     assert setup["trainer"] == trainer and (setup["epochs"], setup["iterations_per_epoch"]) == (1, 2)
     optimizer = {"sgd": "SGD", "adamw": "AdamW"}[DEFAULT_RECIPE["MambaUNet"].optimizer]
     assert setup["network"] == "MambaUNet" and setup["optimizer"] == optimizer and setup["non_finite_guard"]
+    recipe_rate = DEFAULT_RECIPE["MambaUNet"].drop_path_rate
+    assert setup["drop_path_rate"] == pytest.approx(0.2 if recipe_rate is None else recipe_rate)  # plans say 0.2
     (fold / "validation" / "summary.json").unlink()
     train(workspace, "2d", trainer, plans, "--val")
     assert (fold.parent / "plans.json").is_file() and (fold / "validation" / "summary.json").is_file()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from timm.layers import DropPath
 from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
@@ -37,6 +38,18 @@ def test_network_kwargs_come_from_plans_naming_the_same_network_else_from_the_tr
     net = trainers.nnUNetTrainerMambaUNet_Tiny.build_network_architecture(None, configuration(PLAIN, {}), 2, 3, False)
     assert isinstance(net, MambaUNet) and net.input_channels == 2 and net.num_classes == 3
     assert net.decoder.deep_supervision is False
+
+
+def test_a_recipes_drop_path_rate_overrides_the_plans_and_leaves_the_parameters_as_they_are():
+    plans = configuration("nnunetv2_mamba.nets.vm_unet.VMUNet", {"dims": [8, 16, 32, 64], "drop_path_rate": 0.3})
+    default, without = trainers.nnUNetTrainerVMUNet_AdamW2em3Cosine, trainers.nnUNetTrainerVMUNet_AdamW2em3CosineNoDropPath
+    assert default.network_kwargs(plans)["drop_path_rate"] == 0.3
+    assert without.network_kwargs(plans) == {"dims": [8, 16, 32, 64], "drop_path_rate": 0.0}
+    nets = [cls.build_network_architecture(None, plans, 1, 3, True) for cls in (default, without)]
+    rates = [[m.drop_prob for m in net.modules() if isinstance(m, DropPath)] for net in nets]
+    assert max(rates[0]) == pytest.approx(0.3) and set(rates[1]) == {0.0}
+    shapes = [{k: v.shape for k, v in net.state_dict().items()} for net in nets]
+    assert shapes[0] == shapes[1]  # a checkpoint of one loads into the other
 
 
 def test_deep_supervision_scales_give_nnunet_targets_shaped_like_the_outputs():

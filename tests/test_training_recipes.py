@@ -136,9 +136,15 @@ def test_each_named_recipe_changes_what_its_name_says():
         adamw = {name: r for name, r in recipes.items() if name.startswith("AdamW")}
         assert sorted({r.lr for r in adamw.values()}) == [1e-4, 3e-4, 1e-3, 2e-3]
         for name, recipe in adamw.items():
+            base, modifier = name.rsplit(recipe.schedule.capitalize(), 1)
+            assert base.startswith("AdamW") and recipe.optimizer == "adamw"
             assert changed(recipe) <= {"optimizer", "lr", "weight_decay", "decay_all_parameters", "warmup_fraction",
-                                       "schedule", "per_iteration"}
-            assert name.endswith(recipe.schedule.capitalize()) and recipe.optimizer == "adamw"
+                                       "schedule", "per_iteration", "deep_supervision", "drop_path_rate"}
+            assert recipe.deep_supervision == (modifier != "NoDS")
+            assert recipe.drop_path_rate == (0.0 if modifier == "NoDropPath" else None)
+            if modifier:
+                assert changed(recipe) - changed(recipes[base + recipe.schedule.capitalize()]) == (
+                    {"deep_supervision"} if modifier == "NoDS" else {"drop_path_rate"})
 
 
 def test_the_registry_trainers_and_the_defaults_carry_their_recipes():
@@ -161,7 +167,8 @@ def test_the_registry_trainers_and_the_defaults_carry_their_recipes():
 @pytest.mark.parametrize("bad, message", [
     ({"optimizer": "adam"}, "optimizer 'adam'"), ({"schedule": "step"}, "schedule 'step'"),
     ({"schedule": "periodic_cosine"}, "cosine_period_epochs exactly"), ({"warmup_fraction": 1.0}, r"\[0, 1\)"),
-    ({"lr": 0.0}, "lr and clip_norm must be positive"), ({"clip_norm": 0.0}, "must be positive")])
+    ({"lr": 0.0}, "lr and clip_norm must be positive"), ({"clip_norm": 0.0}, "must be positive"),
+    ({"drop_path_rate": 1.0}, r"drop_path_rate=1.0: use a value in \[0, 1\), or None")])
 def test_a_bad_recipe_is_refused_with_what_to_use(bad, message):
     with pytest.raises(ValueError, match=message):
         Recipe(**bad)

@@ -132,7 +132,8 @@ def _case_count(split: dict) -> int:
 def runs_table(results: dict) -> list[list[str]]:
     """Rows (header first): per method and fold, the trainer run and what it trained with (its budget included)."""
     rows = [["Method", "Trained as", "Fold", "Budget (epochs x it, val it)", "Optimizer", "LR schedule",
-             "Batch, patch", "Non-finite guard", "Atomic checkpoints", "torch.compile"]]
+             "Batch, patch", "Deep supervision, drop path", "Non-finite guard", "Atomic checkpoints",
+             "torch.compile"]]
     for name, folds in results["curves"].items():
         for fold, log in folds.items():
             setup = log["setup"]
@@ -141,9 +142,17 @@ def runs_table(results: dict) -> list[list[str]]:
                          f"{setup['epochs']} x {setup['iterations_per_epoch']}, {setup['val_iterations_per_epoch']}",
                          f"{setup['optimizer']} ({settings})", setup["lr_scheduler"],
                          f"{setup['batch_size']}, {' x '.join(map(str, setup['patch_size']))}",
+                         f"{'yes' if setup['deep_supervision'] else 'no'}, {_drop_path(setup)}",
                          *("yes" if setup[k] else "no" for k in ("non_finite_guard", "atomic_checkpoints",
                                                                  "torch_compile"))])
     return rows
+
+
+def _drop_path(setup: dict) -> str:
+    """The run's largest stochastic-depth rate; "none" for a network without drop path or a setup from before it
+    was recorded."""
+    rate = setup.get("drop_path_rate")
+    return "none" if rate is None else f"{rate:g}"
 
 
 def _intro(results: dict) -> str:

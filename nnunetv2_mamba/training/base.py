@@ -43,7 +43,8 @@ class VSSUNetTrainerBase(RecipeTrainer, NonFiniteLossGuard, SafeCheckpoints, Com
     """nnU-Net's trainer with a VSS U-Net (``network_class``) in place of the plans' CNN.
 
     Network kwargs: ``default_network_kwargs`` (the paper configuration), replaced by the plans' ``arch_kwargs``
-    when the plans name this very network class (plans written by our planner), then ``fixed_network_kwargs``.
+    when the plans name this very network class (plans written by our planner), then the recipe's
+    ``drop_path_rate`` where it sets one, then ``fixed_network_kwargs``.
     Plans for another architecture (stock ``nnUNetPlans``) only contribute their patch size, which the network
     pads internally to a multiple of 32 (2d), and for 3d configurations (3d_fullres, 3d_lowres, the cascade) their
     spacing and patch size, from which the per-axis patch and merge factors follow (nets/geometry.py,
@@ -64,6 +65,8 @@ class VSSUNetTrainerBase(RecipeTrainer, NonFiniteLossGuard, SafeCheckpoints, Com
         kwargs = dict(cls.default_network_kwargs)
         if pydoc.locate(configuration_manager.network_arch_class_name) is cls.network_class:
             kwargs.update(configuration_manager.network_arch_init_kwargs)
+        if cls.recipe.drop_path_rate is not None:
+            kwargs["drop_path_rate"] = cls.recipe.drop_path_rate
         kwargs.update(cls.fixed_network_kwargs)
         kwargs.pop("deep_supervision", None)
         patch_size = configuration_manager.patch_size

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from timm.layers import DropPath
 from torch._dynamo import OptimizedModule
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -114,7 +115,8 @@ class TrainingBudget:
 
 
 def training_setup(trainer: nnUNetTrainer) -> dict:
-    """What an initialised trainer trains with: budget, batch, patch, optimizer, schedule and our safeguards."""
+    """What an initialised trainer trains with: budget, batch, patch, deep supervision, drop path (the largest
+    stochastic-depth rate in the network; None for a network without any), optimizer, schedule and our safeguards."""
     group = trainer.optimizer.param_groups[0]
     network = trainer.network
     if isinstance(network, torch.nn.parallel.DistributedDataParallel):
@@ -125,6 +127,7 @@ def training_setup(trainer: nnUNetTrainer) -> dict:
             "batch_size": trainer.batch_size, "patch_size": list(trainer.configuration_manager.patch_size),
             "deep_supervision": bool(trainer.enable_deep_supervision),
             "network": type(unwrap_network(trainer.network)).__name__,
+            "drop_path_rate": max((m.drop_prob for m in network.modules() if isinstance(m, DropPath)), default=None),
             "optimizer": type(trainer.optimizer).__name__, "initial_lr": trainer.initial_lr,
             "optimizer_settings": {k: group[k] for k in OPTIMIZER_SETTINGS if k in group},
             "lr_scheduler": type(trainer.lr_scheduler).__name__,

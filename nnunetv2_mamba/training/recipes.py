@@ -28,6 +28,9 @@ class Recipe:
     per_iteration: the rate changes every iteration; False: once per epoch, at its start (nnU-Net's convention).
     deep_supervision: nnU-Net's multi-scale loss; False: the full-resolution output alone.
     clip_norm: gradient norm clipped to this value before each step; None: no clipping.
+    drop_path_rate: stochastic depth of the network's deepest block (the blocks' rates rise linearly to it, as in
+    VMamba); None: the network's own default, the papers' 0.2. A regulariser only: the parameters, hence the
+    checkpoints, are the same for every rate.
     """
 
     optimizer: str = "sgd"
@@ -45,6 +48,7 @@ class Recipe:
     per_iteration: bool = False
     deep_supervision: bool = True
     clip_norm: float | None = 12.0
+    drop_path_rate: float | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -55,6 +59,9 @@ class Recipe:
             raise ValueError("Recipe: give cosine_period_epochs exactly when schedule='periodic_cosine'.")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"Recipe warmup_fraction={self.warmup_fraction}: use a value in [0, 1).")
+        if self.drop_path_rate is not None and not 0 <= self.drop_path_rate < 1:
+            raise ValueError(f"Recipe drop_path_rate={self.drop_path_rate}: use a value in [0, 1), or None for the "
+                             "network's default.")
         if self.lr <= 0 or self.weight_decay < 0 or self.min_lr < 0 or (self.clip_norm is not None
                                                                            and self.clip_norm <= 0):
             raise ValueError("Recipe: lr and clip_norm must be positive, weight_decay and min_lr non-negative.")
@@ -76,6 +83,8 @@ PAPER_RECIPES = {
 
 ADAMW_LEARNING_RATES = {"1em4": 1e-4, "3em4": 3e-4, "1em3": 1e-3, "2em3": 2e-3}  # "em4" reads e-4
 ADAMW_WARMUP_FRACTION = 0.05
+#: what an AdamW recipe's name may add after its schedule, and what that changes
+ADAMW_MODIFIERS = {"": {}, "NoDS": {"deep_supervision": False}, "NoDropPath": {"drop_path_rate": 0.0}}
 
 
 def adamw(lr: float, schedule: str) -> Recipe:
@@ -95,7 +104,8 @@ DEFAULT_RECIPE = {"MambaUNet": adamw(ADAMW_LEARNING_RATES["2em3"], "cosine"),
 
 def named_recipes(network: str) -> dict[str, Recipe]:
     """Trainer-name suffix -> recipe for ``network`` (``MambaUNet`` or ``VMUNet``); each suffix says what it
-    changes relative to nnU-Net's recipe."""
+    changes relative to nnU-Net's recipe: ``AdamW<lr><Schedule>`` and its ``NoDS`` / ``NoDropPath`` forms
+    (``ADAMW_MODIFIERS``) besides nnU-Net's, the paper's and nnU-Net's with one change."""
     recipes = {
         "nnUNetRecipe": NNUNET_RECIPE,
         "PaperRecipe": PAPER_RECIPES[network],
@@ -103,7 +113,8 @@ def named_recipes(network: str) -> dict[str, Recipe]:
         "Clip1": replace(NNUNET_RECIPE, clip_norm=1.0),
         "NoClip": replace(NNUNET_RECIPE, clip_norm=None),
     }
-    for schedule in ("poly", "cosine"):
-        for tag, lr in ADAMW_LEARNING_RATES.items():
-            recipes[f"AdamW{tag}{schedule.capitalize()}"] = adamw(lr, schedule)
+    for modifier, changes in ADAMW_MODIFIERS.items():
+        for schedule in ("poly", "cosine"):
+            for tag, lr in ADAMW_LEARNING_RATES.items():
+                recipes[f"AdamW{tag}{schedule.capitalize()}{modifier}"] = replace(adamw(lr, schedule), **changes)
     return recipes
