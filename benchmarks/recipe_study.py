@@ -10,8 +10,8 @@ Stages (each resumable: rerun the same command and finished runs are reused, int
   final    nnU-Net's CNN and the best screened recipes of each network (or --final-recipes) at the FINAL budget
            on every data set, for each of --final-folds (default 0 and 1: another split and another random
            initialisation);
-  summary  a markdown table of held-out test Dice per data set (and the learning curves of each run, from the
-           harness's reports) written to --summary.
+  summary  markdown tables of held-out test Dice per data set, one per final budget run (and the learning curves
+           of each run, from the harness's reports), written to --summary.
 
 Ranking: mean over the screen data sets of the test-set Dice (mean over foreground classes, mean over cases);
 ties go to the earlier candidate in registry order.
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,7 @@ CNN = "nnUNetTrainer"
 STAGES = ("data", "screen", "final", "summary")
 COMMANDS_LOG = "commands.log"  # every invocation, for the summary
 NOTES_MARKER = "<!-- written by hand below this line; the summary stage keeps it -->"
+RUN_FOLDER = re.compile(r"^(?P<dataset>\w+)_(?P<epochs>\d+)x(?P<iterations>\d+)_fold(?P<fold>\d+)$")  # one comparison
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -111,7 +113,7 @@ def run_comparison(paths, name: str, trainers: list[str], budget, fold: int, sta
 
     dataset_id = DATASETS[name]
     raw = next(paths.raw.glob(f"Dataset{dataset_id:03d}_*"))
-    report_dir = paths.results / "study" / stage / f"{name}_{budget[0]}x{budget[1]}_fold{fold}"  # see summary
+    report_dir = paths.results / "study" / stage / f"{name}_{budget[0]}x{budget[1]}_fold{fold}"  # RUN_FOLDER
     config = BenchmarkConfig(dataset_id=dataset_id, trainers=trainers, folds=[fold], epochs=budget[0],
                              iterations_per_epoch=budget[1], test_images=raw / "imagesTs",
                              test_labels=raw / "labelsTs", report_dir=report_dir, device="cpu")
@@ -172,16 +174,65 @@ def cpu_model() -> str:
     return names[0] if names else platform.processor() or platform.machine()
 
 
+def describe_dataset(paths, name: str) -> str:
+    """``name``: its training and test case counts and image size, read from the raw data set on disk."""
+    import SimpleITK as sitk
+
+    raw = next(paths.raw.glob(f"Dataset{DATASETS[name]:03d}_*"))
+    labels = {split: sorted((raw / f"labels{split}").glob("*.nii.gz")) for split in ("Tr", "Ts")}
+    size = sitk.ReadImage(str(labels["Tr"][0])).GetSize()[:2][::-1]  # (x, y) -> rows x columns
+    return f"{name} {len(labels['Tr'])} training + {len(labels['Ts'])} test cases of {size[0]}x{size[1]}"
+
+
+def final_table(runs: list[tuple[str, int, Path]], budget: tuple[int, int], dataset_order) -> list[str]:
+    """Markdown of one final budget: per trainer and data set each fold's test Dice (and their mean where there
+    are several) with Δ = mean minus the CNN's mean, and the mean Δ over the data sets once a trainer has run on
+    each. ``runs``: (data set, fold, results.json) of that budget."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for dataset, _, path in runs:
+        results = json.loads(path.read_text())
+        for trainer in results["splits"]["test"]:
+            table.setdefault(trainer, {}).setdefault(dataset, []).append(test_dice(results, trainer))
+    datasets = [d for d in dataset_order if any(d in row for row in table.values())]
+    folds = sorted({fold for _, fold, _ in runs})
+    epochs, iterations = budget
+    lines = [f"## Final: {epochs * iterations} iterations ({epochs} x {iterations}), "
+             + ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds)), "",
+             "Test Dice per data set, one value per fold (and their mean where there are several); Δ = mean "
+             "minus the CNN's mean; mean Δ over all data sets, once a trainer has run on each.", "",
+             "| trainer | " + " | ".join(datasets) + " | mean Δ |", "|---|" + "---|" * (len(datasets) + 1)]
+    cnn = {d: sum(v) / len(v) for d, v in table.get(CNN, {}).items()}
+    for trainer, per_dataset in table.items():
+        cells, deltas = [], []
+        for dataset in datasets:
+            values = per_dataset.get(dataset, [])
+            if not values:
+                cells.append("")
+                continue
+            mean = sum(values) / len(values)
+            notes = [f"{mean:.3f}"] if len(values) > 1 else []
+            if dataset in cnn and trainer != CNN:
+                deltas.append(mean - cnn[dataset])
+                notes.append(f"Δ {deltas[-1]:+.3f}")
+            cells.append(" / ".join(f"{v:.3f}" for v in values) + (f" ({', '.join(notes)})" if notes else ""))
+        complete = len(deltas) == len(datasets) and trainer != CNN
+        cells.append(f"{sum(deltas) / len(deltas):+.3f}" if complete else "")
+        lines.append(f"| {trainer} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def summary(args, paths) -> None:
     """Markdown tables of the screen and the final stage (test Dice), with the command, machine and budgets."""
     study = paths.results / "study"
     log = args.work_dir / COMMANDS_LOG
     commands = log.read_text().splitlines() if log.is_file() else []
+    described = [describe_dataset(paths, name) for name in args.datasets
+                 if any(paths.raw.glob(f"Dataset{DATASETS[name]:03d}_*"))]
     lines = ["# Recipe study", "", "Commands, in order:", "", "```", *commands, "```", "",
              f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, torch {__import__('torch').__version__}, CPU training "
              "as the harness sets it up (`nnUNet_n_proc_DA=0`, `OMP_WAIT_POLICY=PASSIVE`)  ",
-             f"Data: {args.cases} training + {args.test_cases} test cases of {args.size[0]}x{args.size[1]} per "
-             f"data set; metric: held-out test Dice (mean over foreground classes, then cases).", ""]
+             "Data (read from the raw data sets): " + ("; ".join(described) or "none in this study folder")
+             + "; metric: held-out test Dice (mean over foreground classes, then cases).", ""]
     ranking_file = study / "screen_ranking.json"
     if ranking_file.is_file():
         ranking = json.loads(ranking_file.read_text())
@@ -194,40 +245,14 @@ def summary(args, paths) -> None:
             lines.append(f"| {trainer} | " + " | ".join(f"{v:.3f}" for v in values)
                          + f" | {sum(values) / len(values):.3f} |")
         lines.append("")
-    epochs, iterations = args.final_budget
-    final_runs = sorted(study.glob(f"final/*_{epochs}x{iterations}_fold*/results.json"))  # this budget's only
-    if final_runs:
-        table: dict[str, dict[str, list[float]]] = {}
-        for path in final_runs:
-            results = json.loads(path.read_text())
-            dataset = path.parent.name.rsplit("_", 2)[0]
-            for trainer in results["splits"]["test"]:
-                table.setdefault(trainer, {}).setdefault(dataset, []).append(test_dice(results, trainer))
-        datasets = [d for d in args.datasets if any(d in row for row in table.values())]
-        folds = sorted({int(path.parent.name.rsplit("fold", 1)[1]) for path in final_runs})
-        lines += [f"## Final: {epochs * iterations} iterations ({epochs} x {iterations}), "
-                  + ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds)), "",
-                  "Test Dice per data set, one value per fold (and their mean where there are several); Δ = mean "
-                  "minus the CNN's mean; mean Δ over all data sets, once a trainer has run on each.", "",
-                  "| trainer | " + " | ".join(datasets) + " | mean Δ |", "|---|" + "---|" * (len(datasets) + 1)]
-        cnn = {d: sum(v) / len(v) for d, v in table.get(CNN, {}).items()}
-        for trainer, per_dataset in table.items():
-            cells, deltas = [], []
-            for dataset in datasets:
-                values = per_dataset.get(dataset, [])
-                if not values:
-                    cells.append("")
-                    continue
-                mean = sum(values) / len(values)
-                notes = [f"{mean:.3f}"] if len(values) > 1 else []
-                if dataset in cnn and trainer != CNN:
-                    deltas.append(mean - cnn[dataset])
-                    notes.append(f"Δ {deltas[-1]:+.3f}")
-                cells.append(" / ".join(f"{v:.3f}" for v in values) + (f" ({', '.join(notes)})" if notes else ""))
-            complete = len(deltas) == len(datasets) and trainer != CNN
-            cells.append(f"{sum(deltas) / len(deltas):+.3f}" if complete else "")
-            lines.append(f"| {trainer} | " + " | ".join(cells) + " |")
-        lines.append("")
+    runs_by_budget: dict[tuple[int, int], list[tuple[str, int, Path]]] = {}
+    for path in sorted(study.glob("final/*/results.json")):
+        found = RUN_FOLDER.match(path.parent.name)
+        if found:
+            budget = (int(found["epochs"]), int(found["iterations"]))
+            runs_by_budget.setdefault(budget, []).append((found["dataset"], int(found["fold"]), path))
+    for budget in sorted(runs_by_budget):
+        lines += final_table(runs_by_budget[budget], budget, args.datasets)
     figures = [path for stage in ("screen", "final") for path in sorted(study.glob(f"{stage}/*/learning_curves.png"))]
     if figures:
         lines += ["## Learning curves", "", "Validation pseudo-Dice (nnU-Net's, and its EMA) of every run against "
