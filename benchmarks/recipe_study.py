@@ -185,36 +185,40 @@ def describe_dataset(paths, name: str) -> str:
 
 
 def final_table(runs: list[tuple[str, int, Path]], budget: tuple[int, int], dataset_order) -> list[str]:
-    """Markdown of one final budget: per trainer and data set each fold's test Dice (and their mean where there
-    are several) with Δ = mean minus the CNN's mean, and the mean Δ over the data sets once a trainer has run on
-    each. ``runs``: (data set, fold, results.json) of that budget."""
-    table: dict[str, dict[str, list[float]]] = {}
-    for dataset, _, path in runs:
+    """Markdown of one final budget: per trainer and data set each fold's test Dice ("–" for a fold it did not
+    run) with their mean where there are several and Δ, the mean over its folds of its Dice minus the CNN's on the
+    same fold; and the mean Δ over the data sets once a trainer has run on each. ``runs``: (data set, fold,
+    results.json) of that budget."""
+    table: dict[str, dict[str, dict[int, float]]] = {}
+    for dataset, fold, path in runs:
         results = json.loads(path.read_text())
         for trainer in results["splits"]["test"]:
-            table.setdefault(trainer, {}).setdefault(dataset, []).append(test_dice(results, trainer))
+            table.setdefault(trainer, {}).setdefault(dataset, {})[fold] = test_dice(results, trainer)
     datasets = [d for d in dataset_order if any(d in row for row in table.values())]
     folds = sorted({fold for _, fold, _ in runs})
     epochs, iterations = budget
     lines = [f"## Final: {epochs * iterations} iterations ({epochs} x {iterations}), "
              + ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds)), "",
-             "Test Dice per data set, one value per fold (and their mean where there are several); Δ = mean "
-             "minus the CNN's mean; mean Δ over all data sets, once a trainer has run on each.", "",
+             "Test Dice per data set, one value per fold (– where a trainer did not run that fold), their mean "
+             "where there are several, and Δ: the mean over those folds of the Dice minus the CNN's on the same "
+             "fold; mean Δ over all data sets, once a trainer has run on each.", "",
              "| trainer | " + " | ".join(datasets) + " | mean Δ |", "|---|" + "---|" * (len(datasets) + 1)]
-    cnn = {d: sum(v) / len(v) for d, v in table.get(CNN, {}).items()}
+    cnn = table.get(CNN, {})
     for trainer, per_dataset in table.items():
         cells, deltas = [], []
         for dataset in datasets:
-            values = per_dataset.get(dataset, [])
+            values = per_dataset.get(dataset, {})
             if not values:
                 cells.append("")
                 continue
-            mean = sum(values) / len(values)
-            notes = [f"{mean:.3f}"] if len(values) > 1 else []
-            if dataset in cnn and trainer != CNN:
-                deltas.append(mean - cnn[dataset])
+            dataset_folds = sorted({f for row in table.values() for f in row.get(dataset, {})})
+            notes = [f"{sum(values.values()) / len(values):.3f}"] if len(values) > 1 else []
+            paired = [values[f] - cnn[dataset][f] for f in values if f in cnn.get(dataset, {})]
+            if paired and trainer != CNN:
+                deltas.append(sum(paired) / len(paired))
                 notes.append(f"Δ {deltas[-1]:+.3f}")
-            cells.append(" / ".join(f"{v:.3f}" for v in values) + (f" ({', '.join(notes)})" if notes else ""))
+            cells.append(" / ".join(f"{values[f]:.3f}" if f in values else "–" for f in dataset_folds)
+                         + (f" ({', '.join(notes)})" if notes else ""))
         complete = len(deltas) == len(datasets) and trainer != CNN
         cells.append(f"{sum(deltas) / len(deltas):+.3f}" if complete else "")
         lines.append(f"| {trainer} | " + " | ".join(cells) + " |")
