@@ -10,6 +10,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.training import trainers
 from nnunetv2_mamba.training.budget import Budget, BudgetNameError, budget_trainer_name, split_budget_name
+from nnunetv2_mamba.training.recipes import DEFAULT_RECIPE
 
 PLAIN = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 
@@ -31,10 +32,15 @@ def bare_trainer(cls, network, patch_size=(120, 88), device="cpu"):
 
 def test_network_kwargs_come_from_plans_naming_the_same_network_else_from_the_trainer():
     ours = configuration("nnunetv2_mamba.nets.vm_unet.VMUNet", {"dims": [24, 48, 96, 192], "d_state": 8})
-    assert trainers.nnUNetTrainerVMUNet.network_kwargs(ours) == {"dims": [24, 48, 96, 192], "d_state": 8}
-    assert trainers.nnUNetTrainerMambaUNet.network_kwargs(ours) == {}  # another network's plans
-    assert trainers.nnUNetTrainerVMUNet.network_kwargs(configuration(PLAIN, {"n_stages": 6})) == {}
-    assert trainers.nnUNetTrainerVMUNet_Tiny.network_kwargs(ours) == {"dims": (16, 32, 64, 128), "d_state": 8}
+    recipe = {} if DEFAULT_RECIPE["VMUNet"].drop_path_rate is None else {
+        "drop_path_rate": DEFAULT_RECIPE["VMUNet"].drop_path_rate}  # the default recipe's, over any plans'
+    assert trainers.nnUNetTrainerVMUNet_AdamW2em3Cosine.network_kwargs(ours) == {"dims": [24, 48, 96, 192],
+                                                                                 "d_state": 8}
+    assert trainers.nnUNetTrainerVMUNet.network_kwargs(ours) == {"dims": [24, 48, 96, 192], "d_state": 8, **recipe}
+    assert trainers.nnUNetTrainerMambaUNet.network_kwargs(ours) == recipe  # another network's plans
+    assert trainers.nnUNetTrainerVMUNet.network_kwargs(configuration(PLAIN, {"n_stages": 6})) == recipe
+    assert trainers.nnUNetTrainerVMUNet_Tiny.network_kwargs(ours) == {"dims": (16, 32, 64, 128), "d_state": 8,
+                                                                     **recipe}
     net = trainers.nnUNetTrainerMambaUNet_Tiny.build_network_architecture(None, configuration(PLAIN, {}), 2, 3, False)
     assert isinstance(net, MambaUNet) and net.input_channels == 2 and net.num_classes == 3
     assert net.decoder.deep_supervision is False
@@ -42,10 +48,11 @@ def test_network_kwargs_come_from_plans_naming_the_same_network_else_from_the_tr
 
 def test_a_recipes_drop_path_rate_overrides_the_plans_and_leaves_the_parameters_as_they_are():
     plans = configuration("nnunetv2_mamba.nets.vm_unet.VMUNet", {"dims": [8, 16, 32, 64], "drop_path_rate": 0.3})
-    default, without = trainers.nnUNetTrainerVMUNet_AdamW2em3Cosine, trainers.nnUNetTrainerVMUNet_AdamW2em3CosineNoDropPath
-    assert default.network_kwargs(plans)["drop_path_rate"] == 0.3
+    with_drop_path = trainers.nnUNetTrainerVMUNet_AdamW2em3Cosine
+    without = trainers.nnUNetTrainerVMUNet_AdamW2em3CosineNoDropPath
+    assert with_drop_path.network_kwargs(plans)["drop_path_rate"] == 0.3  # the plans' rate
     assert without.network_kwargs(plans) == {"dims": [8, 16, 32, 64], "drop_path_rate": 0.0}
-    nets = [cls.build_network_architecture(None, plans, 1, 3, True) for cls in (default, without)]
+    nets = [cls.build_network_architecture(None, plans, 1, 3, True) for cls in (with_drop_path, without)]
     rates = [[m.drop_prob for m in net.modules() if isinstance(m, DropPath)] for net in nets]
     assert max(rates[0]) == pytest.approx(0.3) and set(rates[1]) == {0.0}
     shapes = [{k: v.shape for k, v in net.state_dict().items()} for net in nets]

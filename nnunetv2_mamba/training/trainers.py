@@ -2,7 +2,7 @@
 
 | suffix | what changes |
 |---|---|
-| (none) | the network's ``DEFAULT_RECIPE`` (AdamW 2e-3, cosine, as ``_AdamW2em3Cosine``), 1000 x 250 |
+| (none) | ``DEFAULT_RECIPE`` (AdamW 2e-3, cosine, no drop path: ``_AdamW2em3CosineNoDropPath``), 1000 x 250 |
 | ``_<recipe>`` | a recipe of ``named_recipes`` (docs/architecture.md, "Training recipes"): ``_PaperRecipe``, |
 | | ``_NoDS``, ``_AdamW1em3Cosine``, ...; ``recipe_trainer_names()`` lists them |
 | ``_Pretrained`` | encoder from the VMamba checkpoint named in the plans (``nnunetv2_mamba set-pretrained``) |
