@@ -229,7 +229,8 @@ def summary(args, paths) -> None:
     """Markdown tables of the screen and the final stage (test Dice), with the command, machine and budgets."""
     study = paths.results / "study"
     log = args.work_dir / COMMANDS_LOG
-    commands = log.read_text().splitlines() if log.is_file() else []
+    # a command run again resumed the same runs: listed once, where it first ran
+    commands = list(dict.fromkeys(log.read_text().splitlines())) if log.is_file() else []
     described = [describe_dataset(paths, name) for name in args.datasets
                  if any(paths.raw.glob(f"Dataset{DATASETS[name]:03d}_*"))]
     lines = ["# Recipe study", "", "Commands, in order:", "", "```", *commands, "```", "",

@@ -70,5 +70,5 @@ def test_summary_keeps_the_hand_written_reading_and_records_the_commands(study):
     text = summary.read_text()
     assert text.count(recipe_study.NOTES_MARKER) == 1
     assert text.endswith(recipe_study.NOTES_MARKER + "\n## Reading\n\nwritten by hand\n")
-    assert text.count("python benchmarks/recipe_study.py " + " ".join(arguments)) == 2  # both invocations
+    assert text.count("python benchmarks/recipe_study.py " + " ".join(arguments)) == 1  # the rerun resumed it
     assert table_rows(text, "## Final: 1000 iterations (40 x 25), fold 0")[MAMBA] == ["0.800 (Δ -0.100)", "-0.100"]
