@@ -79,6 +79,11 @@ def nnunet_paths(work_dir: Path):
     return paths
 
 
+def raw_dataset(paths, name: str) -> Path | None:
+    """The nnU-Net raw folder of data set ``name`` in this study, or None before the data stage wrote it."""
+    return next(paths.raw.glob(f"Dataset{DATASETS[name]:03d}_*"), None)
+
+
 def prepare_data(args, paths) -> None:
     """Write each data set once and plan/preprocess it once with nnU-Net's stock planner."""
     from nnunetv2_mamba.comparison.environment import nnunet_command, nnunet_environment
@@ -86,7 +91,7 @@ def prepare_data(args, paths) -> None:
 
     for name in args.datasets:
         dataset_id = DATASETS[name]
-        if not any(paths.raw.glob(f"Dataset{dataset_id:03d}_*")):
+        if raw_dataset(paths, name) is None:
             write_dataset(name, paths.raw, dataset_id, args.cases, tuple(args.size), seed=0,
                           num_test_cases=args.test_cases)
         if not list(paths.preprocessed.glob(f"Dataset{dataset_id:03d}_*/nnUNetPlans.json")):
@@ -112,7 +117,7 @@ def run_comparison(paths, name: str, trainers: list[str], budget, fold: int, sta
     from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
 
     dataset_id = DATASETS[name]
-    raw = next(paths.raw.glob(f"Dataset{dataset_id:03d}_*"))
+    raw = raw_dataset(paths, name)
     report_dir = paths.results / "study" / stage / f"{name}_{budget[0]}x{budget[1]}_fold{fold}"  # RUN_FOLDER
     config = BenchmarkConfig(dataset_id=dataset_id, trainers=trainers, folds=[fold], epochs=budget[0],
                              iterations_per_epoch=budget[1], test_images=raw / "imagesTs",
@@ -178,7 +183,7 @@ def describe_dataset(paths, name: str) -> str:
     """``name``: its training and test case counts and image size, read from the raw data set on disk."""
     import SimpleITK as sitk
 
-    raw = next(paths.raw.glob(f"Dataset{DATASETS[name]:03d}_*"))
+    raw = raw_dataset(paths, name)
     labels = {split: sorted((raw / f"labels{split}").glob("*.nii.gz")) for split in ("Tr", "Ts")}
     size = sitk.ReadImage(str(labels["Tr"][0])).GetSize()[:2][::-1]  # (x, y) -> rows x columns
     return f"{name} {len(labels['Tr'])} training + {len(labels['Ts'])} test cases of {size[0]}x{size[1]}"
@@ -196,6 +201,7 @@ def final_table(runs: list[tuple[str, int, Path]], budget: tuple[int, int], data
             table.setdefault(trainer, {}).setdefault(dataset, {})[fold] = test_dice(results, trainer)
     datasets = [d for d in dataset_order if any(d in row for row in table.values())]
     folds = sorted({fold for _, fold, _ in runs})
+    folds_run = {d: sorted({f for row in table.values() for f in row.get(d, {})}) for d in datasets}
     epochs, iterations = budget
     lines = [f"## Final: {epochs * iterations} iterations ({epochs} x {iterations}), "
              + ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds)), "",
@@ -211,13 +217,12 @@ def final_table(runs: list[tuple[str, int, Path]], budget: tuple[int, int], data
             if not values:
                 cells.append("")
                 continue
-            dataset_folds = sorted({f for row in table.values() for f in row.get(dataset, {})})
             notes = [f"{sum(values.values()) / len(values):.3f}"] if len(values) > 1 else []
             paired = [values[f] - cnn[dataset][f] for f in values if f in cnn.get(dataset, {})]
             if paired and trainer != CNN:
                 deltas.append(sum(paired) / len(paired))
                 notes.append(f"Δ {deltas[-1]:+.3f}")
-            cells.append(" / ".join(f"{values[f]:.3f}" if f in values else "–" for f in dataset_folds)
+            cells.append(" / ".join(f"{values[f]:.3f}" if f in values else "–" for f in folds_run[dataset])
                          + (f" ({', '.join(notes)})" if notes else ""))
         complete = len(deltas) == len(datasets) and trainer != CNN
         cells.append(f"{sum(deltas) / len(deltas):+.3f}" if complete else "")
@@ -231,8 +236,7 @@ def summary(args, paths) -> None:
     log = args.work_dir / COMMANDS_LOG
     # a command run again resumed the same runs: listed once, where it first ran
     commands = list(dict.fromkeys(log.read_text().splitlines())) if log.is_file() else []
-    described = [describe_dataset(paths, name) for name in args.datasets
-                 if any(paths.raw.glob(f"Dataset{DATASETS[name]:03d}_*"))]
+    described = [describe_dataset(paths, name) for name in args.datasets if raw_dataset(paths, name) is not None]
     lines = ["# Recipe study", "", "Commands, in order:", "", "```", *commands, "```", "",
              f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, torch {__import__('torch').__version__}, CPU training "
              "as the harness sets it up (`nnUNet_n_proc_DA=0`, `OMP_WAIT_POLICY=PASSIVE`)  ",
