@@ -19,9 +19,29 @@ def add_arguments(parser) -> None:
     parser.add_argument("-npfp", type=int, default=4, help="processes for fingerprint extraction (default 4)")
     parser.add_argument("-gpu_memory_target", type=float, default=8.0,
                         help="GPU memory (GiB) the batch size is planned for (default 8, as nnU-Net)")
-    parser.add_argument("--clean", action="store_true", help="re-extract the fingerprint even if present")
+    parser.add_argument("--clean", action="store_true",
+                        help="re-extract the fingerprint and preprocess again even where the data exist")
     parser.add_argument("--verify_dataset_integrity", action="store_true")
     parser.add_argument("--no_pp", action="store_true", help="plan only, do not preprocess")
+
+
+def missing_data(dataset_id: int, plans: dict, configurations, clean: bool) -> list[str]:
+    """The ``configurations`` of ``plans`` whose preprocessed data folder is missing (all of them with ``clean``);
+    one that shares nnUNetPlans' data identifier is not preprocessed again (nnU-Net would delete and rewrite the
+    folder under any training reading it)."""
+    from os.path import isdir, join
+
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    manager, folder = PlansManager(plans), join(nnUNet_preprocessed, convert_id_to_dataset_name(dataset_id))
+    planned = [c for c in configurations if c in manager.available_configurations]
+    missing = [c for c in planned if clean or not isdir(join(folder, manager.get_configuration(c).data_identifier))]
+    for configuration in sorted(set(planned) - set(missing)):
+        print(f"{configuration}: preprocessed data {manager.get_configuration(configuration).data_identifier} exist "
+              "already, not preprocessed again (--clean does)")
+    return missing
 
 
 def run(args) -> int:
@@ -42,8 +62,10 @@ def run(args) -> int:
         for network in args.networks:
             plans, plans_identifier = plan_experiment_dataset(dataset_id, PLANNERS[network], args.gpu_memory_target)
             if not args.no_pp:
-                preprocess_dataset(dataset_id, plans_identifier, configurations=args.configurations,
-                                   num_processes=[args.np])
+                missing = missing_data(dataset_id, plans, args.configurations, args.clean)
+                if missing:
+                    preprocess_dataset(dataset_id, plans_identifier, configurations=missing,
+                                       num_processes=[args.np])
             for configuration in plans["configurations"]:
                 print(f"{network}: nnUNetv2_train {dataset_id} {configuration} FOLD -p {plans_identifier} "
                       f"-tr nnUNetTrainer{network}")

@@ -24,6 +24,7 @@ PATCH_MULTIPLE = 32
 START_VOXELS = {2: 2048 ** 2, 3: 256 ** 3}  # nnU-Net's initial patch volumes, before clipping and shrinking
 VOLUME_DIRECTIONS = 6
 GIB = 1024 ** 3
+REUSED_DATA = ("2d", "3d_fullres")  # configurations preprocessed exactly as by nnU-Net's default planner
 
 
 def dotted_name(cls: type) -> str:
@@ -76,6 +77,13 @@ class VSSUNetPlanner(ExperimentPlanner):
                  suppress_transpose: bool = False):
         super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name,
                          plans_name or self.default_plans_name, overwrite_target_spacing, suppress_transpose)
+
+    def generate_data_identifier(self, configuration_name: str) -> str:
+        """``nnUNetPlans_<configuration>`` for 2d and 3d_fullres, whose preprocessing is nnU-Net's own (as nnU-Net's
+        ResEnc planners do), so every plans file of a dataset trains on one copy of the data."""
+        if configuration_name in REUSED_DATA:
+            return f"nnUNetPlans_{configuration_name}"
+        return super().generate_data_identifier(configuration_name)
 
     def memory_model(self, network_kwargs: dict):
         channels = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
