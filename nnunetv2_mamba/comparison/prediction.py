@@ -1,4 +1,4 @@
-"""Predict a test folder with one trainer through ``nnUNetv2_predict``, timed."""
+"""Predict a test folder with one trained model (trainer, plans, configuration) through ``nnUNetv2_predict``, timed."""
 from __future__ import annotations
 
 import subprocess
@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 
-def predict_folder(dataset_id: int, trainer: str, configuration: str, folds: list[int], input_dir: Path,
+def predict_folder(dataset_id: int, trainer: str, plans: str, configuration: str, folds: list[int], input_dir: Path,
                    output_dir: Path, device: str, env: dict, log_file: Path, disable_tta: bool = False) -> dict:
     """Run nnUNetv2_predict (skipped when every case already has a prediction); returns
     {"seconds": wall seconds or None if skipped, "cases": number of cases, "seconds_per_case"}.
@@ -14,7 +14,6 @@ def predict_folder(dataset_id: int, trainer: str, configuration: str, folds: lis
     The wall time covers the whole command (start-up and model loading included), divided by the cases.
     """
     from nnunetv2_mamba.comparison.environment import nnunet_command
-    from nnunetv2_mamba.comparison.training import PLANS
 
     cases = sorted({p.name.rsplit("_", 1)[0] for p in input_dir.iterdir() if p.name.endswith(".nii.gz")})
     if not cases:
@@ -23,7 +22,7 @@ def predict_folder(dataset_id: int, trainer: str, configuration: str, folds: lis
     if done:
         return {"seconds": None, "cases": len(cases), "seconds_per_case": None}
     command = [nnunet_command("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output_dir),
-               "-d", str(dataset_id), "-c", configuration, "-tr", trainer, "-p", PLANS, "-f", *map(str, folds),
+               "-d", str(dataset_id), "-c", configuration, "-tr", trainer, "-p", plans, "-f", *map(str, folds),
                "-device", device, "-npp", "1", "-nps", "1"] + (["--disable_tta"] if disable_tta else [])
     log_file.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

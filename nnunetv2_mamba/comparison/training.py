@@ -1,82 +1,93 @@
-"""Train one trainer on one fold through ``nnUNetv2_train``, resumably, and read back what the run logged."""
+"""One run of a benchmark (trainer with its budget, plans, configuration, fold): its nnU-Net folder, what
+``nnUNetv2_train`` still has to do for it, and what it logged."""
 from __future__ import annotations
 
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from nnunetv2_mamba.comparison.environment import nnunet_command
 
-PLANS = "nnUNetPlans"
-
 
 @dataclass(frozen=True)
 class FoldRun:
-    """One (trainer, fold) of a benchmark and its nnU-Net output folder."""
+    """One fold of ``trainer`` (a budgeted name) on ``plans`` / ``configuration``, under nnU-Net's results root."""
     dataset: str
     trainer: str
+    plans: str
     configuration: str
     fold: int
     results_root: Path
 
     @property
+    def identifier(self) -> str:
+        """nnU-Net's ``TRAINER__PLANS__CONFIG``: the model folder's name."""
+        return f"{self.trainer}__{self.plans}__{self.configuration}"
+
+    @property
+    def key(self) -> str:
+        """Unique and filesystem-safe name of this run: its job key and log file stem."""
+        return f"{self.identifier}__fold{self.fold}"
+
+    @property
     def folder(self) -> Path:
-        return self.results_root / self.dataset / f"{self.trainer}__{PLANS}__{self.configuration}" / f"fold_{self.fold}"
+        return self.results_root / self.dataset / self.identifier / f"fold_{self.fold}"
 
     @property
     def validation_folder(self) -> Path:
         return self.folder / "validation"
 
-    def is_finished(self) -> bool:
-        """Final checkpoint and nnU-Net's validation summary both written."""
-        return (self.folder / "checkpoint_final.pth").is_file() and (self.validation_folder / "summary.json").is_file()
+    def is_trained(self) -> bool:
+        return (self.folder / "checkpoint_final.pth").is_file()
+
+    def has_probabilities(self) -> bool:
+        """nnU-Net's validation wrote a ``.npz`` beside every segmentation (``--npz``), as ensembling needs."""
+        folder = self.validation_folder
+        if not folder.is_dir():
+            return False
+        probabilities = {p.name.split(".")[0] for p in folder.glob("*.npz")}
+        segmentations = {p.name.split(".")[0] for p in folder.iterdir() if p.suffix not in (".npz", ".pkl", ".json")}
+        return bool(segmentations) and segmentations <= probabilities
+
+    def is_finished(self, npz: bool = False) -> bool:
+        """Final checkpoint and nnU-Net's validation summary written (and its probabilities, with ``npz``)."""
+        return (self.is_trained() and (self.validation_folder / "summary.json").is_file()
+                and (not npz or self.has_probabilities()))
 
     def can_continue(self) -> bool:
         return any((self.folder / name).is_file() for name in ("checkpoint_latest.pth", "checkpoint_final.pth"))
 
-    def status(self) -> str:
-        """What ``train_fold`` will do: "finished already", "continuing (--c)" or "training from scratch"."""
-        if self.is_finished():
+    def status(self, npz: bool = False) -> str:
+        """What ``train_command`` will do, in words."""
+        if self.is_finished(npz):
             return "finished already"
+        if self.is_finished():
+            return "trained without --npz: validating again with --val --npz (no retraining)"
+        if self.is_trained():
+            return "trained, validating (--val)"
         return "continuing (--c)" if self.can_continue() else "training from scratch"
 
     def finished_with_other_budgets(self) -> list[str]:
-        """Trainer names of this fold's finished runs of the same base trainer with another budget (never reused:
-        the budget is part of the trainer's name, hence of the results folder)."""
+        """Trainer names of this fold's finished runs of the same base trainer, plans and configuration with another
+        budget (never reused: the budget is part of the trainer's name, hence of the results folder)."""
         own = _budget_split_or_none(self.trainer)
         base = own[0] if own else self.trainer
         names = []
-        for folder in sorted((self.results_root / self.dataset).glob(f"{base}_*__{PLANS}__{self.configuration}")):
+        for folder in sorted((self.results_root / self.dataset).glob(f"{base}_*__{self.plans}__{self.configuration}")):
             trainer = folder.name.split("__")[0]
             split = _budget_split_or_none(trainer)
-            other = FoldRun(self.dataset, trainer, self.configuration, self.fold, self.results_root)
+            other = FoldRun(self.dataset, trainer, self.plans, self.configuration, self.fold, self.results_root)
             if trainer != self.trainer and split and split[0] == base and other.is_finished():
                 names.append(trainer)
         return names
 
-    def train_command(self, dataset_id: int, device: str) -> list[str]:
+    def train_command(self, dataset_id: int, device: str, npz: bool = False) -> list[str]:
+        """``nnUNetv2_train`` for what is left: from scratch, ``--c`` to continue, or ``--val`` for a trained run
+        whose validation (or its ``--npz`` probabilities) is missing."""
         command = [nnunet_command("nnUNetv2_train"), str(dataset_id), self.configuration, str(self.fold),
-                   "-tr", self.trainer, "-p", PLANS, "-device", device]
+                   "-tr", self.trainer, "-p", self.plans, "-device", device] + (["--npz"] if npz else [])
+        if self.is_trained():
+            return command + ["--val"]
         return command + (["--c"] if self.can_continue() else [])
-
-
-def train_fold(run: FoldRun, dataset_id: int, device: str, env: dict, log_file: Path) -> float | None:
-    """Train (or continue) ``run`` unless finished; returns the wall seconds spent, None if nothing was run.
-
-    nnUNetv2_train's output goes to ``log_file``; a failure raises with the log's last lines.
-    """
-    if run.is_finished():
-        return None
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    with log_file.open("a") as handle:
-        result = subprocess.run(run.train_command(dataset_id, device), env=env, stdout=handle,
-                                stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-25:])
-        raise RuntimeError(f"nnUNetv2_train failed for {run.trainer} fold {run.fold} (log: {log_file}):\n{tail}")
-    return time.perf_counter() - start
 
 
 def read_training_log(run: FoldRun) -> dict:

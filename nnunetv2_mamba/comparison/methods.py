@@ -1,0 +1,82 @@
+"""What a benchmark compares: a trainer on a plans file and a configuration, named as nnU-Net names results folders.
+
+``TRAINER`` means ``TRAINER__nnUNetPlans__<-c>``, ``TRAINER__PLANS`` the benchmark's configuration in those plans,
+``TRAINER__PLANS__CONFIG`` exactly that (nnU-Net's ``TRAINER__PLANS__CONFIG`` results-folder identifier). The
+budget is not part of a method: each run trains the method's trainer as ``<TRAINER>_<E>ep<I>it``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+STOCK_PLANS = "nnUNetPlans"
+#: nnU-Net's residual-encoder presets: {preset: (plans identifier, planner class, VRAM in GB it plans for)}
+RESENC_PRESETS = {"M": ("nnUNetResEncUNetMPlans", "nnUNetPlannerResEncM", 8),
+                  "L": ("nnUNetResEncUNetLPlans", "nnUNetPlannerResEncL", 24),
+                  "XL": ("nnUNetResEncUNetXLPlans", "nnUNetPlannerResEncXL", 40)}
+#: our networks' trainers and the plans our planners write for them
+MAMBA_PLANS = {"nnUNetTrainerMambaUNet": "nnUNetMambaUNetPlans", "nnUNetTrainerVMUNet": "nnUNetVMUNetPlans"}
+#: a configuration ``<base>_bs<N>``: ``base`` at batch size N, derived in the plans with ``inherits_from``
+DERIVED_BATCH = re.compile(r"^(?P<base>\w+?)_bs(?P<batch>[1-9]\d*)$")
+IDENTIFIER_PART = re.compile(r"^\w+$")
+
+
+class MethodError(ValueError):
+    """A method spec that cannot name a run; the message says what to type instead."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One compared model: ``trainer`` (without budget) on ``plans`` and ``configuration``."""
+    trainer: str
+    plans: str = STOCK_PLANS
+    configuration: str = "2d"
+
+    @classmethod
+    def parse(cls, spec: str, configuration: str) -> "Method":
+        """``TRAINER``, ``TRAINER__PLANS`` or ``TRAINER__PLANS__CONFIG``; ``configuration`` where the spec has none."""
+        parts = spec.split("__")
+        if len(parts) > 3 or not all(IDENTIFIER_PART.match(p) for p in parts):
+            raise MethodError(f"{spec!r}: give TRAINER, TRAINER__PLANS or TRAINER__PLANS__CONFIG (nnU-Net's results "
+                              "folder name, e.g. nnUNetTrainer__nnUNetResEncUNetMPlans__2d), letters, digits and "
+                              "single underscores inside each part.")
+        return cls(parts[0], *(parts[1:] + [STOCK_PLANS, configuration][len(parts) - 1:]))
+
+    def name(self, configuration: str) -> str:
+        """How a benchmark of ``configuration`` names it: the shortest spec that ``parse`` reads back to it."""
+        if self.configuration != configuration:
+            return "__".join((self.trainer, self.plans, self.configuration))
+        return self.trainer if self.plans == STOCK_PLANS else f"{self.trainer}__{self.plans}"
+
+    @property
+    def base_configuration(self) -> str:
+        """The configuration a derived ``<base>_bs<N>`` inherits from; the configuration itself otherwise."""
+        derived = DERIVED_BATCH.match(self.configuration)
+        return derived["base"] if derived else self.configuration
+
+    @property
+    def derived_batch_size(self) -> int | None:
+        derived = DERIVED_BATCH.match(self.configuration)
+        return int(derived["batch"]) if derived else None
+
+    def folder_name(self, trainer: str) -> str:
+        """nnU-Net's results folder of ``trainer`` (this method's trainer with a budget) on these plans."""
+        return f"{trainer}__{self.plans}__{self.configuration}"
+
+    @property
+    def is_ours(self) -> bool:
+        """A Mamba-UNet / VM-UNet trainer (any recipe or budget variant of ours)."""
+        return any(self.trainer == t or self.trainer.startswith(t + "_") for t in MAMBA_PLANS)
+
+
+def default_methods(configuration: str, preset: str, baseline_batch_size: int | None) -> list[Method]:
+    """nnU-Net's recommended comparison: its CNN on nnUNetPlans, the ResEnc ``preset`` (at ``baseline_batch_size``
+    through a derived configuration when given) and both Mamba networks on their own plans."""
+    if preset not in RESENC_PRESETS:
+        raise MethodError(f"unknown ResEnc preset {preset!r}; choose one of {', '.join(RESENC_PRESETS)} "
+                          "(nnU-Net's nnUNetResEncUNet{M,L,XL}Plans).")
+    resenc_configuration = (configuration if baseline_batch_size is None
+                            else f"{configuration}_bs{baseline_batch_size}")
+    return [Method("nnUNetTrainer", STOCK_PLANS, configuration),
+            Method("nnUNetTrainer", RESENC_PRESETS[preset][0], resenc_configuration),
+            *(Method(trainer, plans, configuration) for trainer, plans in MAMBA_PLANS.items())]
