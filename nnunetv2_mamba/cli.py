@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "Dice/IoU/Acc/Pre/Sen/Spe/HD95/ASD of a prediction folder (JSON + CSV)"),
     "benchmark": ("nnunetv2_mamba.comparison.cli",
                   "train, predict and compare trainers on the same plans and splits; writes a report"),
+    "predict-best": ("nnunetv2_mamba.comparison.submission",
+                     "predict a folder with nnU-Net's chosen model or ensemble, postprocess, score, export zips"),
     "demo": ("nnunetv2_mamba.demo.cli",
              "the whole job on a synthetic cardiac phantom: plan, train, predict, report"),
     "make-dataset": ("nnunetv2_mamba.synthetic.cli",

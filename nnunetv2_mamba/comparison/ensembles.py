@@ -1,0 +1,64 @@
+"""nnU-Net's model selection over exactly the compared models: ``find_best_configuration`` with their list.
+
+``nnUNetv2_find_best_configuration -tr ... -p ... -c ...`` tries every trainer on every plans and configuration
+and stops at the first combination that was never trained (a Mamba trainer on ResEnc plans, say); this calls the
+same nnU-Net function with the benchmark's own (trainer, plans, configuration) triples, so nnU-Net ensembles every
+pair, evaluates them on the cross-validation, picks the best model or ensemble, determines its postprocessing and
+writes ``inference_information.json`` and ``inference_instructions.txt`` into ``nnUNet_results/DatasetXXX``.
+
+Run as ``python -m nnunetv2_mamba.comparison.ensembles DATASET_ID FOLDS MODELS`` (FOLDS ``0,1``; MODELS a JSON list
+of ``[trainer, plans, configuration]``): nnU-Net reads its folders from the environment when it is imported.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+INFERENCE_INFORMATION = "inference_information.json"
+INSTRUCTIONS = "inference_instructions.txt"
+ENSEMBLE_PREFIX = "ensemble___"
+
+
+def find_best_command(dataset_id: int, folds: list[int], identifiers: list[str]) -> list[str]:
+    """The command selecting among ``identifiers`` (``TRAINER__PLANS__CONFIG``) over ``folds``."""
+    models = [identifier.split("__") for identifier in identifiers]
+    return [sys.executable, "-m", __name__, str(dataset_id), ",".join(map(str, folds)), json.dumps(models)]
+
+
+def read_selection(dataset_results: Path) -> dict:
+    """nnU-Net's ``inference_information.json`` of the dataset; one clear error when there is none."""
+    path = dataset_results / INFERENCE_INFORMATION
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: run the benchmark with --ensembles (or "
+                         "nnUNetv2_find_best_configuration) first.")
+    return json.loads(path.read_text())
+
+
+def ensemble_folder(dataset_results: Path, key: str) -> Path:
+    """Where nnU-Net wrote the merged cross-validation predictions of ensemble ``key``."""
+    return dataset_results / "ensembles" / key
+
+
+def ensemble_members(key: str) -> list[str]:
+    """``TRAINER__PLANS__CONFIG`` of the two members of nnU-Net's ``ensemble___A___B___FOLDS`` key."""
+    return key.split("___")[1:3]
+
+
+def selected_identifiers(selection: dict) -> list[str]:
+    """``TRAINER__PLANS__CONFIG`` of the model or ensemble members nnU-Net chose."""
+    return [f"{m['trainer']}__{m['plans_identifier']}__{m['configuration']}"
+            for m in selection["best_model_or_ensemble"]["selected_model_or_models"]]
+
+
+def main(argv: list[str]) -> int:
+    from nnunetv2.evaluation.find_best_configuration import find_best_configuration
+
+    dataset_id, folds, models = int(argv[0]), tuple(int(f) for f in argv[1].split(",")), json.loads(argv[2])
+    allowed = [{"trainer": t, "plans": p, "configuration": c} for t, p, c in models]
+    find_best_configuration(dataset_id, allowed, allow_ensembling=True, folds=folds, strict=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
