@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from helpers import run
+
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
@@ -20,3 +22,21 @@ def cpu_scan_backend(request, monkeypatch):
         pytest.skip(f"backend {request.param} unavailable: {availability(request.param).reason}")
     monkeypatch.setenv("nnUNet_mamba_scan", request.param)
     return request.param
+
+
+@pytest.fixture(scope="session")
+def planned_phantom(tmp_path_factory) -> dict:
+    """A 6-case 64x64 phantom with 2 test cases (imagesTs, labelsTs), planned and preprocessed with nnU-Net's stock
+    planner (2d); ``root`` holds the nnU-Net folders, ``env`` runs the benchmark (which sets nnUNet_n_proc_DA and
+    nnUNet_extTrainer itself). Benchmarks of different trainers or plans share it: their runs have their own
+    results folders."""
+    from nnunetv2_mamba.synthetic import write_phantom_dataset
+
+    root = tmp_path_factory.mktemp("benchmark")
+    env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"),
+           "nnUNet_results": str(root / "results"), "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1"}
+    for name in ("nnUNet_n_proc_DA", "nnUNet_extTrainer"):
+        env.pop(name, None)
+    write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0, num_test_cases=2)
+    run(["nnUNetv2_plan_and_preprocess", "-d", "900", "-c", "2d", "-np", "1", "-npfp", "1"], env)
+    return {"root": root, "env": env}

@@ -2,7 +2,6 @@
 JSON, and one end-to-end run on a small phantom that a second budget retrains."""
 import json
 import math
-import os
 import subprocess
 import sys
 
@@ -18,13 +17,13 @@ from nnunetv2_mamba.comparison import figures
 from nnunetv2_mamba.comparison.cost import count_flops
 from nnunetv2_mamba.comparison.harness import BenchmarkConfig
 from nnunetv2_mamba.comparison.report import metric_table, save_results, write_report
-from nnunetv2_mamba.comparison.training import FoldRun, train_fold
+from nnunetv2_mamba.comparison.methods import Method, MethodError
+from nnunetv2_mamba.comparison.training import FoldRun
 from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
 from nnunetv2_mamba.nets.ss2d import SS2D
-from nnunetv2_mamba.synthetic import write_phantom_dataset
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
-from helpers import DATASET, run
+from helpers import DATASET
 
 
 def test_flops_count_the_selective_scan_through_its_registered_operator():
@@ -52,37 +51,72 @@ def test_the_forward_only_scan_operator_computes_what_the_autograd_path_computes
 
 
 def test_fold_runs_resume_and_are_never_retrained(tmp_path):
-    run = FoldRun("Dataset900_X", "nnUNetTrainer_2ep3it", "2d", 1, tmp_path)
-    assert run.folder == tmp_path / "Dataset900_X" / "nnUNetTrainer_2ep3it__nnUNetPlans__2d" / "fold_1"
-    assert run.train_command(900, "cpu")[-1] == "cpu" and run.status() == "training from scratch"
+    run = FoldRun("Dataset900_X", "nnUNetTrainer_2ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 1, tmp_path)
+    assert run.folder == tmp_path / "Dataset900_X" / "nnUNetTrainer_2ep3it__nnUNetResEncUNetMPlans__2d_bs2" / "fold_1"
+    command = run.train_command(900, "cpu")
+    assert command[1:] == ["900", "2d_bs2", "1", "-tr", "nnUNetTrainer_2ep3it", "-p", "nnUNetResEncUNetMPlans",
+                           "-device", "cpu"]
+    assert run.status() == "training from scratch"
     run.folder.mkdir(parents=True)
     (run.folder / "checkpoint_latest.pth").write_bytes(b"")
-    assert run.train_command(900, "cpu")[-1] == "--c" and not run.is_finished()
+    assert run.train_command(900, "cpu", npz=True)[-2:] == ["--npz", "--c"] and not run.is_finished()
     assert run.status() == "continuing (--c)"
     (run.folder / "checkpoint_final.pth").write_bytes(b"")
     run.validation_folder.mkdir()
+    assert run.status() == "trained, validating (--val)" and run.train_command(900, "cpu")[-1] == "--val"
     (run.validation_folder / "summary.json").write_text("{}")
+    (run.validation_folder / "case_1.nii.gz").write_bytes(b"")
     assert run.is_finished() and run.status() == "finished already"
-    assert train_fold(run, 900, "cpu", {}, tmp_path / "log.txt") is None  # nothing run, nothing logged
-    assert not (tmp_path / "log.txt").exists()
+    assert not run.is_finished(npz=True) and run.status(npz=True).startswith("trained without --npz")
+    assert run.train_command(900, "cpu", npz=True)[-2:] == ["--npz", "--val"]  # validate again, never retrain
+    (run.validation_folder / "case_1.npz").write_bytes(b"")
+    (run.validation_folder / "case_1.pkl").write_bytes(b"")
+    assert run.is_finished(npz=True) and run.status(npz=True) == "finished already"
 
-    longer = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "2d", 1, tmp_path)
+    longer = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 1, tmp_path)
     assert not longer.is_finished() and longer.finished_with_other_budgets() == ["nnUNetTrainer_2ep3it"]
-    other_fold = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "2d", 0, tmp_path)
-    other_trainer = FoldRun("Dataset900_X", "nnUNetTrainerVMUNet_20ep3it", "2d", 1, tmp_path)
-    assert other_fold.finished_with_other_budgets() == other_trainer.finished_with_other_budgets() == []
+    other_fold = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 0, tmp_path)
+    other_plans = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "nnUNetPlans", "2d_bs2", 1, tmp_path)
+    other_trainer = FoldRun("Dataset900_X", "nnUNetTrainerVMUNet_20ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 1,
+                            tmp_path)
+    assert other_fold.finished_with_other_budgets() == other_plans.finished_with_other_budgets() == []
+    assert other_trainer.finished_with_other_budgets() == []
 
 
 def test_every_trainer_trains_with_the_budget_in_its_name():
-    default = BenchmarkConfig(900, ["nnUNetTrainer", "nnUNetTrainerVMUNet"])
-    assert default.trained_as() == {"nnUNetTrainer": "nnUNetTrainer_1000ep250it",
-                                    "nnUNetTrainerVMUNet": "nnUNetTrainerVMUNet_1000ep250it"}
+    given = BenchmarkConfig(900, ["nnUNetTrainer", "nnUNetTrainerVMUNet"])
+    assert given.trained_as() == {"nnUNetTrainer": "nnUNetTrainer_1000ep250it",
+                                  "nnUNetTrainerVMUNet": "nnUNetTrainerVMUNet_1000ep250it"}
     budget = BenchmarkConfig(900, ["nnUNetTrainer", "nnUNetTrainerVMUNet_PaperRecipe", "nnUNetTrainerMambaUNet_Tiny",
-                                   "nnUNetTrainerVMUNet_4ep4it"], epochs=3, iterations_per_epoch=7)
+                                   "nnUNetTrainerVMUNet_4ep4it__nnUNetVMUNetPlans"], epochs=3, iterations_per_epoch=7)
     assert budget.trained_as() == {"nnUNetTrainer": "nnUNetTrainer_3ep7it",
                                    "nnUNetTrainerVMUNet_PaperRecipe": "nnUNetTrainerVMUNet_PaperRecipe_3ep7it",
                                    "nnUNetTrainerMambaUNet_Tiny": "nnUNetTrainerMambaUNet_Tiny_3ep7it",
-                                   "nnUNetTrainerVMUNet_4ep4it": "nnUNetTrainerVMUNet_4ep4it"}
+                                   "nnUNetTrainerVMUNet_4ep4it__nnUNetVMUNetPlans": "nnUNetTrainerVMUNet_4ep4it"}
+
+
+def test_methods_name_their_plans_and_the_default_is_nnunets_recommended_comparison():
+    assert Method.parse("nnUNetTrainer", "2d") == Method("nnUNetTrainer", "nnUNetPlans", "2d")
+    resenc = Method.parse("nnUNetTrainer__nnUNetResEncUNetLPlans__3d_fullres_bs4", "2d")
+    assert (resenc.plans, resenc.configuration, resenc.base_configuration, resenc.derived_batch_size) == (
+        "nnUNetResEncUNetLPlans", "3d_fullres_bs4", "3d_fullres", 4)
+    assert resenc.name("2d") == "nnUNetTrainer__nnUNetResEncUNetLPlans__3d_fullres_bs4"
+    assert Method.parse("nnUNetTrainerVMUNet__nnUNetVMUNetPlans", "3d_fullres").name("3d_fullres") == \
+        "nnUNetTrainerVMUNet__nnUNetVMUNetPlans"
+    for bad in ("nnUNetTrainer__", "a__b__c__d", "nnUNetTrainer__nnUNet-Plans"):
+        with pytest.raises(MethodError, match="TRAINER__PLANS__CONFIG"):
+            Method.parse(bad, "2d")
+
+    default = BenchmarkConfig(900, epochs=2, iterations_per_epoch=3)
+    assert list(default.methods()) == ["nnUNetTrainer", "nnUNetTrainer__nnUNetResEncUNetMPlans",
+                                       "nnUNetTrainerMambaUNet__nnUNetMambaUNetPlans",
+                                       "nnUNetTrainerVMUNet__nnUNetVMUNetPlans"]
+    on_cpu = BenchmarkConfig(900, baseline_preset="L", baseline_batch_size=2).methods()
+    assert on_cpu["nnUNetTrainer__nnUNetResEncUNetLPlans__2d_bs2"] == Method("nnUNetTrainer",
+                                                                            "nnUNetResEncUNetLPlans", "2d_bs2")
+    assert [m.is_ours for m in on_cpu.values()] == [False, False, True, True]
+    with pytest.raises(MethodError, match="unknown ResEnc preset 'S'; choose one of M, L, XL"):
+        BenchmarkConfig(900, baseline_preset="S").methods()
 
 
 def _write(array, path):
@@ -129,13 +163,18 @@ def test_report_from_saved_results(tmp_path):
             scored[method][f"c{index}"] = with_class_mean(case_metrics(reference, prediction, labels, (5, 1.5, 1.5)))
     split = {m: {"labels": labels, "cases": c, "aggregate": aggregate(c)} for m, c in scored.items()}
     cost = {"parameters": 1e6, "flops": 2e9, "train_seconds_per_iteration": 0.5, "inference_seconds_per_case": 1.0,
-            "peak_memory_mb": 100.0}
+            "peak_memory_mb": 100.0, "patch_size": [24, 24], "batch_size": 2}
+    base_cost = {**cost, "flops": 1e9, "patch_size": [16, 16], "batch_size": 3}
     curves = {"base": {"0": curves_of("base_3ep4it", 3, 4, 2.0)},
               "better": {"0": curves_of("better_3ep4it", 3, 4, 6.0)}}
     results = {"dataset": "Dataset900_X", "dataset_id": 900, "configuration": "2d", "folds": [0], "device": "cpu",
                "trained_as": {"base": "base_3ep4it", "better": "better_3ep4it"},
+               "methods": {"base": {"trainer": "base", "plans": "nnUNetPlans", "configuration": "2d", "ours": False},
+                           "better": {"trainer": "better", "plans": "BetterPlans", "configuration": "2d_bs2",
+                                      "ours": True}},
+               "fold_of_case": {f"c{i}": i % 2 for i in range(6)},
                "cpu_settings": {"nnUNet_n_proc_DA": "0"},
-               "splits": {"validation": split}, "costs": {"base": cost, "better": cost}, "curves": curves,
+               "splits": {"validation": split}, "costs": {"base": base_cost, "better": cost}, "curves": curves,
                "overlay_sources": {"validation": {"images": str(folders["images"]),
                                                   "references": str(folders["references"]),
                                                   "predictions": {m: [str(folders[m])] for m in scored}}}}
@@ -148,11 +187,16 @@ def test_report_from_saved_results(tmp_path):
     a = [scored["base"][c]["mean"]["Dice"] for c in sorted(scored["base"])]
     b = [scored["better"][c]["mean"]["Dice"] for c in sorted(scored["base"])]
     assert f"p={wilcoxon(a, b).pvalue:.4f}" in text
-    assert "| 1.00 | 2.00 | 0.500 | 1.000 | 100 |" in text  # cost columns
+    # the cost table: own plans, patch and batch; GFLOPs per step = per patch x batch; the compute-matched baseline
+    assert ("| better | BetterPlans, 2d_bs2 | 24 x 24, 2 | 1.00 | 2.00 | 100 | 0.500 | 1.000 | 4.00 | base (1.33x its "
+            "GFLOPs / step) |") in text
+    assert "| base | nnUNetPlans, 2d | 16 x 16, 3 | 1.00 | 1.00 | 100 | 0.500 | 1.000 | 3.00 | – |" in text
+    per_fold = [np.mean([scored["better"][f"c{i}"]["mean"]["Dice"] for i in range(fold, 6, 2)]) for fold in (0, 1)]
+    assert (f"| better | {per_fold[0]:.4f} | {per_fold[1]:.4f} | {better_dice['mean']:.4f} |") in text
     assert "| better | better_3ep4it | 0 | 3 x 4, 1 | SGD (lr 0.01, momentum 0.99) | PolyLRScheduler | 2, 24 x 24 | " \
            "yes, none | yes | yes | no |" in text  # the Runs table; a setup without drop_path_rate says none
     assert "On CPU the benchmark set for nnU-Net's processes: nnUNet_n_proc_DA=0 (data augmentation" in text
-    assert (report_dir / "report.html").read_text().count("<table>") == 5
+    assert (report_dir / "report.html").read_text().count("<table>") == 7
     pngs = ("dice_histogram_validation.png", "overlays_validation.png", "training_curves.png", "learning_curves.png")
     for name in pngs:
         image = np.asarray(Image.open(report_dir / name).convert("L"), dtype=float)
@@ -239,19 +283,6 @@ def test_report_only_without_results_says_what_to_do(tmp_path):
         write_report(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def planned_phantom(tmp_path_factory) -> dict:
-    """A 6-case 64x64 phantom planned and preprocessed with nnU-Net's stock planner (2d)."""
-    root = tmp_path_factory.mktemp("benchmark")
-    env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"),
-           "nnUNet_results": str(root / "results"), "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1"}
-    for name in ("nnUNet_n_proc_DA", "nnUNet_extTrainer"):  # the benchmark sets both itself
-        env.pop(name, None)
-    write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0)
-    run(["nnUNetv2_plan_and_preprocess", "-d", "900", "-c", "2d", "-np", "1", "-npfp", "1"], env)
-    return {"root": root, "env": env}
-
-
 def test_a_benchmark_with_another_budget_trains_again_and_reports_each_runs_budget(planned_phantom, tmp_path):
     """nnU-Net's CNN at 1 epoch x 2 iterations, then at 1 x 1: a new run (its budget is in its name), said so, never
     the finished 1 x 2 fold; the CNN trains with our safeguards, and what each run used is read from its
@@ -269,7 +300,7 @@ def test_a_benchmark_with_another_budget_trains_again_and_reports_each_runs_budg
 
     first = benchmark(iterations=2)
     assert "[benchmark] on CPU: nnUNet_n_proc_DA=0 (data augmentation runs in the training process" in first
-    assert f"nnUNetTrainer_1ep2it fold 0: training from scratch -> {results_dir}" in first
+    assert f"nnUNetTrainer_1ep2it__nnUNetPlans__2d fold 0: training from scratch -> {results_dir}" in first
     setup = json.loads((results_dir / "nnUNetTrainer_1ep2it__nnUNetPlans__2d" / "fold_0" / "training_setup.json")
                        .read_text())
     assert (setup["trainer"], setup["epochs"], setup["iterations_per_epoch"]) == ("nnUNetTrainer_1ep2it", 1, 2)
@@ -281,8 +312,8 @@ def test_a_benchmark_with_another_budget_trains_again_and_reports_each_runs_budg
     assert min(image.shape) > 100 and image.std() > 0
 
     second = benchmark(iterations=1)
-    assert (f"nnUNetTrainer_1ep1it fold 0: training from scratch -> {results_dir / 'nnUNetTrainer_1ep1it'}"
-            in second)
+    assert (f"nnUNetTrainer_1ep1it__nnUNetPlans__2d fold 0: training from scratch -> "
+            f"{results_dir / 'nnUNetTrainer_1ep1it__nnUNetPlans__2d'}" in second)
     assert "(finished with another budget, not reused: nnUNetTrainer_1ep2it)" in second
     assert "| nnUNetTrainer | nnUNetTrainer_1ep1it | 0 | 1 x 1, 1 | SGD (" in (report / "report.md").read_text()
     checkpoint = read_training_checkpoint(results_dir / "nnUNetTrainer_1ep2it__nnUNetPlans__2d" / "fold_0" /

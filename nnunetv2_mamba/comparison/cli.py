@@ -1,23 +1,58 @@
-"""``nnunetv2_mamba benchmark``: compare trainers on the same plans, splits and budget; write a report."""
+"""``nnunetv2_mamba benchmark``: compare methods, each on its own plans, over nnU-Net's cross-validation; ensemble
+and select with nnU-Net's own code; write a report."""
 from __future__ import annotations
 
-DEFAULT_TRAINERS = ["nnUNetTrainer", "nnUNetTrainerMambaUNet", "nnUNetTrainerVMUNet"]
+FOLDS_ALL = "all"
+
+
+def folds_argument(values: list[str]) -> list[int]:
+    """``--folds``: fold numbers, or ``all`` for nnU-Net's five."""
+    from nnunetv2_mamba.comparison.harness import ALL_FOLDS
+
+    if values == [FOLDS_ALL]:
+        return list(ALL_FOLDS)
+    try:
+        return sorted({int(v) for v in values})
+    except ValueError:
+        raise SystemExit(f"--folds {' '.join(values)}: give fold numbers (e.g. 0 1) or 'all'.") from None
 
 
 def add_arguments(parser) -> None:
     parser.description = (
-        "Train every trainer with nnUNetv2_train on the stock nnUNetPlans (same preprocessing, patch, batch and "
-        "splits for all), score nnU-Net's validation predictions (and a test folder), and write report.md/.html "
-        "with the Table-1 metrics, per-class tables, Wilcoxon tests vs the first trainer, figures and costs. "
-        "Resumable: finished folds (checkpoint_final.pth + validation/summary.json) of the same trainer and "
-        "budget are never retrained, interrupted ones continue with --c. On CPU it sets nnUNet_n_proc_DA=0 for "
-        "nnU-Net's processes (and says so). Needs nnUNet_raw/nnUNet_preprocessed/nnUNet_results set and the "
-        "dataset planned and preprocessed.")
+        "Train every method with nnUNetv2_train on its own plans (a method is TRAINER, TRAINER__PLANS or "
+        "TRAINER__PLANS__CONFIG, nnU-Net's results-folder name; plain TRAINER means nnUNetPlans), score nnU-Net's "
+        "cross-validation predictions (and a test folder), and write report.md/.html: Table-1 metrics, per-class "
+        "and per-fold tables, Wilcoxon tests vs the first method over every fold's cases, costs, figures. Missing "
+        "plans are made with their planner (nnU-Net's for nnUNetPlans and the ResEnc presets, ours for "
+        "nnUNetMambaUNetPlans / nnUNetVMUNetPlans), preprocessed data reused where the data identifier is the "
+        "same. Resumable: finished folds (checkpoint_final.pth + validation/summary.json) of the same trainer, "
+        "plans and budget are never retrained, interrupted ones continue with --c. On CPU it sets "
+        "nnUNet_n_proc_DA=0 for nnU-Net's processes (and says so). Needs nnUNet_raw/nnUNet_preprocessed/"
+        "nnUNet_results set and the dataset planned and preprocessed (nnUNetv2_plan_and_preprocess).")
     parser.add_argument("-d", dest="dataset_id", type=int, required=True, help="dataset id")
-    parser.add_argument("-c", dest="configuration", default="2d", help="configuration (default 2d)")
-    parser.add_argument("--trainers", nargs="+", default=DEFAULT_TRAINERS,
-                        help="trainers to compare; the first is the baseline (default: %(default)s)")
-    parser.add_argument("--folds", nargs="+", type=int, default=[0], help="folds (default 0)")
+    parser.add_argument("-c", dest="configuration", default="2d",
+                        help="configuration of every method that does not name its own (default 2d)")
+    parser.add_argument("--trainers", nargs="+", default=None, metavar="METHOD",
+                        help="methods to compare, the first is the baseline: TRAINER (on nnUNetPlans), TRAINER__PLANS "
+                             "or TRAINER__PLANS__CONFIG; a CONFIG <base>_bs<N> is <base> at batch size N "
+                             "(inherits_from). Default: nnU-Net's recommended comparison, nnUNetTrainer on "
+                             "nnUNetPlans, nnUNetTrainer on the ResEnc preset's plans (--baseline-preset), "
+                             "nnUNetTrainerMambaUNet__nnUNetMambaUNetPlans, nnUNetTrainerVMUNet__nnUNetVMUNetPlans")
+    parser.add_argument("--baseline-preset", default="M",
+                        help="nnU-Net's ResEnc preset of the default comparison: M, L or XL (plans "
+                             "nnUNetResEncUNet{M,L,XL}Plans, planned for 8/24/40 GB of GPU memory; default M)")
+    parser.add_argument("--baseline-batch-size", type=int, default=None, metavar="N",
+                        help="train the default ResEnc baseline at batch size N (configuration <-c>_bsN, "
+                             "inherits_from <-c> in its plans): the way to run a preset planned for a GPU on a "
+                             "smaller device, recorded in its name and the report")
+    parser.add_argument("--folds", nargs="+", default=["0"],
+                        help="folds to train and cross-validate over, or 'all' (0-4, the way to benchmark; "
+                             "default 0)")
+    parser.add_argument("--ensembles", action="store_true",
+                        help="train with --npz (runs trained without it only validate again), run nnU-Net's "
+                             "find_best_configuration over the compared models, add every pairwise ensemble and "
+                             "nnU-Net's choice to the report with its inference instructions, and predict the "
+                             "test folder with that choice (predict, ensemble, postprocess)")
     parser.add_argument("--epochs", type=int, default=1000,
                         help="training epochs for every trainer (default nnU-Net's 1000). Trainer X trains as "
                              "X_<epochs>ep<iterations>it (e.g. nnUNetTrainerMambaUNet_8ep25it), a class synthesised "
@@ -42,6 +77,8 @@ def run(args) -> int:
 
     from nnunetv2_mamba.comparison.environment import NnUNetPaths
     from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
+    from nnunetv2_mamba.comparison.methods import MethodError
+    from nnunetv2_mamba.comparison.plans import PlansError
     from nnunetv2_mamba.comparison.report import write_report
     from nnunetv2_mamba.training.budget import BudgetNameError
 
@@ -52,14 +89,15 @@ def run(args) -> int:
         print(f"report: {write_report(args.report_dir)}")
         return 0
     config = BenchmarkConfig(
-        dataset_id=args.dataset_id, trainers=args.trainers, configuration=args.configuration, folds=args.folds,
-        epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
+        dataset_id=args.dataset_id, trainers=args.trainers, configuration=args.configuration,
+        folds=folds_argument(args.folds), epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
+        baseline_preset=args.baseline_preset, baseline_batch_size=args.baseline_batch_size, ensembles=args.ensembles,
         test_images=Path(args.test_folder) if args.test_folder else None,
         test_labels=Path(args.test_labels) if args.test_labels else None,
         report_dir=Path(args.report_dir) if args.report_dir else None, device=args.device,
         disable_tta=args.disable_tta)
     try:
         print(f"report: {run_benchmark(config, NnUNetPaths.from_environment())}")
-    except BudgetNameError as error:
+    except (BudgetNameError, MethodError, PlansError) as error:
         raise SystemExit(str(error)) from None
     return 0

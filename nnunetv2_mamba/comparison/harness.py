@@ -1,107 +1,279 @@
-"""The benchmark: train every trainer on the same plans, splits and budget through nnU-Net, predict, score, report."""
+"""The benchmark: each method trained on its own plans, splits and budget through nnU-Net, scored, ensembled by
+nnU-Net's own model selection, predicted on a test folder, reported.
+
+A run is one value, ``FoldRun`` (trainer with its budget, plans, configuration, fold): its results folder, what is
+left to do for it, its job and its report entry all come from it. An executor only decides where a run's command
+executes.
+"""
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from nnunetv2_mamba.comparison.environment import CPU_SETTINGS, NnUNetPaths, resolve_device, subprocess_environment
+from nnunetv2_mamba.comparison import ensembles, plans as plans_module
+from nnunetv2_mamba.comparison.environment import (CPU_SETTINGS, NnUNetPaths, nnunet_environment, resolve_device,
+                                                   subprocess_environment)
+from nnunetv2_mamba.comparison.executors import Job, make_executor
+from nnunetv2_mamba.comparison.methods import Method, default_methods
 from nnunetv2_mamba.comparison.prediction import predict_folder
 from nnunetv2_mamba.comparison.report import save_results, write_report
-from nnunetv2_mamba.comparison.training import PLANS, FoldRun, read_training_log, train_fold
+from nnunetv2_mamba.comparison.submission import predict_best
+from nnunetv2_mamba.comparison.training import FoldRun, read_training_log
 from nnunetv2_mamba.evaluation.folder import evaluate_folder
 from nnunetv2_mamba.training.budget import budget_trainer_name, split_budget_name
 
 NNUNET_EPOCHS, NNUNET_ITERATIONS_PER_EPOCH = 1000, 250
+ALL_FOLDS = [0, 1, 2, 3, 4]
+BEST = "best"  # prefix of the report's row for nnU-Net's chosen model or ensemble
 
 
 @dataclass
 class BenchmarkConfig:
-    """What to compare and how; ``trainers[0]`` is the baseline. Every trainer trains for ``epochs`` x
-    ``iterations_per_epoch`` (default nnU-Net's 1000 x 250) unless its name carries a budget already."""
+    """What to compare and how; the first method is the baseline. ``trainers``: method specs (``TRAINER``,
+    ``TRAINER__PLANS``, ``TRAINER__PLANS__CONFIG``), None for nnU-Net's recommended comparison
+    (``default_methods``). Every trainer trains for ``epochs`` x ``iterations_per_epoch`` (default nnU-Net's
+    1000 x 250) unless its name carries a budget already."""
     dataset_id: int
-    trainers: list[str]
+    trainers: list[str] | None = None
     configuration: str = "2d"
     folds: list[int] = field(default_factory=lambda: [0])
     epochs: int = NNUNET_EPOCHS
     iterations_per_epoch: int = NNUNET_ITERATIONS_PER_EPOCH
+    baseline_preset: str = "M"
+    baseline_batch_size: int | None = None
+    ensembles: bool = False
     test_images: Path | None = None
     test_labels: Path | None = None
     report_dir: Path | None = None
     device: str = "auto"
     disable_tta: bool = False
+    executor: str = "inline"
+
+    def methods(self) -> dict[str, Method]:
+        """{report name: method}, in the order given."""
+        methods = (default_methods(self.configuration, self.baseline_preset, self.baseline_batch_size)
+                   if self.trainers is None else [Method.parse(s, self.configuration) for s in self.trainers])
+        named = {m.name(self.configuration): m for m in methods}
+        if len(named) != len(methods):
+            raise SystemExit("a method is named twice in --trainers; give each (trainer, plans, configuration) once.")
+        return named
 
     def trained_as(self) -> dict[str, str]:
-        """{name given: trainer run}: trainer X runs as ``X_<E>ep<I>it``; a name with a budget keeps its own."""
-        return {name: name if split_budget_name(name) else
-                budget_trainer_name(name, self.epochs, self.iterations_per_epoch) for name in self.trainers}
+        """{method name: trainer run}: trainer X runs as ``X_<E>ep<I>it``; a name with a budget keeps its own."""
+        return {name: _budgeted(m.trainer, self.epochs, self.iterations_per_epoch)
+                for name, m in self.methods().items()}
+
+
+def _budgeted(trainer: str, epochs: int, iterations: int) -> str:
+    return trainer if split_budget_name(trainer) else budget_trainer_name(trainer, epochs, iterations)
+
+
+@dataclass
+class Benchmark:
+    """A configured benchmark on one dataset: its methods' runs and where everything goes."""
+    config: BenchmarkConfig
+    paths: NnUNetPaths
+
+    def __post_init__(self):
+        config = self.config
+        self.dataset = self.paths.dataset_name(config.dataset_id)
+        self.report_dir = Path(config.report_dir or self.paths.results / self.dataset /
+                               f"benchmark_{config.configuration}")
+        self.logs = self.report_dir / "logs"
+        self.methods = config.methods()
+        self.trained_as = config.trained_as()
+        self.runs = {name: [FoldRun(self.dataset, self.trained_as[name], m.plans, m.configuration, fold,
+                                    self.paths.results) for fold in config.folds]
+                     for name, m in self.methods.items()}
+        self.device = resolve_device(config.device)
+        self.env, self.cpu_settings = subprocess_environment(self.paths, self.device)
+
+    @property
+    def preprocessed(self) -> Path:
+        return self.paths.preprocessed / self.dataset
+
+    @property
+    def dataset_results(self) -> Path:
+        return self.paths.results / self.dataset
+
+    def check_inputs(self) -> None:
+        """Every error the input can cause, before anything is planned or trained."""
+        config = self.config
+        if (config.test_images is None) != (config.test_labels is None):
+            raise SystemExit("give --test-folder and --test-labels together (images and their reference labels).")
+        stock = plans_module.plans_file(self.paths, self.dataset, "nnUNetPlans")
+        if not stock.is_file():
+            raise SystemExit(f"{stock} is missing; run nnUNetv2_plan_and_preprocess -d {config.dataset_id} -c "
+                             f"{config.configuration} first.")
+        folds = _fold_count(self.preprocessed)
+        wrong = [f for f in config.folds if not 0 <= f < folds]
+        if wrong:
+            raise SystemExit(f"fold {', '.join(map(str, wrong))} does not exist: the dataset has {folds} folds "
+                             f"(0-{folds - 1}, splits_final.json); --folds all trains them all.")
+
+    def prepare_plans(self) -> None:
+        """Each method's plans made where missing, then checked against the device (``PlansError`` says why)."""
+        stock = plans_module.plans_file(self.paths, self.dataset, "nnUNetPlans")
+        env = nnunet_environment(self.paths)  # planners fail on the training's nnUNet_n_proc_DA=0
+        for name, method in self.methods.items():
+            done = plans_module.prepare_plans(method, self.paths, self.dataset, self.config.dataset_id, env,
+                                              self.logs / "plans.log")
+            if done:
+                print(f"[benchmark] {name}: {done}", flush=True)
+            plans_module.check_runs_on_device(method, plans_module.plans_file(self.paths, self.dataset, method.plans),
+                                              stock, self.device)
+
+    def training_jobs(self) -> list[Job]:
+        """``nnUNetv2_train`` for every run that is not finished (with ``--npz`` probabilities for ensembles)."""
+        jobs, npz = [], self.config.ensembles
+        for name, runs in self.runs.items():
+            for run in runs:
+                others = run.finished_with_other_budgets()
+                tqdm.write(f"{run.identifier} fold {run.fold}: {run.status(npz)} -> {run.folder}"
+                           + (f" (finished with another budget, not reused: {', '.join(others)})" if others else ""))
+                if not run.is_finished(npz):
+                    jobs.append(Job(f"train__{run.key}", tuple(run.train_command(self.config.dataset_id, self.device,
+                                                                                 npz)),
+                                    self.env, self.logs / f"train_{run.key}.log", gpus=int(self.device != "cpu")))
+        return jobs
+
+    def finished_runs(self) -> dict[str, list[FoldRun]]:
+        return {name: [r for r in runs if r.is_finished(self.config.ensembles)] for name, runs in self.runs.items()}
 
 
 def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path:
-    """Train (resumably), predict, evaluate and write the report; returns the path of report.md."""
-    dataset = paths.dataset_name(config.dataset_id)
-    report_dir = Path(config.report_dir or paths.results / dataset / f"benchmark_{config.configuration}")
-    plans_file = paths.preprocessed / dataset / f"{PLANS}.json"
-    if not plans_file.is_file():
-        raise SystemExit(f"{plans_file} is missing; run nnUNetv2_plan_and_preprocess -d {config.dataset_id} first.")
-    if (config.test_images is None) != (config.test_labels is None):
-        raise SystemExit("give --test-folder and --test-labels together (images and their reference labels).")
-    device = resolve_device(config.device)
-    env, cpu_settings = subprocess_environment(paths, device)
-    for variable, value in cpu_settings.items():
+    """Plan what is missing, train (resumably), select and ensemble, predict, evaluate and write the report;
+    returns the path of report.md. Runs that fail are reported (with their logs) after the report is written."""
+    bench = Benchmark(config, paths)
+    bench.check_inputs()
+    for variable, value in bench.cpu_settings.items():
         print(f"[benchmark] on CPU: {variable}={value} ({CPU_SETTINGS[variable][1]})", flush=True)
-    trained_as = config.trained_as()
-    runs = {name: [FoldRun(dataset, trainer, config.configuration, fold, paths.results) for fold in config.folds]
-            for name, trainer in trained_as.items()}
-    logs = report_dir / "logs"
+    bench.prepare_plans()
+    executor = make_executor(config.executor, bench.report_dir / "jobs")
+    outcomes = executor.run(bench.training_jobs())
+    failures = {key: outcome for key, outcome in outcomes.items() if outcome.state == "failed"}
+    results = collect_results(bench, executor)
+    results["failures"] = {key: {"log": str(o.log_file), "error": o.error} for key, o in failures.items()}
+    save_results(results, bench.report_dir)
+    report = write_report(bench.report_dir)
+    if failures:
+        raise SystemExit("\n".join([f"report (without the failed runs): {report}"] +
+                                   [f"{key} failed (log: {o.log_file}):\n{o.error}" for key, o in failures.items()]
+                                   + ["Run the same command again: finished runs are kept, failed ones continue."]))
+    return report
 
-    costs = {name: {} for name in trained_as}
-    steps = [(name, run) for name, fold_runs in runs.items() for run in fold_runs]
-    for name, run in tqdm(steps, desc="training (nnUNetv2_train)", unit="fold"):
-        others = run.finished_with_other_budgets()
-        tqdm.write(f"{run.trainer} fold {run.fold}: {run.status()} -> {run.folder}"
-                   + (f" (finished with another budget, not reused: {', '.join(others)})" if others else ""))
-        train_fold(run, config.dataset_id, device, env, logs / f"train_{run.trainer}_fold{run.fold}.log")
-    dataset_json = json.loads((paths.preprocessed / dataset / "dataset.json").read_text())
-    for name in tqdm(trained_as, desc="cost (params, FLOPs, memory)", unit="trainer"):  # same for every budget
-        costs[name].update(_measure_cost(name, plans_file, paths.preprocessed / dataset / "dataset.json",
-                                         config.configuration, device, env, report_dir / "costs"))
+
+def collect_results(bench: Benchmark, executor) -> dict:
+    """Score every finished run (and ensembles, test predictions): the content of results.json."""
+    config = bench.config
+    finished = bench.finished_runs()
+    dataset_json = json.loads((bench.preprocessed / "dataset.json").read_text())
+    references = bench.preprocessed / "gt_segmentations"
+    scored = {name: runs for name, runs in finished.items() if runs}
+    costs = {name: _measure_cost(bench.trained_as[name], bench.methods[name], bench, bench.report_dir / "costs")
+             for name in tqdm(scored, desc="cost (params, FLOPs, memory)", unit="method")}
 
     splits = {"validation": {}}
-    overlay_sources = {"validation": {"images": str(paths.raw / dataset / "imagesTr"),
-                                      "references": str(paths.preprocessed / dataset / "gt_segmentations"),
-                                      "predictions": {}}}
+    overlay_sources = {"validation": {"images": str(bench.paths.raw / bench.dataset / "imagesTr"),
+                                      "references": str(references), "predictions": {}}}
     curves = {}
-    for name, fold_runs in runs.items():
+    for name, runs in scored.items():
         cases = {}
-        for run in fold_runs:
-            scored = evaluate_folder(paths.preprocessed / dataset / "gt_segmentations", run.validation_folder,
-                                     dataset_json)
-            cases.update(scored["cases"])
-        splits["validation"][name] = _merged(scored, cases)
-        overlay_sources["validation"]["predictions"][name] = [str(r.validation_folder) for r in fold_runs]
-        curves[name] = {str(r.fold): read_training_log(r) for r in fold_runs}
+        for run in runs:
+            scores = evaluate_folder(references, run.validation_folder, dataset_json)
+            cases.update(scores["cases"])
+        splits["validation"][name] = _merged(scores, cases)
+        overlay_sources["validation"]["predictions"][name] = [str(r.validation_folder) for r in runs]
+        curves[name] = {str(r.fold): read_training_log(r) for r in runs}
         costs[name]["train_seconds_per_iteration"] = _mean([c["seconds_per_iteration"] for c in curves[name].values()])
 
-    if config.test_images is not None:
+    selection = None
+    complete = len(scored) == len(bench.runs) and all(len(r) == len(config.folds) for r in scored.values())
+    if config.ensembles and complete and len(scored) > 1:
+        selection = select_and_ensemble(bench)
+        for key, folder in selection["ensemble_folders"].items():
+            splits["validation"][key] = evaluate_folder(references, folder, dataset_json)
+
+    if config.test_images is not None and scored:
         splits["test"], overlay_sources["test"] = {}, {"images": str(config.test_images),
                                                        "references": str(config.test_labels), "predictions": {}}
-        for name, trainer in tqdm(trained_as.items(), desc="test prediction (nnUNetv2_predict)", unit="trainer"):
-            output = report_dir / "test_predictions" / trainer
-            timing = _timed_prediction(config, trainer, output, device, env, logs, report_dir / "costs")
+        for name in tqdm(scored, desc="test prediction (nnUNetv2_predict)", unit="method"):
+            output = bench.report_dir / "test_predictions" / _flat(name)
+            timing = _timed_prediction(bench, name, [r.fold for r in scored[name]], output)
             costs[name]["inference_seconds_per_case"] = timing["seconds_per_case"]
             splits["test"][name] = evaluate_folder(config.test_labels, output, dataset_json)
             overlay_sources["test"]["predictions"][name] = [str(output)]
+        if selection is not None:
+            output = bench.report_dir / "test_predictions" / f"{BEST}__{_flat(selection['best'])}"
+            final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, output, bench.device,
+                                 bench.env, executor, config.disable_tta, replace=True)
+            row = f"{BEST}: {selection['best']} (postprocessed)"
+            splits["test"][row] = evaluate_folder(config.test_labels, final, dataset_json)
+            overlay_sources["test"]["predictions"][row] = [str(final)]
 
-    results = {"dataset": dataset, "dataset_id": config.dataset_id, "configuration": config.configuration,
-               "folds": config.folds, "device": device, "trained_as": trained_as, "cpu_settings": cpu_settings,
-               "splits": splits, "costs": costs, "curves": curves, "overlay_sources": overlay_sources}
-    save_results(results, report_dir)
-    return write_report(report_dir)
+    results = {"dataset": bench.dataset, "dataset_id": config.dataset_id, "configuration": config.configuration,
+               "folds": config.folds, "device": bench.device, "trained_as": {n: bench.trained_as[n] for n in scored},
+               "methods": {n: {"trainer": m.trainer, "plans": m.plans, "configuration": m.configuration,
+                               "ours": m.is_ours} for n, m in bench.methods.items() if n in scored},
+               "missing_runs": [r.key for name, runs in bench.runs.items() for r in runs if r not in finished[name]],
+               "fold_of_case": _fold_of_case(bench.preprocessed, config.folds),
+               "cpu_settings": bench.cpu_settings, "splits": splits, "costs": costs, "curves": curves,
+               "overlay_sources": overlay_sources}
+    return results if selection is None else {**results, "selection": selection}  # null would load back as NaN
+
+
+def select_and_ensemble(bench: Benchmark) -> dict:
+    """nnU-Net's ``find_best_configuration`` over the compared runs (``ensembles``): its per-candidate Dice, its
+    choice, the postprocessed Dice and its inference instructions, with nnU-Net's names mapped to the report's."""
+    names = {bench.methods[n].folder_name(bench.trained_as[n]): n for n in bench.methods}
+    command = ensembles.find_best_command(bench.config.dataset_id, bench.config.folds, list(names))
+    log = bench.logs / "find_best_configuration.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as handle:
+        result = subprocess.run(command, env=bench.env, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise RuntimeError(f"nnU-Net's find_best_configuration failed (log: {log}):\n{tail}")
+    selection = ensembles.read_selection(bench.dataset_results)
+
+    def report_name(key: str) -> str:
+        if key.startswith(ensembles.ENSEMBLE_PREFIX):
+            return "ensemble: " + " + ".join(names[m] for m in ensembles.ensemble_members(key))
+        return names[key]
+
+    best = selection["best_model_or_ensemble"]
+    chosen = ensembles.selected_identifiers(selection)
+    best_name = names[chosen[0]] if len(chosen) == 1 else "ensemble: " + " + ".join(names[m] for m in chosen)
+    return {"candidates": {report_name(k): v for k, v in selection["all_results"].items()},
+            "best": best_name, "dice_before_postprocessing": best["result_on_crossval_pre_pp"],
+            "dice_after_postprocessing": best["result_on_crossval_post_pp"],
+            "ensemble_folders": {report_name(k): str(ensembles.ensemble_folder(bench.dataset_results, k))
+                                 for k in selection["all_results"] if k.startswith(ensembles.ENSEMBLE_PREFIX)},
+            "instructions": (bench.dataset_results / ensembles.INSTRUCTIONS).read_text()}
+
+
+def _fold_count(preprocessed: Path) -> int:
+    """Folds of nnU-Net's splits_final.json, or the 5 nnU-Net will make at the first training."""
+    splits = preprocessed / "splits_final.json"
+    return len(json.loads(splits.read_text())) if splits.is_file() else len(ALL_FOLDS)
+
+
+def _fold_of_case(preprocessed: Path, folds: list[int]) -> dict[str, int]:
+    """{validation case: its fold} over ``folds``, from splits_final.json (empty before any training made it)."""
+    splits = preprocessed / "splits_final.json"
+    if not splits.is_file():
+        return {}
+    return {case: fold for fold, split in enumerate(json.loads(splits.read_text())) if fold in folds
+            for case in split["val"]}
+
+
+def _flat(name: str) -> str:
+    """A report name as a folder name."""
+    return name.replace(": ", "__").replace(" + ", "+").replace(" ", "_")
 
 
 def _merged(template: dict, cases: dict) -> dict:
@@ -115,31 +287,34 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def _measure_cost(trainer: str, plans_file: Path, dataset_file: Path, configuration: str, device: str, env: dict,
-                  cache_dir: Path) -> dict:
-    """Cost of ``trainer``'s network, measured once in a fresh process and cached as JSON."""
-    cache = cache_dir / f"{trainer}.json"
+def _measure_cost(trainer: str, method: Method, bench: Benchmark, cache_dir: Path) -> dict:
+    """Cost of ``trainer``'s network on the method's plans, measured once in a fresh process and cached as JSON."""
+    import sys
+
+    cache = cache_dir / f"{method.folder_name(trainer)}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    command = [sys.executable, "-m", "nnunetv2_mamba.comparison.cost", trainer, str(plans_file), str(dataset_file),
-               configuration, device]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    command = [sys.executable, "-m", "nnunetv2_mamba.comparison.cost", trainer,
+               str(plans_module.plans_file(bench.paths, bench.dataset, method.plans)),
+               str(bench.preprocessed / "dataset.json"), method.configuration, bench.device]
+    result = subprocess.run(command, env=bench.env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"measuring the cost of {trainer} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"measuring the cost of {method.folder_name(trainer)} failed:\n{result.stderr[-3000:]}")
     cost = json.loads(result.stdout.strip().splitlines()[-1])
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(cost, indent=2))
     return cost
 
 
-def _timed_prediction(config: BenchmarkConfig, trainer: str, output: Path, device: str, env: dict, logs: Path,
-                      cache_dir: Path) -> dict:
-    """nnUNetv2_predict on the test images; its timing is cached so that a resumed benchmark keeps it."""
-    cache = cache_dir / f"{trainer}_predict.json"
-    timing = predict_folder(config.dataset_id, trainer, config.configuration, config.folds, config.test_images,
-                            output, device, env, logs / f"predict_{trainer}.log", config.disable_tta)
+def _timed_prediction(bench: Benchmark, name: str, folds: list[int], output: Path) -> dict:
+    """nnUNetv2_predict of one method on the test images; its timing is cached so that a resumed benchmark keeps it."""
+    method, trainer = bench.methods[name], bench.trained_as[name]
+    cache = bench.report_dir / "costs" / f"{method.folder_name(trainer)}_predict.json"
+    timing = predict_folder(bench.config.dataset_id, trainer, method.plans, method.configuration, folds,
+                            bench.config.test_images, output, bench.device, bench.env,
+                            bench.logs / f"predict_{method.folder_name(trainer)}.log", bench.config.disable_tta)
     if timing["seconds"] is None and cache.is_file():
         return json.loads(cache.read_text())
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(timing, indent=2))
     return timing

@@ -13,9 +13,13 @@ from nnunetv2_mamba.evaluation.folder import load_results
 from nnunetv2_mamba.evaluation.metrics import DISTANCE_METRICS, METRICS
 
 RESULTS_FILE = "results.json"
-COST_COLUMNS = (("Params (M)", "parameters", 1e-6, 2), ("GFLOPs", "flops", 1e-9, 2),
-                ("train s/it", "train_seconds_per_iteration", 1, 3),
-                ("infer s/case", "inference_seconds_per_case", 1, 3), ("peak mem (MB)", "peak_memory_mb", 1, 0))
+COST_COLUMNS = (("Params (M)", "parameters", 1e-6, 2), ("GFLOPs / patch", "flops", 1e-9, 2),
+                ("peak train mem (MB)", "peak_memory_mb", 1, 0), ("train s/it", "train_seconds_per_iteration", 1, 3),
+                ("infer s/case", "inference_seconds_per_case", 1, 3))
+
+
+class Code(str):
+    """A report section shown as preformatted text (nnU-Net's inference instructions)."""
 
 
 def number(value, digits: int = 4) -> str:
@@ -35,12 +39,12 @@ def _best(summaries: list[dict], metric: str) -> float | None:
     return min(means) if metric in DISTANCE_METRICS else max(means)
 
 
-def metric_table(split: dict, class_name: str, costs: dict | None = None) -> list[list[str]]:
-    """Rows (header first) of mean ± std per metric for ``class_name``; optional cost columns. The best mean is
-    bold, chosen only among means without undefined cases: a distance undefined in k cases shows "(k undef.)"
-    beside a mean that is never bold (leaving the hardest cases out would reward missing a class)."""
+def metric_table(split: dict, class_name: str) -> list[list[str]]:
+    """Rows (header first) of mean ± std per metric for ``class_name``. The best mean is bold, chosen only among
+    means without undefined cases: a distance undefined in k cases shows "(k undef.)" beside a mean that is never
+    bold (leaving the hardest cases out would reward missing a class)."""
     methods = list(split)
-    header = ["Method", *METRICS] + ([c[0] for c in COST_COLUMNS] if costs else [])
+    header = ["Method", *METRICS]
     rows = [header]
     best = {m: _best([split[n]["aggregate"][class_name][m] for n in methods], m) for m in METRICS}
     for name in methods:
@@ -53,11 +57,58 @@ def metric_table(split: dict, class_name: str, costs: dict | None = None) -> lis
             if summary.get("n_undefined"):
                 text += f" ({summary['n_undefined']} undef.)"
             cells.append(text)
-        if costs:
-            cost = costs.get(name, {})
-            cells += [number(None if cost.get(key) is None else cost[key] * scale, digits)
-                      for _, key, scale, digits in COST_COLUMNS]
         rows.append(cells)
+    return rows
+
+
+def fold_table(split: dict, fold_of_case: dict[str, int], metric: str = "Dice") -> list[list[str]]:
+    """Rows (header first): per method the mean over classes of ``metric`` averaged over each fold's validation
+    cases, and over all of them (the cross-validation mean, every case weighing the same)."""
+    folds = sorted(set(fold_of_case.values()))
+    rows = [["Method", *(f"fold {f}" for f in folds), "CV mean"]]
+    for name, result in split.items():
+        cases = result["cases"]
+        per_fold = [[cases[c][CLASS_MEAN][metric] for c in cases if fold_of_case.get(c) == f] for f in folds]
+        rows.append([name, *(number(_nanmean(v)) if v else "–" for v in per_fold),
+                     number(_nanmean([c[CLASS_MEAN][metric] for c in cases.values()]))])
+    return rows
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def cost_table(results: dict) -> list[list[str]]:
+    """Rows (header first): per method its plans, patch and batch, the ``COST_COLUMNS``, GFLOPs per training step
+    (patch x batch) and, for each of our networks, the compute-matched baseline: the method not of ours whose
+    GFLOPs per training step are nearest (by ratio)."""
+    costs, methods = results["costs"], results.get("methods", {})
+    step = {n: c["flops"] * c["batch_size"] for n, c in costs.items() if c.get("flops") is not None}
+    baselines = [n for n in costs if not methods.get(n, {}).get("ours", False) and n in step]
+    rows = [["Method", "Plans, configuration", "Patch, batch", *(c[0] for c in COST_COLUMNS), "GFLOPs / step",
+             "Compute-matched baseline"]]
+    for name, cost in costs.items():
+        method = methods.get(name, {})
+        matched = "–"
+        if method.get("ours") and baselines and name in step:
+            nearest = min(baselines, key=lambda b: abs(math.log(step[b] / step[name])))
+            matched = f"{nearest} ({step[name] / step[nearest]:.2f}x its GFLOPs / step)"
+        rows.append([name, f"{method.get('plans', 'nnUNetPlans')}, {method.get('configuration', results['configuration'])}",
+                     f"{' x '.join(map(str, cost.get('patch_size', [])))}, {cost.get('batch_size', 'n/a')}",
+                     *(number(None if cost.get(key) is None else cost[key] * scale, digits)
+                       for _, key, scale, digits in COST_COLUMNS),
+                     number(step[name] * 1e-9 if name in step else None, 2), matched])
+    return rows
+
+
+def selection_table(selection: dict) -> list[list[str]]:
+    """Rows (header first): nnU-Net's cross-validation Dice (foreground mean, its summary.json) per candidate model
+    and pairwise ensemble, its choice in bold."""
+    rows = [["Model or ensemble", "nnU-Net CV Dice"]]
+    for name, dice in sorted(selection["candidates"].items(), key=lambda item: -item[1]):
+        text = [name, number(dice)]
+        rows.append([f"**{t}**" for t in text] if name == selection["best"] else text)
     return rows
 
 
@@ -100,7 +151,10 @@ def write_report(report_dir: str | Path) -> Path:
     for split_name, split in results["splits"].items():
         labels = next(iter(split.values()))["labels"]
         sections.append((f"{split_name.capitalize()}: mean over classes ({_case_count(split)} cases)",
-                         metric_table(split, CLASS_MEAN, results["costs"])))
+                         metric_table(split, CLASS_MEAN)))
+        if split_name == "validation" and results.get("fold_of_case"):
+            sections.append(("Validation: Dice per fold (mean over classes, then over the fold's cases) and the "
+                             "cross-validation mean", fold_table(split, results["fold_of_case"])))
         for class_name in labels:
             sections.append((f"{split_name.capitalize()}: {class_name}", metric_table(split, class_name)))
         if len(split) > 1:
@@ -113,6 +167,19 @@ def write_report(report_dir: str | Path) -> Path:
             overlay = figures.overlays(sources, labels, report_dir / f"overlays_{split_name}.png")
             sections.append((f"{split_name.capitalize()}: random cases (dashed reference, solid prediction)",
                              overlay))
+    if results["costs"]:
+        sections.append(("Cost (at each method's own patch and batch size)", cost_table(results)))
+    selection = results.get("selection")
+    if selection:
+        sections.append(("Model selection: nnU-Net's find_best_configuration over the compared models",
+                         selection_table(selection)))
+        sections.append(("Chosen", f"nnU-Net chose {selection['best']}: cross-validation Dice "
+                                   f"{number(selection['dice_before_postprocessing'])} before and "
+                                   f"{number(selection['dice_after_postprocessing'])} after its postprocessing."))
+        sections.append(("Inference instructions (nnU-Net's inference_instructions.txt; `nnunetv2_mamba "
+                         "predict-best` runs them)", Code(selection["instructions"])))
+    if results.get("missing_runs") or results.get("failures"):
+        sections.append(("Runs not in this report", _missing(results)))
     if results["curves"]:
         sections.append(("Runs (each run's training_setup.json)", runs_table(results)))
         sections.append(("Learning curves: validation Dice against training iterations and wall-clock time",
@@ -149,19 +216,36 @@ def runs_table(results: dict) -> list[list[str]]:
 
 
 def _drop_path(setup: dict) -> str:
-    """The run's largest stochastic-depth rate; "none" for a network without drop path or a setup from before it
-    was recorded."""
+    """The run's largest stochastic-depth rate; "none" for a network without drop path (null, read back as NaN) or
+    a setup from before it was recorded."""
     rate = setup.get("drop_path_rate")
-    return "none" if rate is None else f"{rate:g}"
+    return "none" if rate is None or math.isnan(rate) else f"{rate:g}"
+
+
+def _missing(results: dict) -> str:
+    failures = results.get("failures", {})
+    lines = [f"{key}: failed, log {failure['log']}" for key, failure in failures.items()]
+    lines += [f"{key}: not finished" for key in results.get("missing_runs", []) if f"train__{key}" not in failures]
+    return ("Each method's rows cover only its finished folds; rerun the benchmark to train the rest (finished runs "
+            "are kept, interrupted ones continue with --c). " + "; ".join(lines) + ".")
 
 
 def _intro(results: dict) -> str:
-    trained = ", ".join(f"{n} (trained as {t})" if n != t else n for n, t in results["trained_as"].items())
+    methods = results.get("methods", {})
+
+    def described(name: str, trainer: str) -> str:
+        method = methods.get(name)
+        where = f" on {method['plans']} {method['configuration']}" if method else ""
+        return f"{name} (trained as {trainer}{where})"
+
+    trained = ", ".join(described(n, t) for n, t in results["trained_as"].items())
     cpu = "; ".join(f"{k}={v} ({CPU_SETTINGS[k][1]})" for k, v in results.get("cpu_settings", {}).items())
-    return (f"Dataset {results['dataset']}, configuration {results['configuration']}, plans nnUNetPlans, "
-            f"folds {results['folds']}, device {results['device']}. Methods: {trained}; the first is the baseline. "
-            f"Same preprocessing, patch size, batch size and splits for all; each run's budget (the "
-            f"_<epochs>ep<iterations>it of its trainer name) and training setup are in the Runs table."
+    return (f"Dataset {results['dataset']}, configuration {results['configuration']}, folds {results['folds']}, "
+            f"device {results['device']}. Methods: {trained}; the first is the baseline. Each method trains on "
+            f"its own plans (patch and batch size in the Cost table) over the same cross-validation splits; each "
+            f"run's budget (the _<epochs>ep<iterations>it of its trainer name) and training setup are in the Runs "
+            f"table. Validation rows pool every fold's validation cases; ensemble rows are nnU-Net's pairwise "
+            f"ensembles of the cross-validation predictions."
             + (f" On CPU the benchmark set for nnU-Net's processes: {cpu}." if cpu else ""))
 
 
@@ -179,7 +263,11 @@ def _notes() -> str:
             "curves: nnU-Net's pseudo Dice on the validation iterations of each epoch and its exponential moving "
             "average, against epochs x iterations per epoch and against summed epoch wall time. infer s/case: "
             "nnUNetv2_predict wall time / cases (start-up and model loading included). Peak memory: one fwd+bwd at "
-            "the plans' batch size in a fresh process (CUDA: max allocated; CPU: peak RSS incl. runtime).")
+            "the plans' batch size in a fresh process (CUDA: max allocated; CPU: peak RSS incl. runtime). GFLOPs / "
+            "step: GFLOPs / patch x batch size, the forward compute of one training iteration; the compute-matched "
+            "baseline of each of our networks is the other method nearest to it in that (by ratio). nnU-Net CV "
+            "Dice: find_best_configuration's foreground-mean Dice of the merged cross-validation predictions (its "
+            "own summary.json), the number it chooses by.")
 
 
 def _render_markdown(sections, report_dir: Path) -> str:
@@ -187,6 +275,8 @@ def _render_markdown(sections, report_dir: Path) -> str:
     for heading, body in sections:
         if heading == "intro":
             parts.append(body)
+        elif isinstance(body, Code):
+            parts.append(f"## {heading}\n\n```\n{body.strip()}\n```")
         elif isinstance(body, Path):
             parts.append(f"## {heading}\n\n![{heading}]({body.relative_to(report_dir)})")
         elif isinstance(body, list):
@@ -203,6 +293,8 @@ def _render_html(sections, report_dir: Path) -> str:
     for heading, body in sections:
         if heading == "intro":
             parts.append(f"<p>{html.escape(body)}</p>")
+        elif isinstance(body, Code):
+            parts.append(f"<h2>{html.escape(heading)}</h2><pre>{html.escape(body.strip())}</pre>")
         elif isinstance(body, Path):
             parts.append(f"<h2>{html.escape(heading)}</h2><img src='{body.relative_to(report_dir)}'>")
         elif isinstance(body, list):
@@ -222,4 +314,5 @@ def save_results(results: dict, report_dir: Path) -> Path:
     return path
 
 
-__all__ = ["write_report", "save_results", "metric_table", "wilcoxon_table", "runs_table"]
+__all__ = ["write_report", "save_results", "metric_table", "wilcoxon_table", "runs_table", "fold_table", "cost_table",
+           "selection_table"]
