@@ -16,6 +16,8 @@ Checks, in order (each in its own process; a failing case is a FAIL row and the 
                and inference per image at the 2d plan (default patch 224x192, batch 12: nnU-Net's 2d plan scale
                for a cardiac cine MRI set like ACDC, both edges multiples of 32), with the auto backend; MambaUNet
                also with every other backend (not with --quick)
+  ddp          with 2+ GPUs: `nnUNetv2_train -num_gpus 2` of a tiny trainer with a NaN forced on rank 1 must finish
+               with both ranks skipping the same steps and ending equal (a dry run: one CPU process)
 
 Expected runtime (estimated, not yet measured on a GPU): about 3-5 minutes on an H200-class GPU, most of it Triton
 compiling its kernels once per dtype and shape class and the torch scan's timings; --quick about 2 minutes. The
