@@ -17,7 +17,7 @@ from nnunet_cli import plan_tiny_phantom, planning_environment
 
 WORLD_SIZE = 2
 RANK_SCRIPT = Path(__file__).resolve().parent / "ddp_rank.py"
-TIMEOUT_S = 300  # both ranks together need about 30 s; a hang ends here (their collectives give up after 60 s)
+TIMEOUT_S = 300  # the two ranks need about 10 s; a hang ends here (their collectives give up after 60 s)
 
 
 @pytest.fixture(scope="module")
