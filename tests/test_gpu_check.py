@@ -20,7 +20,7 @@ from gpu_checks.isolation import run_isolated  # noqa: E402
 from gpu_checks.registry import PASS, Check, Row  # noqa: E402
 
 NO_INJECTION = SimpleNamespace(inject_crash=(), inject_failure=())
-CHECKS = ("environment", "backends", "scan", "cross_scan", "ss2d", "nets_2d", "nets_3d")
+CHECKS = ("environment", "backends", "scan", "cross_scan", "ss2d", "nets_2d", "nets_3d", "ddp")
 STATUSES = ("PASS", "FAIL", "SKIP")
 
 

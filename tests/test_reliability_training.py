@@ -1,9 +1,12 @@
 """Training reliability on CPU: non-finite steps are skipped, a killed training resumes with --c, checkpoints of
-another network / channel count / damaged files get one clear error. One phantom planned once per module."""
+another network / channel count / damaged files get one clear error, only rank 0 writes checkpoints, and a resume
+restores the random states that fit the machine and the rank. One phantom planned once per module (DDP with two
+processes: test_reliability_ddp.py)."""
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -242,3 +245,90 @@ def test_images_with_more_channels_than_the_model_get_one_clear_error(trainer):
     network = trainer.network
     with pytest.raises(ValueError, match=r"takes 1 input channel\(s\): give each case exactly 1 image file"):
         network(torch.randn(1, 2, 32, 32))
+
+
+def stale_partial_of(trainer, target: Path) -> bytes:
+    """A complete checkpoint (epoch 99) at ``target``.partial, as a save killed just before its rename leaves it."""
+    trainer.save_checkpoint(str(target))
+    stale = dict(read_training_checkpoint(target), current_epoch=99)
+    target.unlink()
+    partial = Path(f"{target}.partial")
+    torch.save(stale, partial)
+    return partial.read_bytes()
+
+
+def test_only_rank_0_writes_checkpoints_and_a_stale_partial_is_never_revived(trainer, tmp_path):
+    """A DDP rank > 0 (nnU-Net's ``local_rank``) never touches the checkpoint files, not even a ``.partial``
+    (it may be rank 0's save in progress); rank 0 removes a stale one and never renames it into place, with
+    ``--disable_checkpointing`` neither, and otherwise writes its own."""
+    target = tmp_path / "checkpoint_latest.pth"
+    partial = Path(f"{target}.partial")
+    stale = stale_partial_of(trainer, target)
+    trainer.local_rank = 1
+    trainer.save_checkpoint(str(target))
+    assert not target.exists() and partial.read_bytes() == stale
+
+    trainer.local_rank, trainer.disable_checkpointing = 0, True
+    trainer.save_checkpoint(str(target))
+    assert not target.exists() and not partial.exists()
+    assert "No checkpoint written, checkpointing is disabled" in log_text(trainer)
+
+    trainer.disable_checkpointing = False
+    stale_partial_of(trainer, target)
+    trainer.save_checkpoint(str(target))
+    assert read_training_checkpoint(target)["current_epoch"] == trainer.current_epoch + 1 and not partial.exists()
+
+
+def visible_gpus(monkeypatch, count: int) -> tuple[torch.Generator, ...]:
+    """Make torch.cuda's random-state functions see ``count`` GPUs (initialised), whose generators are returned;
+    they are CPU generators, which is all ``torch.cuda.{get,set}_rng_state`` touch of a device."""
+    generators = tuple(torch.Generator().manual_seed(100 + i) for i in range(count))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "_initialized", True)
+    monkeypatch.setattr(torch.cuda, "default_generators", generators)
+    for module in (torch.cuda, torch.cuda.random):
+        monkeypatch.setattr(module, "device_count", lambda: count)
+    return generators
+
+
+def resume(trainer, checkpoint: Path, monkeypatch) -> None:
+    """``--c`` up to the restored random states: load the checkpoint, then our trainers' part of
+    ``on_train_start`` (nnU-Net's own, which builds data loaders, is replaced by creating the output folder)."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    monkeypatch.setattr(nnUNetTrainer, "on_train_start", lambda self: os.makedirs(self.output_folder, exist_ok=True))
+    trainer.load_checkpoint(str(checkpoint))
+    trainer.on_train_start()
+
+
+def test_resuming_on_fewer_gpus_than_at_saving_restores_the_visible_ones_and_logs_the_rest(trainer, tmp_path,
+                                                                                         monkeypatch):
+    visible_gpus(monkeypatch, 2)
+    trainer.save_checkpoint(str(tmp_path / "checkpoint_latest.pth"))
+    saved = read_training_checkpoint(tmp_path / "checkpoint_latest.pth")["random_states"]
+    assert len(saved["cuda"]) == 2 and not torch.equal(saved["cuda"][0], saved["cuda"][1])
+    (gpu,) = visible_gpus(monkeypatch, 1)
+    resume(trainer, tmp_path / "checkpoint_latest.pth", monkeypatch)
+    assert torch.equal(gpu.get_state(), saved["cuda"][0])
+    assert torch.equal(torch.get_rng_state(), saved["torch"])
+    assert "CUDA random states of GPUs 1..1 not restored: the checkpoint has those of 2 GPU(s), 1 visible now" in \
+        log_text(trainer)
+    assert "random states restored from the checkpoint of epoch 1" in log_text(trainer)
+
+
+def test_after_a_resume_each_ddp_rank_draws_its_own_random_stream(trainer, tmp_path, monkeypatch):
+    """Rank 0 continues the saved stream exactly; rank 1 (nnU-Net's ``local_rank``) must not draw the same
+    augmentations, drop paths and patches as rank 0, and draws the same stream again on another resume."""
+    def draws() -> tuple:
+        return tuple(np.random.random(4)), random.random(), tuple(torch.rand(4).tolist())
+
+    trainer.save_checkpoint(str(tmp_path / "checkpoint_latest.pth"))
+    uninterrupted = draws()
+    by_rank = []
+    for rank in (0, 1, 1):
+        trainer.local_rank = rank
+        resume(trainer, tmp_path / "checkpoint_latest.pth", monkeypatch)
+        by_rank.append(draws())
+    assert by_rank[0] == uninterrupted
+    assert all(rank_1 != rank_0 for rank_0, rank_1 in zip(by_rank[0], by_rank[1]))
+    assert by_rank[2] == by_rank[1]

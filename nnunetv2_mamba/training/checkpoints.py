@@ -6,6 +6,7 @@ harness, the tests) uses to read a checkpoint nnU-Net wrote.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -49,10 +50,14 @@ def read_training_checkpoint(path, map_location="cpu") -> dict:
 
 def save_atomically(save, filename) -> None:
     """Run ``save(temporary_name)`` then rename onto ``filename``: a kill while saving never leaves half a file."""
-    temporary = f"{filename}.partial"
+    temporary = partial_name(filename)
     save(temporary)
-    if os.path.isfile(temporary):  # nnU-Net writes nothing on ranks > 0 or with checkpointing disabled
-        os.replace(temporary, filename)
+    os.replace(temporary, filename)
+
+
+def partial_name(filename) -> str:
+    """Where ``save_atomically`` writes ``filename`` before renaming it."""
+    return f"{filename}.partial"
 
 
 def capture_random_states() -> dict:
@@ -65,33 +70,78 @@ def capture_random_states() -> dict:
     return states
 
 
-def restore_random_states(states: dict) -> None:
+def restore_random_states(states: dict, rank: int) -> list[str]:
+    """Set the global generators from ``states`` (``capture_random_states`` on rank 0); returns what was not
+    restored as it was saved, one line each for the log.
+
+    Rank 0 (and a single-process training) continues exactly where the checkpoint left off: python's, numpy's and
+    torch's CPU generator, and the CUDA generator of each GPU index both saved and visible now. CUDA states saved
+    for more GPUs than are visible are dropped, GPUs beyond the saved ones keep their seeds; both are said.
+    A DDP rank r > 0 must not draw rank 0's stream (every rank would augment the same way), and its own states
+    were never saved (only rank 0 writes checkpoints), so it seeds all its generators (torch's seeds every CUDA
+    device) from ``rank_seed(states, r)``: a stream of its own, the same on every resume of that checkpoint.
+    """
+    if rank > 0:
+        seed = rank_seed(states, rank)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        return [f"rank {rank}: random generators seeded with {seed}, derived from the checkpoint's states and the "
+                f"rank, so that this rank draws its own batches"]
     kind, keys, position, has_gauss, cached_gaussian = states["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
     random.setstate(states["python"])
     torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    saved = list(states.get("cuda", []))
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for device, state in enumerate(saved[:visible]):
+        torch.cuda.set_rng_state(state, device)
+    if len(saved) > visible:
+        return [f"CUDA random states of GPUs {visible}..{len(saved) - 1} not restored: the checkpoint has those of "
+                f"{len(saved)} GPU(s), {visible} visible now"]
+    if visible > len(saved):
+        return [f"CUDA random generators of GPUs {len(saved)}..{visible - 1} keep their seeds: the checkpoint has "
+                f"the states of {len(saved)} GPU(s), {visible} visible now"]
+    return []
+
+
+def rank_seed(states: dict, rank: int) -> int:
+    """A 32-bit seed for ``rank``, derived from the saved numpy and torch states: deterministic per checkpoint and
+    rank, different between ranks."""
+    keys, position = states["numpy"][1], states["numpy"][2]
+    digest = hashlib.sha256(keys.numpy().tobytes() + states["torch"].numpy().tobytes()
+                            + f"{position}/{rank}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 class SafeCheckpoints:
-    """Trainer mixin. ``save_checkpoint`` writes ``<name>.partial`` and renames it, so a training killed while
-    saving keeps its previous checkpoint, and adds the global random states (python, numpy, torch, CUDA), which
-    ``--c`` restores once the data loaders are built: with single-process data loading (``nnUNet_n_proc_DA=0``) a
-    resumed training then draws the batches an uninterrupted one would. ``load_checkpoint`` (``--c``, ``--val``)
+    """Trainer mixin. Checkpoints are rank 0's work alone, as in nnU-Net: other DDP ranks return at once and never
+    touch its files. ``save_checkpoint`` first removes a ``<name>.partial`` a killed save left behind (so a stale
+    one is never renamed into place, with ``--disable_checkpointing`` neither), then writes ``<name>.partial`` and
+    renames it, so a training killed while saving keeps its previous checkpoint, and adds rank 0's global random
+    states (python, numpy, torch, CUDA), which ``--c`` restores once the data loaders are built
+    (``restore_random_states``: rank 0 exactly, with the CUDA states of the GPUs visible now; ranks > 0 a stream
+    of their own derived from them): with single-process data loading (``nnUNet_n_proc_DA=0``) a resumed
+    single-GPU training then draws the batches an uninterrupted one would. ``load_checkpoint`` (``--c``, ``--val``)
     first reads the file with ``weights_only=True``: nnU-Net 2.8.1 then unpickles it with ``weights_only=False``
     (and cannot be handed the dict instead), which runs nothing beyond the data the safe read has just accepted.
     Weights of another network get the network's own error, prefixed with which trainer wrote them."""
 
     def save_checkpoint(self, filename: str) -> None:
+        if self.local_rank != 0:
+            return
+        if os.path.isfile(partial_name(filename)):
+            os.remove(partial_name(filename))
+        if self.disable_checkpointing:
+            super().save_checkpoint(filename)  # nnU-Net's: logs that no checkpoint is written
+            return
         save_atomically(self._save_with_random_states, filename)
 
     def _save_with_random_states(self, filename: str) -> None:
         super().save_checkpoint(filename)
-        if os.path.isfile(filename):  # nnU-Net writes nothing on ranks > 0 or with checkpointing disabled
-            checkpoint = read_training_checkpoint(filename)
-            checkpoint[RANDOM_STATES_KEY] = capture_random_states()
-            torch.save(checkpoint, filename)
+        checkpoint = read_training_checkpoint(filename)
+        checkpoint[RANDOM_STATES_KEY] = capture_random_states()
+        torch.save(checkpoint, filename)
 
     def load_checkpoint(self, filename_or_checkpoint: Union[dict, str]) -> None:
         checkpoint, source = filename_or_checkpoint, "the checkpoint"
@@ -107,5 +157,8 @@ class SafeCheckpoints:
     def on_train_start(self):
         super().on_train_start()
         if getattr(self, "random_states_to_restore", None):
-            restore_random_states(self.random_states_to_restore)
-            self.print_to_log_file(f"random states restored from the checkpoint of epoch {self.current_epoch}")
+            for note in restore_random_states(self.random_states_to_restore, self.local_rank):
+                self.print_to_log_file(note)
+            others = " (rank 0's; the other ranks seed theirs from them and their rank)" if self.is_ddp else ""
+            self.print_to_log_file(f"random states restored from the checkpoint of epoch {self.current_epoch}"
+                                   f"{others}")

@@ -1,4 +1,5 @@
-"""Never train on NaN: a trainer mixin that skips optimizer steps whose loss or gradients are not finite."""
+"""Never train on NaN: a trainer mixin that skips optimizer steps whose loss or gradients are not finite, on every
+DDP rank at once."""
 from __future__ import annotations
 
 import math
@@ -6,6 +7,7 @@ from typing import List
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from nnunetv2.utilities.helpers import dummy_context
 
@@ -17,27 +19,59 @@ def clip_gradients(parameters, clip_norm: float | None) -> torch.Tensor:
     return torch.nn.utils.clip_grad_norm_(parameters, math.inf if clip_norm is None else clip_norm)
 
 
+def distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def ranks_with_nonfinite(value: torch.Tensor) -> int:
+    """On how many ranks ``value`` holds a NaN/inf: 0 or 1 for this process alone; under torch.distributed the
+    count over every rank of the default group (a sum all-reduce of a flag on ``value``'s device), so that every
+    rank gets the same answer and takes the same branch."""
+    flag = (~torch.isfinite(value.detach())).any().to(torch.int32).reshape(1)
+    if distributed():
+        dist.all_reduce(flag, op=dist.ReduceOp.SUM)
+    return int(flag.item())
+
+
+def fewest_over_ranks(count: int, device: torch.device) -> int:
+    """``count`` itself for this process alone; under torch.distributed the smallest ``count`` of any rank (a min
+    all-reduce on ``device``: the CUDA device under nccl, the CPU under gloo)."""
+    if not distributed():
+        return count
+    value = torch.tensor([count], dtype=torch.int64, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return int(value.item())
+
+
 class NonFiniteLossGuard:
     """Mixin for nnU-Net trainers: a step whose loss (or, without a GradScaler, gradient norm) is NaN/inf changes
     nothing — no backward, no optimizer step, no GradScaler update — and is logged; the epoch's skips are counted
     in the log and left out of the epoch's mean train loss. An epoch in which every step was skipped raises.
 
+    Under DDP (torch.distributed initialised; without it nothing below communicates) every decision is
+    collective: the loss's finiteness is all-reduced before ``backward``, the gradient norm's before the optimizer
+    step, so a NaN on one rank skips that step on all of them and the ranks' collectives (DDP's gradient
+    all-reduce, nnU-Net's epoch-end ``all_gather_object``) stay in step and their parameters equal; the "every
+    step skipped" error is decided by a min all-reduce of the kept steps, so all ranks raise together.
+
     ``train_step`` is nnU-Net 2.8.1's, re-stated because nnU-Net runs forward, backward and step in one method
     with no hook between them; the additions are the two finiteness checks and ``clip_norm`` (nnU-Net's 12; our
     trainers take it from their recipe, ``RecipeTrainer``; None for no clipping). With a
     GradScaler (CUDA AMP), non-finite *gradients* of a finite loss are left to the scaler, which skips that step
-    and lowers its scale.
+    and lowers its scale (on every rank alike: DDP has made the gradients equal by then).
     """
 
     @property
     def clip_norm(self) -> float | None:
         return NNUNET_CLIP_NORM
 
-    def skip_step(self, what: str, value: float) -> dict:
+    def skip_step(self, what: str, value: torch.Tensor, ranks: int) -> dict:
         """Drop this step's gradients, log why; the returned NaN loss marks the step as skipped."""
         self.optimizer.zero_grad(set_to_none=True)
-        self.print_to_log_file(f"WARNING: non-finite {what} ({value}) in epoch {self.current_epoch}: "
-                               f"optimizer step skipped, parameters unchanged")
+        found = (f"on {ranks} of {dist.get_world_size()} ranks (rank {dist.get_rank()}: {value.item()})"
+                 if distributed() else f"({value.item()})")
+        self.print_to_log_file(f"WARNING: non-finite {what} {found} in epoch {self.current_epoch}: optimizer step "
+                               f"skipped, parameters unchanged")
         return {"loss": np.array(float("nan"))}
 
     def train_step(self, batch: dict) -> dict:
@@ -48,8 +82,9 @@ class NonFiniteLossGuard:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             loss = self.loss(self.network(data), target)
-        if not torch.isfinite(loss.detach()).all():
-            return self.skip_step("loss", loss.item())
+        ranks = ranks_with_nonfinite(loss)
+        if ranks:
+            return self.skip_step("loss", loss, ranks)
         if self.grad_scaler is not None:
             self.grad_scaler.scale(loss).backward()
             self.grad_scaler.unscale_(self.optimizer)
@@ -59,8 +94,9 @@ class NonFiniteLossGuard:
         else:
             loss.backward()
             norm = clip_gradients(self.network.parameters(), self.clip_norm)
-            if not math.isfinite(norm.item()):
-                return self.skip_step("gradient norm", norm.item())
+            ranks = ranks_with_nonfinite(norm)
+            if ranks:
+                return self.skip_step("gradient norm", norm, ranks)
             self.optimizer.step()
         return {"loss": loss.detach().cpu().numpy()}
 
@@ -70,7 +106,7 @@ class NonFiniteLossGuard:
         if skipped:
             self.print_to_log_file(f"epoch {self.current_epoch}: {skipped} of {len(train_outputs)} optimizer steps "
                                    f"skipped for a non-finite loss or gradient")
-        if not kept:
+        if fewest_over_ranks(len(kept), self.device) == 0:
             raise RuntimeError(
                 f"every training step of epoch {self.current_epoch} had a non-finite loss or gradient, so nothing "
                 f"was learned. Check the data for NaN/inf values, or lower the learning rate (initial_lr="
