@@ -31,6 +31,7 @@ class Executor:
 
     def run(self, jobs: Sequence[Job], wait: bool = True) -> dict[str, Outcome]:
         check_jobs(jobs)
+        self.book.reload()
         for job in jobs:
             if self._needs_start(job):
                 self.book.queue(job)
@@ -44,10 +45,12 @@ class Executor:
     def poll(self, keys: Iterable[str]) -> dict[str, Outcome]:
         """The state of earlier submissions (asking the scheduler about active ones); submits nothing."""
         keys = list(keys)
-        for key in keys:
-            record = self.book.get(key)
-            if record is not None and record["state"] in ACTIVE and record["job_id"] is not None:
-                self.book.update(key, *self._query(key, record))
+        self.book.reload()
+        active = [key for key in keys if (record := self.book.get(key)) is not None
+                  and record["state"] in ACTIVE and record["job_id"] is not None]
+        if active:
+            for key, (state, error) in self._query(active).items():
+                self.book.update(key, state, error)
         return {key: self.book.outcome(key) for key in keys}
 
     def _needs_start(self, job: Job) -> bool:
@@ -76,6 +79,6 @@ class Executor:
         """Hand as many queued jobs to the scheduler as it takes now (recording their ids)."""
         raise NotImplementedError
 
-    def _query(self, key: str, record: dict) -> tuple[str, str | None]:
-        """(state, error) of a submitted job."""
+    def _query(self, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+        """{key: (state, error)} of submitted jobs, as the scheduler reports them now."""
         raise NotImplementedError

@@ -3,6 +3,7 @@ to its log file. submitit pickles it into the job, so it imports nothing beyond 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ class RunCommand:
         env.update({name: os.environ[name] for name in self.scheduler_variables if name in os.environ})
         Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                       preexec_fn=_ignore_time_limit_warning)
             while True:
                 try:
                     return process.wait()
@@ -32,3 +34,9 @@ class RunCommand:
                     # TIMEOUT, and the harness resumes it with --c.
                     log.write(f"[executor] {type(warning).__name__}: {warning}; the command runs on\n".encode())
                     log.flush()
+
+
+def _ignore_time_limit_warning() -> None:
+    """In the command's process, before exec: ignore SIGUSR2, which SLURM sends to every process of a submitit job
+    shortly before its time limit (the ignoring is inherited, so the command is not killed by it)."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)

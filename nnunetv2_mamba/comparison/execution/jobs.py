@@ -67,6 +67,10 @@ class JobBook:
     def __init__(self, state_dir: Path):
         self.path = Path(state_dir) / "jobs.json"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the file again (another executor on the same folder may have written it)."""
         self.records: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def get(self, key: str) -> dict | None:

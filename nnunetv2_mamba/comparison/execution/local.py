@@ -13,7 +13,6 @@ from .settings import ExecutorSettings
 from .submitted import finished_outcome
 
 NO_TIME_LIMIT_MIN = 60 * 24 * 365
-_STARTED: dict[str, object] = {}  # job id -> submitit LocalJob started by this process (it holds the process)
 
 
 def visible_gpus() -> list[str]:
@@ -46,27 +45,32 @@ class LocalExecutor(Executor):
             executor = self.submitit.LocalExecutor(folder=self.state_dir / job.key)
             executor.update_parameters(timeout_min=self.settings.time_min or NO_TIME_LIMIT_MIN)
             submitted = executor.submit(RunCommand(job.command, env, str(job.log_file)))
-            _STARTED[submitted.job_id] = submitted
             self.book.submitted(job.key, submitted.job_id, state="running", slot=slot)
 
-    def _query(self, key: str, record: dict) -> tuple[str, str | None]:
+    def _query(self, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+        return {key: self._query_one(key, self.book.get(key)) for key in keys}
+
+    def _query_one(self, key: str, record: dict) -> tuple[str, str | None]:
         job_id, log_file = record["job_id"], Path(record["log_file"])
-        job = _STARTED.get(job_id) or self.submitit.local.local.LocalJob(folder=self.state_dir / key, job_id=job_id)
-        state = job.state
-        if state == "RUNNING" or (state == "NO PROCESS AND NO RESULT" and _alive(int(job_id))):
+        if _alive(int(job_id)):  # the job id is the pid of submitit's controller process
             return "running", None
+        job = self.submitit.local.local.LocalJob(folder=self.state_dir / key, job_id=job_id)
         if job.paths.result_pickle.exists():
             return finished_outcome(job, log_file)
-        return "failed", (f"the job's process ended without a result ({state}; killed, or past --slurm-time-min?);"
+        return "failed", (f"the job's process ended without a result (killed, or past --slurm-time-min?);"
                           f" last lines of {log_file}:\n{log_tail(log_file)}")
 
 
 def _alive(pid: int) -> bool:
-    """Whether the controller of a job started by an earlier process still runs."""
+    """Whether a job's controller process still runs, whether this process or an earlier one started it."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == 0  # our child: reaped here once it has ended
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .base import Executor, ExecutorError
 from .command import RunCommand
-from .jobs import ACTIVE, log_tail
+from .jobs import log_tail
 from .settings import ExecutorSettings, sbatch_options
 from .submitted import finished_outcome
 
@@ -64,19 +64,14 @@ class SlurmExecutor(Executor):
                 raise ExecutorError(f"sbatch refused job {job.key}: {error}") from error
             self.book.submitted(job.key, submitted.job_id)
 
-    def poll(self, keys):
-        keys = list(keys)
-        active = [self.book.get(key) for key in keys]
-        job_ids = [record["job_id"] for record in active
-                   if record is not None and record["state"] in ACTIVE and record["job_id"] is not None]
+    def _query(self, keys: list[str]) -> dict[str, tuple[str, str | None]]:
         watcher = self.submitit.SlurmJob.watcher
-        for job_id in job_ids:
-            watcher.register_job(job_id)
-        if job_ids:
-            watcher.update()  # one sacct call for all of them
-        return super().poll(keys)
+        for key in keys:
+            watcher.register_job(self.book.get(key)["job_id"])
+        watcher.update()  # one sacct call for all of them
+        return {key: self._query_one(key, self.book.get(key)) for key in keys}
 
-    def _query(self, key: str, record: dict) -> tuple[str, str | None]:
+    def _query_one(self, key: str, record: dict) -> tuple[str, str | None]:
         job = self.submitit.SlurmJob(folder=self.state_dir / key, job_id=record["job_id"])
         state = job.watcher.get_state(record["job_id"], mode="cache").split()[0]  # "CANCELLED by 0" -> CANCELLED
         if state in WAITING:
