@@ -42,7 +42,7 @@ def slurm():
 
 
 def settings_for(kind: str, **overrides) -> ExecutorSettings:
-    base = {"slurm": {"partition": "debug", "time_min": 10}, "local": {"max_parallel": 2}}.get(kind, {})
+    base = {"slurm": {"partition": "debug"}, "local": {"max_parallel": 2}}.get(kind, {})
     return ExecutorSettings(**{**base, **overrides})
 
 
@@ -84,7 +84,9 @@ WRITE_BACK = "import os; print('hello from', os.environ['MARK']); open(os.enviro
 
 def test_jobs_run_with_their_environment_and_log(kind, tmp_path):
     jobs = [python_job(tmp_path, f"ok{index}", WRITE_BACK, MARK=f"mark-{index}") for index in range(3)]
-    settings = settings_for(kind, extra=("--comment=nnunet-test",)) if kind == "slurm" else settings_for(kind)
+    settings = settings_for(kind)
+    if kind == "slurm":
+        settings = settings_for(kind, cpus=1, mem_gb=0.5, time_min=10, extra=("--comment=nnunet-test",))
     executor = make_executor(kind, tmp_path / "jobs", settings)
     outcomes = run_and_wait(executor, jobs)
 
@@ -98,10 +100,10 @@ def test_jobs_run_with_their_environment_and_log(kind, tmp_path):
         assert all(outcome.job_id is None for outcome in outcomes.values())
     else:
         assert all(outcome.job_id for outcome in outcomes.values())
-    if kind == "slurm":  # submitit wrote the submission script, with the extra option, into the job's folder
+    if kind == "slurm":  # submitit wrote the submission script, with the settings, into the job's folder
         (script,) = (tmp_path / "jobs" / "ok0").glob("*_submission.sh")
-        assert "#SBATCH --comment=nnunet-test" in script.read_text()
-        assert "#SBATCH --partition=debug" in script.read_text()
+        for line in ("--comment=nnunet-test", "--partition=debug", "--cpus-per-task=1", "--mem=512M", "--time=10"):
+            assert f"#SBATCH {line}\n" in script.read_text()
 
 
 def test_a_failing_job_reports_its_exit_code_and_log_tail(kind, tmp_path):
@@ -213,6 +215,7 @@ def test_flags_override_the_settings_file(tmp_path):
     ('partition = "gpu"\nqueue = "x"\n', "unknown key.*queue"),
     ("gpus = -1\n", "gpus = -1: expected an integer >= 0"),
     ('extra = ["qos=high"]\n', "'--name=value'"),
+    ('extra = "--qos=high"\n', "extra must be a list"),
     ("partition = \n", "executor settings"),
 ])
 def test_a_bad_settings_file_gets_one_clear_error(tmp_path, text, message):

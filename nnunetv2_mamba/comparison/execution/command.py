@@ -12,19 +12,21 @@ from pathlib import Path
 @dataclass(frozen=True)
 class RunCommand:
     """Run `command` with exactly `env` (plus the `scheduler_variables` the scheduler set for this job, e.g. the
-    GPU SLURM allotted in CUDA_VISIBLE_DEVICES), stdout and stderr appended to `log_file`; return its exit code."""
+    GPU SLURM allotted in CUDA_VISIBLE_DEVICES), stdout and stderr appended to `log_file`; return its exit code.
+    `ignore_sigusr2`: the command ignores SIGUSR2, which SLURM sends to every process of a submitit job shortly
+    before its time limit (without this it would kill the command then)."""
     command: tuple[str, ...]
     env: dict[str, str]
     log_file: str
     scheduler_variables: tuple[str, ...] = ()
+    ignore_sigusr2: bool = False
 
     def __call__(self) -> int:
         env = dict(self.env)
         env.update({name: os.environ[name] for name in self.scheduler_variables if name in os.environ})
         Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       preexec_fn=_ignore_time_limit_warning)
+            process = self._start(env, log)
             while True:
                 try:
                     return process.wait()
@@ -35,8 +37,11 @@ class RunCommand:
                     log.write(f"[executor] {type(warning).__name__}: {warning}; the command runs on\n".encode())
                     log.flush()
 
-
-def _ignore_time_limit_warning() -> None:
-    """In the command's process, before exec: ignore SIGUSR2, which SLURM sends to every process of a submitit job
-    shortly before its time limit (the ignoring is inherited, so the command is not killed by it)."""
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    def _start(self, env: dict[str, str], log) -> subprocess.Popen:
+        if self.ignore_sigusr2:
+            handler = signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # an ignored signal stays ignored through exec
+        try:
+            return subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            if self.ignore_sigusr2:
+                signal.signal(signal.SIGUSR2, handler)

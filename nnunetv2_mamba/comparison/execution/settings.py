@@ -37,7 +37,7 @@ class ExecutorSettings:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "extra":
-                if not all(isinstance(line, str) for line in value):
+                if not isinstance(value, tuple) or not all(isinstance(line, str) for line in value):
                     raise SettingsError(f"extra must be a list of '#SBATCH' options as strings, got {value!r}")
                 sbatch_options(value)
             elif value is not None and not _fits(field.name, value):

@@ -56,7 +56,8 @@ class SlurmExecutor(Executor):
             job = self._queued.pop(0)
             executor = self.submitit.SlurmExecutor(folder=self.state_dir / job.key)
             executor.update_parameters(job_name=job.key, **self._parameters(job.gpus))
-            command = RunCommand(job.command, dict(job.env), str(job.log_file), ("CUDA_VISIBLE_DEVICES",))
+            command = RunCommand(job.command, dict(job.env), str(job.log_file), ("CUDA_VISIBLE_DEVICES",),
+                                 ignore_sigusr2=True)
             try:
                 submitted = executor.submit(command)
             except self.submitit.core.utils.FailedJobError as error:
