@@ -65,7 +65,9 @@ EOF
     chmod 600 "$dir/slurmdbd.conf"
 }
 
-node_idle() { sinfo -h -N -o %t 2>/dev/null | grep -qx 'idle\|mix\|alloc'; }
+# (sinfo retries for a minute where slurm.conf is missing: look for it and the controller first)
+running() { [ -f "$SLURM_CONF" ] && pgrep -x slurmctld >/dev/null; }
+node_idle() { running && sinfo -h -N -o %t 2>/dev/null | grep -qx 'idle\|mix\|alloc'; }
 
 wait_for() {  # wait_for DAEMON COMMAND...: retry COMMAND for $timeout_s seconds while DAEMON runs
     local daemon="$1"; shift
@@ -111,6 +113,6 @@ stop() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
-    status) sinfo || fail "SLURM is not running (bash scripts/slurm_single_node.sh start); logs in $dir" ;;
+    status) running && sinfo || fail "SLURM is not running (bash scripts/slurm_single_node.sh start); logs in $dir" ;;
     *) echo "usage: bash scripts/slurm_single_node.sh {start|stop|status}" >&2; exit 2 ;;
 esac

@@ -14,7 +14,7 @@ from .settings import ExecutorSettings
 
 
 class ExecutorError(RuntimeError):
-    """Bad executor settings or an unusable scheduler, raised before anything is submitted."""
+    """Bad executor settings or an unusable scheduler (make_executor raises it before anything is submitted)."""
 
 
 class Executor:

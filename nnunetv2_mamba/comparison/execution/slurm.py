@@ -14,7 +14,7 @@ from .submitted import finished_outcome
 
 WAITING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "CONFIGURING", "SUSPENDED",
            "UNKNOWN"}  # UNKNOWN: submitted, not yet in sacct
-RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
+RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT"}
 ENDED_BY_COMMAND = {"COMPLETED", "FAILED"}  # everything else (TIMEOUT, CANCELLED, OUT_OF_MEMORY, ...) the scheduler did
 
 
