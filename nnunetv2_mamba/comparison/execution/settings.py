@@ -93,23 +93,24 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--executor-settings", type=Path, metavar="FILE",
                        help="TOML file with partition, gpus, cpus, mem_gb, time_min, account, extra, max_parallel "
                             "(flags override it)")
-    group.add_argument("--slurm-partition", dest="partition", metavar="NAME")
-    group.add_argument("--slurm-gpus", dest="gpus", type=int, metavar="N", help="GPUs per GPU job")
-    group.add_argument("--slurm-cpus", dest="cpus", type=int, metavar="N", help="CPUs per job")
-    group.add_argument("--slurm-mem-gb", dest="mem_gb", type=float, metavar="GB", help="memory per job")
-    group.add_argument("--slurm-time-min", dest="time_min", type=int, metavar="MIN", help="time limit per job")
-    group.add_argument("--slurm-account", dest="account", metavar="NAME")
-    group.add_argument("--slurm-extra", dest="extra", action="append", metavar="OPTION",
+    group.add_argument("--slurm-partition", dest="executor_partition", metavar="NAME",
+                       help="SLURM partition (checked with sinfo before submitting)")
+    group.add_argument("--slurm-gpus", dest="executor_gpus", type=int, metavar="N", help="GPUs per GPU job")
+    group.add_argument("--slurm-cpus", dest="executor_cpus", type=int, metavar="N", help="CPUs per job")
+    group.add_argument("--slurm-mem-gb", dest="executor_mem_gb", type=float, metavar="GB", help="memory per job")
+    group.add_argument("--slurm-time-min", dest="executor_time_min", type=int, metavar="MIN", help="time limit per job")
+    group.add_argument("--slurm-account", dest="executor_account", metavar="NAME", help="SLURM account to charge")
+    group.add_argument("--slurm-extra", dest="executor_extra", action="append", metavar="OPTION",
                        help="an #SBATCH option such as --qos=high (repeatable; replaces the file's list)")
-    group.add_argument("--max-parallel", dest="max_parallel", type=int, metavar="N",
+    group.add_argument("--max-parallel", dest="executor_max_parallel", type=int, metavar="N",
                        help="local: jobs at once (default: one per visible GPU, else 1)")
 
 
 def settings_from_arguments(args: argparse.Namespace) -> ExecutorSettings:
     """The settings file (if any) with the flags that were given laid over it."""
     base = ExecutorSettings.from_file(args.executor_settings) if args.executor_settings else ExecutorSettings()
-    flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(ExecutorSettings)
-             if getattr(args, field.name, None) is not None}
+    flags = {field.name: getattr(args, f"executor_{field.name}") for field in dataclasses.fields(ExecutorSettings)
+             if getattr(args, f"executor_{field.name}") is not None}
     if "extra" in flags:
         flags["extra"] = tuple(flags["extra"])
     return dataclasses.replace(base, **flags)
