@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 from scipy.stats import wilcoxon
 
-from nnunetv2_mamba.cli import main
 from nnunetv2_mamba.comparison import figures
 from nnunetv2_mamba.comparison.cost import count_flops
 from nnunetv2_mamba.comparison.harness import BenchmarkConfig
@@ -145,7 +144,7 @@ def curves_of(trainer: str, epochs: int, iterations: int, seconds_per_epoch: flo
 
 def test_report_from_saved_results(tmp_path):
     """Two methods on 6 cases: the better one is bold, p-values equal scipy's, figures are real images, each run's
-    budget is reported, and --report-only regenerates every figure."""
+    budget is reported, and writing the report again regenerates every figure."""
     rng = np.random.default_rng(0)
     folders = {n: tmp_path / n for n in ("images", "references", "base", "better")}
     for folder in folders.values():
@@ -206,7 +205,7 @@ def test_report_from_saved_results(tmp_path):
 
     for name in pngs:
         (report_dir / name).unlink()
-    assert main(["benchmark", "-d", "900", "--report-only", "-o", str(report_dir)]) == 0
+    write_report(report_dir)
     assert all((report_dir / name).is_file() for name in pngs)
 
 
@@ -278,8 +277,8 @@ def test_overlays_draw_and_name_every_one_of_nine_classes(tmp_path):
     assert len(set(figures.distinct_colours(40))) == 40
 
 
-def test_report_only_without_results_says_what_to_do(tmp_path):
-    with pytest.raises(SystemExit, match="without --report-only"):
+def test_a_report_without_results_says_what_to_do(tmp_path):
+    with pytest.raises(SystemExit, match="results.json does not exist; run the benchmark first"):
         write_report(tmp_path)
 
 

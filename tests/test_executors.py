@@ -163,11 +163,12 @@ def test_a_job_past_its_slurm_time_limit_fails_and_only_it_is_resubmitted(slurm,
     assert outcomes["sleeper"].state == "failed"
     assert "TIMEOUT" in outcomes["sleeper"].error and "sleeping" in outcomes["sleeper"].error
 
-    rerun = make_executor("slurm", tmp_path / "jobs", settings_for("slurm", time_min=1)).run([quick, sleeper],
-                                                                                             wait=False)
-    assert rerun["quick"] == outcomes["quick"]  # done with the same command: kept, not run again
-    assert rerun["sleeper"].job_id != outcomes["sleeper"].job_id and rerun["sleeper"].state in ("pending", "running")
-    subprocess.run(["scancel", rerun["sleeper"].job_id], check=True, timeout=60)
+    rerun = make_executor("slurm", tmp_path / "jobs", settings_for("slurm", time_min=1))
+    resubmitted = rerun.run([sleeper], wait=False)  # the harness asks again only for what did not finish
+    assert rerun.poll(["quick"])["quick"] == outcomes["quick"]  # the finished job's record is kept as it was
+    assert resubmitted["sleeper"].job_id != outcomes["sleeper"].job_id
+    assert resubmitted["sleeper"].state in ("pending", "running")
+    subprocess.run(["scancel", resubmitted["sleeper"].job_id], check=True, timeout=60)
     cancelled = run_and_wait(executor, [sleeper], seconds=120)["sleeper"]  # an executor made before the rerun
     assert cancelled.state == "failed" and "CANCELLED" in cancelled.error
 

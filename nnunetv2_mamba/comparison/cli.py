@@ -2,6 +2,8 @@
 and select with nnU-Net's own code; write a report."""
 from __future__ import annotations
 
+from nnunetv2_mamba.comparison.execution.settings import add_executor_arguments
+
 FOLDS_ALL = "all"
 
 
@@ -65,39 +67,39 @@ def add_arguments(parser) -> None:
     parser.add_argument("--test-labels", default=None, help="reference segmentations of --test-folder")
     parser.add_argument("--disable-tta", action="store_true", help="no mirroring when predicting --test-folder")
     parser.add_argument("--report-only", action="store_true",
-                        help="only regenerate report and figures from REPORT_DIR/results.json")
+                        help="plan, train and predict nothing: score what has finished (runs, nnU-Net's selection, "
+                             "test predictions), list the runs that have not with their job state, write the report")
     parser.add_argument("-o", dest="report_dir", default=None,
                         help="report folder (default nnUNet_results/DatasetXXX/benchmark_CONFIG)")
     parser.add_argument("-device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto: cuda when available, else cpu")
+    add_executor_arguments(parser)
 
 
 def run(args) -> int:
     from pathlib import Path
 
     from nnunetv2_mamba.comparison.environment import NnUNetPaths
+    from nnunetv2_mamba.comparison.execution import ExecutorError, SettingsError
+    from nnunetv2_mamba.comparison.execution.settings import settings_from_arguments
     from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
     from nnunetv2_mamba.comparison.methods import MethodError
     from nnunetv2_mamba.comparison.plans import PlansError
-    from nnunetv2_mamba.comparison.report import write_report
     from nnunetv2_mamba.training.budget import BudgetNameError
 
-    if args.report_only:
-        if args.report_dir is None:
-            paths = NnUNetPaths.from_environment()
-            args.report_dir = paths.results / paths.dataset_name(args.dataset_id) / f"benchmark_{args.configuration}"
-        print(f"report: {write_report(args.report_dir)}")
-        return 0
-    config = BenchmarkConfig(
-        dataset_id=args.dataset_id, trainers=args.trainers, configuration=args.configuration,
-        folds=folds_argument(args.folds), epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
-        baseline_preset=args.baseline_preset, baseline_batch_size=args.baseline_batch_size, ensembles=args.ensembles,
-        test_images=Path(args.test_folder) if args.test_folder else None,
-        test_labels=Path(args.test_labels) if args.test_labels else None,
-        report_dir=Path(args.report_dir) if args.report_dir else None, device=args.device,
-        disable_tta=args.disable_tta)
     try:
-        print(f"report: {run_benchmark(config, NnUNetPaths.from_environment())}")
-    except (BudgetNameError, MethodError, PlansError) as error:
+        config = BenchmarkConfig(
+            dataset_id=args.dataset_id, trainers=args.trainers, configuration=args.configuration,
+            folds=folds_argument(args.folds), epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
+            baseline_preset=args.baseline_preset, baseline_batch_size=args.baseline_batch_size,
+            ensembles=args.ensembles, test_images=Path(args.test_folder) if args.test_folder else None,
+            test_labels=Path(args.test_labels) if args.test_labels else None,
+            report_dir=Path(args.report_dir) if args.report_dir else None, device=args.device,
+            disable_tta=args.disable_tta, executor=args.executor, executor_settings=settings_from_arguments(args),
+            wait=not args.no_wait, report_only=args.report_only)
+        report = run_benchmark(config, NnUNetPaths.from_environment())
+    except (BudgetNameError, MethodError, PlansError, ExecutorError, SettingsError) as error:
         raise SystemExit(str(error)) from None
+    if report is not None:
+        print(f"report: {report}")
     return 0

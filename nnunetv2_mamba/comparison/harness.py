@@ -17,9 +17,9 @@ from tqdm import tqdm
 from nnunetv2_mamba.comparison import ensembles, plans as plans_module
 from nnunetv2_mamba.comparison.environment import (CPU_SETTINGS, NnUNetPaths, nnunet_environment, resolve_device,
                                                    subprocess_environment)
-from nnunetv2_mamba.comparison.executors import Job, make_executor
+from nnunetv2_mamba.comparison.execution import ExecutorSettings, Job, make_executor
 from nnunetv2_mamba.comparison.methods import Method, default_methods
-from nnunetv2_mamba.comparison.prediction import predict_folder
+from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, prediction_timing, test_cases
 from nnunetv2_mamba.comparison.report import save_results, write_report
 from nnunetv2_mamba.comparison.submission import predict_best
 from nnunetv2_mamba.comparison.training import FoldRun, read_training_log
@@ -52,6 +52,9 @@ class BenchmarkConfig:
     device: str = "auto"
     disable_tta: bool = False
     executor: str = "inline"
+    executor_settings: ExecutorSettings | None = None
+    wait: bool = True
+    report_only: bool = False
 
     def methods(self) -> dict[str, Method]:
         """{report name: method}, in the order given."""
@@ -144,19 +147,35 @@ class Benchmark:
     def finished_runs(self) -> dict[str, list[FoldRun]]:
         return {name: [r for r in runs if r.is_finished(self.config.ensembles)] for name, runs in self.runs.items()}
 
+    def unfinished_runs(self) -> list[FoldRun]:
+        return [r for runs in self.runs.values() for r in runs if not r.is_finished(self.config.ensembles)]
 
-def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path:
-    """Plan what is missing, train (resumably), select and ensemble, predict, evaluate and write the report;
-    returns the path of report.md. Runs that fail are reported (with their logs) after the report is written."""
+
+def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path | None:
+    """Plan what is missing, train (resumably, through the executor), select and ensemble, predict, evaluate and
+    write the report; returns the path of report.md (None after ``wait=False``, which only submits). With
+    ``report_only`` nothing is planned, trained or predicted: what has finished is scored and reported. Runs that
+    failed are reported (with their logs) after the report is written."""
     bench = Benchmark(config, paths)
     bench.check_inputs()
+    executor = make_executor(config.executor, bench.report_dir / "jobs", config.executor_settings)
     for variable, value in bench.cpu_settings.items():
         print(f"[benchmark] on CPU: {variable}={value} ({CPU_SETTINGS[variable][1]})", flush=True)
-    bench.prepare_plans()
-    executor = make_executor(config.executor, bench.report_dir / "jobs")
-    outcomes = executor.run(bench.training_jobs())
-    failures = {key: outcome for key, outcome in outcomes.items() if outcome.state == "failed"}
-    results = collect_results(bench, executor)
+    if config.report_only:
+        outcomes = executor.poll(executor.recorded([f"train__{run.key}" for run in bench.unfinished_runs()]))
+    else:
+        bench.prepare_plans()
+        outcomes = executor.run(bench.training_jobs(), wait=config.wait)
+        if not config.wait:
+            for outcome in outcomes.values():
+                print(f"[benchmark] {outcome.key}: {outcome.state}"
+                      + (f" (job {outcome.job_id})" if outcome.job_id else ""), flush=True)
+            print("[benchmark] submitted; run the same command again to wait for them and go on (or with "
+                  "--report-only to report what has finished)", flush=True)
+            return None
+    results = collect_results(bench, executor, run_commands=not config.report_only)
+    results["missing_runs"] = {run.key: _state(outcomes.get(f"train__{run.key}")) for run in bench.unfinished_runs()}
+    failures = {**{key: o for key, o in outcomes.items() if o.state == "failed"}, **results.pop("failed_jobs")}
     results["failures"] = {key: {"log": str(o.log_file), "error": o.error} for key, o in failures.items()}
     save_results(results, bench.report_dir)
     report = write_report(bench.report_dir)
@@ -167,14 +186,25 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path:
     return report
 
 
-def collect_results(bench: Benchmark, executor) -> dict:
-    """Score every finished run (and ensembles, test predictions): the content of results.json."""
+def _state(outcome) -> str:
+    """A run's job state for the report: its executor's, or "not submitted"."""
+    return "not submitted" if outcome is None else outcome.state
+
+
+def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> dict:
+    """Score every finished run, nnU-Net's selection and ensembles, the test predictions: the content of
+    results.json, with ``failed_jobs`` ({key: Outcome}) of the predictions that failed. Without ``run_commands``
+    only what exists is read (no selection, prediction or cost measurement is run)."""
     config = bench.config
     finished = bench.finished_runs()
     dataset_json = json.loads((bench.preprocessed / "dataset.json").read_text())
     references = bench.preprocessed / "gt_segmentations"
     scored = {name: runs for name, runs in finished.items() if runs}
-    costs = {name: _measure_cost(bench.trained_as[name], bench.methods[name], bench, bench.report_dir / "costs")
+    if not scored:
+        raise SystemExit("no run has finished yet: " + "; ".join(
+            f"{r.key} {r.status(config.ensembles)}" for r in bench.unfinished_runs()))
+    costs = {name: _measure_cost(bench.trained_as[name], bench.methods[name], bench, bench.report_dir / "costs",
+                                 run_commands)
              for name in tqdm(scored, desc="cost (params, FLOPs, memory)", unit="method")}
 
     splits = {"validation": {}}
@@ -191,54 +221,66 @@ def collect_results(bench: Benchmark, executor) -> dict:
         curves[name] = {str(r.fold): read_training_log(r) for r in runs}
         costs[name]["train_seconds_per_iteration"] = _mean([c["seconds_per_iteration"] for c in curves[name].values()])
 
-    selection = None
+    selection, failed = None, {}
     complete = len(scored) == len(bench.runs) and all(len(r) == len(config.folds) for r in scored.values())
     if config.ensembles and complete and len(scored) > 1:
-        selection = select_and_ensemble(bench)
-        for key, folder in selection["ensemble_folders"].items():
+        selection = select_and_ensemble(bench, run_commands)
+        for key, folder in (selection or {}).get("ensemble_folders", {}).items():
             splits["validation"][key] = evaluate_folder(references, folder, dataset_json)
 
-    if config.test_images is not None and scored:
+    if config.test_images is not None:
+        ending = dataset_json["file_ending"]
+        cases = test_cases(config.test_images, ending)
+        outputs = {name: bench.report_dir / "test_predictions" / _flat(name) for name in scored}
+        jobs = [prediction_job(f"predict__{_flat(name)}", config.dataset_id, bench.trained_as[name],
+                               bench.methods[name].plans, bench.methods[name].configuration,
+                               [r.fold for r in scored[name]], config.test_images, output, bench.device, bench.env,
+                               bench.logs / f"predict_{_flat(name)}.log", config.disable_tta)
+                for name, output in outputs.items() if not is_predicted(output, cases, ending)]
+        if run_commands and jobs:
+            failed.update({k: o for k, o in executor.run(jobs).items() if o.state == "failed"})
         splits["test"], overlay_sources["test"] = {}, {"images": str(config.test_images),
                                                        "references": str(config.test_labels), "predictions": {}}
-        for name in tqdm(scored, desc="test prediction (nnUNetv2_predict)", unit="method"):
-            output = bench.report_dir / "test_predictions" / _flat(name)
-            timing = _timed_prediction(bench, name, [r.fold for r in scored[name]], output)
-            costs[name]["inference_seconds_per_case"] = timing["seconds_per_case"]
-            splits["test"][name] = evaluate_folder(config.test_labels, output, dataset_json)
-            overlay_sources["test"]["predictions"][name] = [str(output)]
-        if selection is not None:
-            output = bench.report_dir / "test_predictions" / f"{BEST}__{_flat(selection['best'])}"
-            final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, output, bench.device,
+        for name, output in outputs.items():
+            if is_predicted(output, cases, ending):
+                costs[name]["inference_seconds_per_case"] = prediction_timing(output, cases, ending)[
+                    "seconds_per_case"]
+                splits["test"][name] = evaluate_folder(config.test_labels, output, dataset_json)
+                overlay_sources["test"]["predictions"][name] = [str(output)]
+        best = bench.report_dir / "test_predictions" / f"{BEST}__{_flat(selection['best'])}" if selection else None
+        if best is not None and (run_commands or is_predicted(best / "postprocessed", cases, ending)):
+            final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, best, bench.device,
                                  bench.env, executor, config.disable_tta, replace=True)
             row = f"{BEST}: {selection['best']} (postprocessed)"
             splits["test"][row] = evaluate_folder(config.test_labels, final, dataset_json)
             overlay_sources["test"]["predictions"][row] = [str(final)]
+        if not splits["test"]:
+            del splits["test"], overlay_sources["test"]
 
     results = {"dataset": bench.dataset, "dataset_id": config.dataset_id, "configuration": config.configuration,
                "folds": config.folds, "device": bench.device, "trained_as": {n: bench.trained_as[n] for n in scored},
                "methods": {n: {"trainer": m.trainer, "plans": m.plans, "configuration": m.configuration,
                                "ours": m.is_ours} for n, m in bench.methods.items() if n in scored},
-               "missing_runs": [r.key for name, runs in bench.runs.items() for r in runs if r not in finished[name]],
                "fold_of_case": _fold_of_case(bench.preprocessed, config.folds),
                "cpu_settings": bench.cpu_settings, "splits": splits, "costs": costs, "curves": curves,
-               "overlay_sources": overlay_sources}
+               "overlay_sources": overlay_sources, "failed_jobs": failed}
     return results if selection is None else {**results, "selection": selection}  # null would load back as NaN
 
 
-def select_and_ensemble(bench: Benchmark) -> dict:
+def select_and_ensemble(bench: Benchmark, run_commands: bool = True) -> dict | None:
     """nnU-Net's ``find_best_configuration`` over the compared runs (``ensembles``): its per-candidate Dice, its
-    choice, the postprocessed Dice and its inference instructions, with nnU-Net's names mapped to the report's."""
+    choice, the postprocessed Dice and its inference instructions, with nnU-Net's names mapped to the report's.
+    Without ``run_commands`` the selection nnU-Net saved is read, None unless it was made over these models and
+    folds."""
     names = {bench.methods[n].folder_name(bench.trained_as[n]): n for n in bench.methods}
-    command = ensembles.find_best_command(bench.config.dataset_id, bench.config.folds, list(names))
-    log = bench.logs / "find_best_configuration.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as handle:
-        result = subprocess.run(command, env=bench.env, stdout=handle, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise RuntimeError(f"nnU-Net's find_best_configuration failed (log: {log}):\n{tail}")
+    if run_commands:
+        _run_find_best(bench, list(names))
+    elif not (bench.dataset_results / ensembles.INFERENCE_INFORMATION).is_file():
+        return None
     selection = ensembles.read_selection(bench.dataset_results)
+    considered = {f"{m['trainer']}__{m['plans']}__{m['configuration']}" for m in selection["considered_models"]}
+    if considered != set(names) or list(selection["folds"]) != bench.config.folds:
+        return None
 
     def report_name(key: str) -> str:
         if key.startswith(ensembles.ENSEMBLE_PREFIX):
@@ -254,6 +296,17 @@ def select_and_ensemble(bench: Benchmark) -> dict:
             "ensemble_folders": {report_name(k): str(ensembles.ensemble_folder(bench.dataset_results, k))
                                  for k in selection["all_results"] if k.startswith(ensembles.ENSEMBLE_PREFIX)},
             "instructions": (bench.dataset_results / ensembles.INSTRUCTIONS).read_text()}
+
+
+def _run_find_best(bench: Benchmark, identifiers: list[str]) -> None:
+    command = ensembles.find_best_command(bench.config.dataset_id, bench.config.folds, identifiers)
+    log = bench.logs / "find_best_configuration.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as handle:
+        result = subprocess.run(command, env=bench.env, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise RuntimeError(f"nnU-Net's find_best_configuration failed (log: {log}):\n{tail}")
 
 
 def _fold_count(preprocessed: Path) -> int:
@@ -287,13 +340,14 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def _measure_cost(trainer: str, method: Method, bench: Benchmark, cache_dir: Path) -> dict:
-    """Cost of ``trainer``'s network on the method's plans, measured once in a fresh process and cached as JSON."""
+def _measure_cost(trainer: str, method: Method, bench: Benchmark, cache_dir: Path, run_commands: bool) -> dict:
+    """Cost of ``trainer``'s network on the method's plans, measured once in a fresh process and cached as JSON
+    (without ``run_commands`` only the cache is read: {} before it was measured)."""
     import sys
 
     cache = cache_dir / f"{method.folder_name(trainer)}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
+    if cache.is_file() or not run_commands:
+        return json.loads(cache.read_text()) if cache.is_file() else {}
     command = [sys.executable, "-m", "nnunetv2_mamba.comparison.cost", trainer,
                str(plans_module.plans_file(bench.paths, bench.dataset, method.plans)),
                str(bench.preprocessed / "dataset.json"), method.configuration, bench.device]
@@ -304,17 +358,3 @@ def _measure_cost(trainer: str, method: Method, bench: Benchmark, cache_dir: Pat
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(cost, indent=2))
     return cost
-
-
-def _timed_prediction(bench: Benchmark, name: str, folds: list[int], output: Path) -> dict:
-    """nnUNetv2_predict of one method on the test images; its timing is cached so that a resumed benchmark keeps it."""
-    method, trainer = bench.methods[name], bench.trained_as[name]
-    cache = bench.report_dir / "costs" / f"{method.folder_name(trainer)}_predict.json"
-    timing = predict_folder(bench.config.dataset_id, trainer, method.plans, method.configuration, folds,
-                            bench.config.test_images, output, bench.device, bench.env,
-                            bench.logs / f"predict_{method.folder_name(trainer)}.log", bench.config.disable_tta)
-    if timing["seconds"] is None and cache.is_file():
-        return json.loads(cache.read_text())
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(timing, indent=2))
-    return timing

@@ -1,35 +1,44 @@
-"""Predict a test folder with one trained model (trainer, plans, configuration) through ``nnUNetv2_predict``, timed."""
+"""Predict a test folder with one trained model (trainer, plans, configuration) through ``nnUNetv2_predict``: the
+job that does it, and how long it took, read back from the files it wrote."""
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 
+from nnunetv2_mamba.comparison.environment import nnunet_command
+from nnunetv2_mamba.comparison.execution import Job
 
-def predict_folder(dataset_id: int, trainer: str, plans: str, configuration: str, folds: list[int], input_dir: Path,
-                   output_dir: Path, device: str, env: dict, log_file: Path, disable_tta: bool = False) -> dict:
-    """Run nnUNetv2_predict (skipped when every case already has a prediction); returns
-    {"seconds": wall seconds or None if skipped, "cases": number of cases, "seconds_per_case"}.
+#: the first file nnUNetv2_predict writes into its output folder, after loading the model
+STARTED = "predict_from_raw_data_args.json"
 
-    The wall time covers the whole command (start-up and model loading included), divided by the cases.
-    """
-    from nnunetv2_mamba.comparison.environment import nnunet_command
 
-    cases = sorted({p.name.rsplit("_", 1)[0] for p in input_dir.iterdir() if p.name.endswith(".nii.gz")})
+def test_cases(input_dir: Path, file_ending: str) -> list[str]:
+    """Case ids of an imagesTs-style folder (``CASE_0000<file_ending>``); one clear error when there are none."""
+    cases = sorted(p.name[: -len("_0000" + file_ending)] for p in input_dir.iterdir()
+                   if p.name.endswith("_0000" + file_ending))
     if not cases:
-        raise SystemExit(f"no '*_0000.nii.gz' images in {input_dir}; pass nnU-Net's imagesTs-style folder.")
-    done = output_dir.is_dir() and all((output_dir / f"{case}.nii.gz").is_file() for case in cases)
-    if done:
-        return {"seconds": None, "cases": len(cases), "seconds_per_case": None}
-    command = [nnunet_command("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output_dir),
-               "-d", str(dataset_id), "-c", configuration, "-tr", trainer, "-p", plans, "-f", *map(str, folds),
-               "-device", device, "-npp", "1", "-nps", "1"] + (["--disable_tta"] if disable_tta else [])
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    with log_file.open("a") as handle:
-        result = subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-25:])
-        raise RuntimeError(f"nnUNetv2_predict failed for {trainer} (log: {log_file}):\n{tail}")
+        raise SystemExit(f"no '*_0000{file_ending}' images in {input_dir}; pass nnU-Net's imagesTs-style folder.")
+    return cases
+
+
+def is_predicted(output_dir: Path, cases: list[str], file_ending: str) -> bool:
+    return output_dir.is_dir() and all((output_dir / f"{case}{file_ending}").is_file() for case in cases)
+
+
+def prediction_job(key: str, dataset_id: int, trainer: str, plans: str, configuration: str, folds: list[int],
+                   input_dir: Path, output_dir: Path, device: str, env: dict, log_file: Path,
+                   disable_tta: bool = False) -> Job:
+    """``nnUNetv2_predict`` of ``input_dir`` into ``output_dir`` with the model's ``folds``."""
+    return Job(key, (nnunet_command("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output_dir),
+                     "-d", str(dataset_id), "-c", configuration, "-tr", trainer, "-p", plans, "-f", *map(str, folds),
+                     "-device", device, "-npp", "1", "-nps", "1", *(["--disable_tta"] if disable_tta else [])),
+               env, log_file, gpus=int(device.startswith("cuda")))
+
+
+def prediction_timing(output_dir: Path, cases: list[str], file_ending: str) -> dict:
+    """{"seconds", "cases", "seconds_per_case"} of a finished prediction: from nnUNetv2_predict's first file
+    (written once the model is loaded) to its last prediction, so preprocessing, inference and export, on whichever
+    machine ran it, without process start-up and model loading."""
+    started = (output_dir / STARTED).stat().st_mtime
+    finished = max((output_dir / f"{case}{file_ending}").stat().st_mtime for case in cases)
+    seconds = max(finished - started, 0.0)
     return {"seconds": seconds, "cases": len(cases), "seconds_per_case": seconds / len(cases)}

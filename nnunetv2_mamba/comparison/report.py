@@ -144,7 +144,7 @@ def write_report(report_dir: str | Path) -> Path:
     report_dir = Path(report_dir)
     results_path = report_dir / RESULTS_FILE
     if not results_path.is_file():
-        raise SystemExit(f"{results_path} does not exist; run the benchmark without --report-only first.")
+        raise SystemExit(f"{results_path} does not exist; run the benchmark first.")
     results = load_results(results_path)
     sections: list[tuple[str, object]] = []  # (heading, markdown/html rows or an image path or a paragraph)
     sections.append(("intro", _intro(results)))
@@ -225,9 +225,10 @@ def _drop_path(setup: dict) -> str:
 def _missing(results: dict) -> str:
     failures = results.get("failures", {})
     lines = [f"{key}: failed, log {failure['log']}" for key, failure in failures.items()]
-    lines += [f"{key}: not finished" for key in results.get("missing_runs", []) if f"train__{key}" not in failures]
-    return ("Each method's rows cover only its finished folds; rerun the benchmark to train the rest (finished runs "
-            "are kept, interrupted ones continue with --c). " + "; ".join(lines) + ".")
+    lines += [f"{key}: {state}" for key, state in results.get("missing_runs", {}).items()
+              if f"train__{key}" not in failures]
+    return ("Each method's rows cover only its finished folds; run the benchmark again to train the rest (finished "
+            "runs are kept, interrupted ones continue with --c). " + "; ".join(lines) + ".")
 
 
 def _intro(results: dict) -> str:

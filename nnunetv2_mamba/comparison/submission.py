@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nnunetv2_mamba.comparison.ensembles import read_selection, selected_identifiers
 from nnunetv2_mamba.comparison.environment import nnunet_command
-from nnunetv2_mamba.comparison.executors import Job
+from nnunetv2_mamba.comparison.execution import Job
 
 FINAL = "postprocessed"
 
@@ -127,7 +127,7 @@ def run(args) -> int:
     import json
 
     from nnunetv2_mamba.comparison.environment import NnUNetPaths, resolve_device, subprocess_environment
-    from nnunetv2_mamba.comparison.executors import make_executor
+    from nnunetv2_mamba.comparison.execution import make_executor
     from nnunetv2_mamba.evaluation.folder import evaluate_folder, write_results
 
     paths = NnUNetPaths.from_environment()

@@ -19,8 +19,8 @@ class ExecutorError(RuntimeError):
 
 class Executor:
     """Runs :class:`Job` s somewhere and records them in ``<state_dir>/jobs.json``. A job recorded as pending or
-    running (with a job id) is re-attached, not submitted again; one recorded done with the same command is not
-    rerun; every other job (new, failed, done with another command) is started."""
+    running (with a job id) is re-attached, not submitted again; every other job given is started: the caller
+    decides what is left to do (the harness asks only for runs that are not finished)."""
     poll_max_s = 30.0
 
     def __init__(self, state_dir: Path, settings: ExecutorSettings):
@@ -53,13 +53,18 @@ class Executor:
                 self.book.update(key, state, error)
         return {key: self.book.outcome(key) for key in keys}
 
+    def recorded(self, keys: Iterable[str]) -> list[str]:
+        """The ``keys`` that have a record (were given to ``run`` before): those ``poll`` can answer for."""
+        self.book.reload()
+        return [key for key in keys if self.book.get(key) is not None]
+
     def _needs_start(self, job: Job) -> bool:
         record = self.book.get(job.key)
         if record is None:
             return True
         if record["state"] in ACTIVE:
             return record["job_id"] is None  # queued by an earlier call that did not wait: never started
-        return record["state"] != "done" or record["command"] != list(job.command)
+        return True
 
     def _wait(self, keys: list[str]) -> None:
         started = time.monotonic()
