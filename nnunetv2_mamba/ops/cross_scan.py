@@ -1,11 +1,12 @@
 """SS2D's four scan orders of a feature map and their merge, as autograd Functions adjoint to each other.
 
 Direction k=0 reads row-major (index h*W + w), k=1 column-major (w*H + h), k=2 and k=3 are k=0 and k=1 reversed.
-Both maps are permutation sums, so each one's backward is the other one. On CUDA, unless the torch backend is
-forced (``nnUNet_mamba_scan=torch``) or the triton smoke test failed there, the fused Triton kernels of
+Both maps are permutation sums, so each one's backward is the other one. On CUDA, unless the torch backend is forced
+(``nnUNet_mamba_scan=torch``) or the triton smoke test failed there, the fused Triton kernels of
 :mod:`.cross_scan_triton` run instead: they write the four directions by index arithmetic without materialising
-flipped or transposed copies. The ``*_channels_last`` pair is the same map on (B, H, W, C) images and (B, H*W, 4, C) sequences: every copy moves
-whole rows of C channels, which is what the CPU scans (cpu and torch) want (see ``SS2D``).
+flipped or transposed copies. The ``*_channels_last`` pair is the same map on (B, H, W, C) images and (B, H*W, 4, C)
+sequences: every copy moves whole rows of C channels, which is what the CPU scans (cpu and torch) want (see
+``SS2D``).
 """
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ index (d*H + h)*W + w), "H fastest" ((d*W + w)*H + h) and "D fastest" ((h*W + w)
 reversed. K = 6 is every axis-major order both ways; K = 4 is SS2D's four directions slice by slice with the slices
 in order (2D direction k is 3D direction k); K = 2 is one flattened sequence both ways. Both maps are permutation
 sums, so each one's backward is the other one. On CUDA, unless the torch backend is forced
-(``nnUNet_mamba_scan=torch``) or the triton smoke test failed there, the fused Triton kernels of :mod:`.cross_scan_3d_triton` run instead. The
-``*_channels_last`` pair is the same map on (B, D, H, W, C) volumes and (B, L, K, C) sequences, for the CPU
-scans (cpu and torch).
+(``nnUNet_mamba_scan=torch``) or the triton smoke test failed there, the fused Triton kernels of
+:mod:`.cross_scan_3d_triton` run instead. The ``*_channels_last`` pair is the same map on (B, D, H, W, C) volumes
+and (B, L, K, C) sequences, for the CPU scans (cpu and torch).
 """
 from __future__ import annotations
 
