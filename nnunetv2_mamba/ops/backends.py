@@ -161,7 +161,7 @@ def smoke_test_inputs() -> dict[str, torch.Tensor]:
 
 
 def _forward_backward(scan, inputs: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    """{"y", "du", ...}: one scan (softplus on) and the gradients of <y, grad>, on the CPU."""
+    """{"y", "du", ...}: one scan (softplus on) on ``device`` and the gradients of <y, grad>."""
     leaves = {k: inputs[k].to(device).requires_grad_() for k in SCAN_ARGUMENTS}
     y = scan(*(leaves[k] for k in SCAN_ARGUMENTS), True, False)
     gradients = torch.autograd.grad(y, list(leaves.values()), inputs["grad"].to(device))
