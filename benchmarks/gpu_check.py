@@ -16,9 +16,15 @@ Checks, in order (each in its own process; a failing case is a FAIL row and the 
                and inference per image at the 2d plan (default patch 224x192, batch 12: nnU-Net's 2d plan scale
                for a cardiac cine MRI set like ACDC, both edges multiples of 32), with the auto backend; MambaUNet
                also with every other backend (not with --quick)
+  triton_backward  the Triton backward against the torch scan at the training scans' shapes (batch, N = 16, 2d
+               stages and a 3d one); its memory beside the planner's workspace term
+  compile      nnUNet_compile=t: nnUNetv2_train, a training step and nnUNetPredictor against the same eager
+               (the dry run: the step only, with the aot_eager backend)
 
 Expected runtime (estimated, not yet measured on a GPU): about 3-5 minutes on an H200-class GPU, most of it Triton
-compiling its kernels once per dtype and shape class and the torch scan's timings; --quick about 2 minutes. The
+compiling its kernels once per dtype and shape class and the torch scan's timings; --quick about 2 minutes; the
+checks run last, triton_backward and compile (two trainings, Inductor compiling a network twice), add an estimated
+3-6 minutes: give them --budget or run them alone with --only. The
 run stays within --budget seconds (default 420): a check that would start later is reported SKIP, and each
 check's process is stopped at its share. The dry run takes about 45 s of CPU time.
 Exit status: 0 if no row FAILed, 1 otherwise (after the whole run), 2 for bad arguments.

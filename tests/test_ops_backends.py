@@ -103,28 +103,23 @@ def test_smoke_test_catches_errors_and_wrong_numbers(monkeypatch):
     backends.smoke_test_failure.cache_clear()
 
 
-class _BrokenBackward(torch.autograd.Function):
-    """Identity forward; a backward that fails as a kernel that does not compile for this device would."""
+def scan_with_backward(backward):
+    """The torch scan followed by an identity whose backward is ``backward(grad)``: a kernel whose forward is right
+    and whose backward is not."""
+    class Identity(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, y):
+            return y.clone()
 
-    @staticmethod
-    def forward(ctx, y):
-        return y.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError("backward kernel failed to compile")
+        @staticmethod
+        def backward(ctx, grad):
+            return backward(grad)
+    torch_scan = backends.availability("torch").function
+    return lambda *args: Identity.apply(torch_scan(*args))
 
 
-class _DoubledGradient(torch.autograd.Function):
-    """Identity forward; a backward off by a factor 2 (a miscompiled backward kernel)."""
-
-    @staticmethod
-    def forward(ctx, y):
-        return y.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        return 2 * grad
+def fails_to_compile(grad):
+    raise RuntimeError("backward kernel failed to compile")
 
 
 def test_smoke_test_runs_the_backward_at_real_sizes_and_auto_falls_back_with_the_reason(monkeypatch, caplog):
@@ -137,8 +132,8 @@ def test_smoke_test_runs_the_backward_at_real_sizes_and_auto_falls_back_with_the
         seen_shapes.append((tuple(args[0].shape), tuple(args[2].shape), tuple(args[3].shape)))
         return torch_scan(*args)
 
-    stand_ins = {"cpu": lambda *args: _BrokenBackward.apply(torch_scan(*args)),
-                 "doubled": lambda *args: _DoubledGradient.apply(torch_scan(*args)), "recording": recording}
+    stand_ins = {"cpu": scan_with_backward(fails_to_compile), "doubled": scan_with_backward(lambda grad: 2 * grad),
+                 "recording": recording}
     real = backends.availability
     monkeypatch.setattr(backends, "availability", lambda name: (Availability(True, name, stand_ins[name])
                                                                 if name in stand_ins else real(name)))
