@@ -51,11 +51,14 @@ def test_the_meta_kernel_gives_the_real_strides(backend, layout):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("grad", [False, True])
-def test_ss2d_traces_without_a_graph_break_and_logs_the_backend_once(monkeypatch, caplog, backend, grad):
+@pytest.mark.parametrize("layout", ["channels_last", "channels_first"])
+def test_ss2d_traces_without_a_graph_break_and_logs_the_backend_once(monkeypatch, caplog, backend, grad, layout):
     """The backend is chosen (probes, smoke test, log line) eagerly when torch.compile meets it, not traced; the
-    scan is one operator node (its backward one more), so Dynamo traces the whole layer into one graph."""
+    scan is one operator node (its backward one more), so Dynamo traces the whole layer into one graph, in either
+    sequence layout (channels-first is the GPU kernels' path, with the torch cross scans off CUDA)."""
     monkeypatch.setenv("nnUNet_mamba_scan", backend)
     monkeypatch.setattr(backends, "_CHOSEN", {})
+    monkeypatch.setitem(backends.LAYOUTS, backend, layout)
     backends._log_choice.cache_clear()
     torch.manual_seed(0)
     layer, x = SS2D(8), torch.randn(1, 6, 5, 8)

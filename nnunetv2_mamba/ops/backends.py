@@ -235,6 +235,12 @@ class ScanBackend:
         return directions.scan_channels_last, directions.merge_channels_last
 
 
+def compiling() -> bool:
+    """True while torch.compile traces (``torch.compiler.is_compiling``, torch >= 2.3; older torch: False)."""
+    is_compiling = getattr(torch.compiler, "is_compiling", None)
+    return bool(is_compiling is not None and is_compiling())
+
+
 def _constant_under_compile(function: Callable) -> Callable:
     """Mark ``function`` as ``torch.compiler.assume_constant_result`` does (that call itself would import
     torch._dynamo, and with it triton, when this module is imported): torch.compile then calls it eagerly while it

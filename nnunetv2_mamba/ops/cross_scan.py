@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from nnunetv2_mamba.ops.backends import fused_cross_scan
+from nnunetv2_mamba.ops.backends import compiling, fused_cross_scan
 
 
 def _scan(x: torch.Tensor) -> torch.Tensor:
@@ -62,8 +62,9 @@ class CrossMerge(torch.autograd.Function):
 
 def _use_triton(t: torch.Tensor) -> bool:
     """True for CUDA tensors where the fused Triton kernels passed the triton smoke test and the pure-torch path is
-    not requested (:func:`~.backends.fused_cross_scan`)."""
-    return t.is_cuda and fused_cross_scan(t.device)
+    not requested (:func:`~.backends.fused_cross_scan`); not while torch.compile traces, whose own kernels fuse
+    the permutations."""
+    return t.is_cuda and not compiling() and fused_cross_scan(t.device)
 
 
 def cross_scan(x: torch.Tensor) -> torch.Tensor:

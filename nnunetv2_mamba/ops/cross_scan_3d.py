@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from nnunetv2_mamba.ops.backends import fused_cross_scan
+from nnunetv2_mamba.ops.backends import compiling, fused_cross_scan
 
 FAST_AXES = (2, 1, 0)  # W, H, D of a (D, H, W) volume: the fastest-varying axis of directions 0, 1, 2
 DIRECTION_COUNTS = (2, 4, 6)
@@ -97,8 +97,9 @@ class CrossMerge3D(torch.autograd.Function):
 
 def _use_triton(t: torch.Tensor) -> bool:
     """True for CUDA tensors where the fused Triton kernels passed the triton smoke test and the pure-torch path is
-    not requested (:func:`~.backends.fused_cross_scan`)."""
-    return t.is_cuda and fused_cross_scan(t.device)
+    not requested (:func:`~.backends.fused_cross_scan`); not while torch.compile traces, whose own kernels fuse
+    the permutations."""
+    return t.is_cuda and not compiling() and fused_cross_scan(t.device)
 
 
 def _check_sequences(ys: torch.Tensor, shape, directions_axis: int, name: str, layout: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from nnunetv2_mamba.ops.backends import scan_backend
+from nnunetv2_mamba.ops.backends import compiling, scan_backend
 from nnunetv2_mamba.ops.scan_op import selective_scan_op
 
 
@@ -45,12 +45,6 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     chosen = scan_backend(u.device, backend)
     tensors = (u, delta, A, B, C, D, z, delta_bias)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    if not return_last_state and (not needs_grad or _compiling()):
+    if not return_last_state and (not needs_grad or compiling()):
         return selective_scan_op(*tensors, delta_softplus, chosen.name)
     return chosen.scan(*tensors, delta_softplus, return_last_state)
-
-
-def _compiling() -> bool:
-    """True while torch.compile traces (``torch.compiler.is_compiling``, torch >= 2.3; older torch: False)."""
-    is_compiling = getattr(torch.compiler, "is_compiling", None)
-    return bool(is_compiling is not None and is_compiling())
