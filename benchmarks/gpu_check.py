@@ -26,7 +26,7 @@ compiling its kernels once per dtype and shape class and the torch scan's timing
 checks run last, triton_backward and compile (two trainings, Inductor compiling a network twice), add an estimated
 3-6 minutes: give them --budget or run them alone with --only. The
 run stays within --budget seconds (default 420): a check that would start later is reported SKIP, and each
-check's process is stopped at its share. The dry run takes about 45 s of CPU time.
+check's process is stopped at its share. The dry run takes about 2 minutes of CPU time.
 Exit status: 0 if no row FAILed, 1 otherwise (after the whole run), 2 for bad arguments.
 """
 from __future__ import annotations

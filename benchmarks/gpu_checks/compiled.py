@@ -80,7 +80,8 @@ def train(root: Path, compile_: bool, device: str) -> dict:
 
 def measure_training(root: Path, device: str) -> Outcome:
     compiled, eager = train(root, True, device), train(root, False, device)
-    finite = all(torch.isfinite(torch.tensor(run["losses"])).all() and run["losses"] for run in (compiled, eager))
+    finite = all(result["losses"] and bool(torch.isfinite(torch.tensor(result["losses"])).all())
+                 for result in (compiled, eager))
     passed = bool(finite) and compiled["torch_compile"] is True and eager["torch_compile"] is False
     return Outcome(passed, f"torch_compile recorded {compiled['torch_compile']} / {eager['torch_compile']}; train "
                            f"losses compiled {compiled['losses']}, eager {eager['losses']}",
