@@ -10,6 +10,7 @@ from nnunetv2_mamba.ops import backends
 from nnunetv2_mamba.ops.scan_op import output_strides
 from nnunetv2_mamba.nets import SS2D
 
+pytestmark = pytest.mark.skipif(not hasattr(torch.library, "opcheck"), reason="torch.library.opcheck: torch >= 2.4")
 SCAN_OP = torch.ops.nnunetv2_mamba.selective_scan.default
 BACKENDS = [name for name in ("cpu", "torch") if backends.availability(name).available]
 

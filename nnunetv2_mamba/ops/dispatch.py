@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from nnunetv2_mamba.ops.backends import compiling, scan_backend
-from nnunetv2_mamba.ops.scan_op import selective_scan_op
+from nnunetv2_mamba.ops.scan_op import DIFFERENTIABLE, selective_scan_op
 
 
 def check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None) -> None:
@@ -45,6 +45,6 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     chosen = scan_backend(u.device, backend)
     tensors = (u, delta, A, B, C, D, z, delta_bias)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    if not return_last_state and (not needs_grad or compiling()):
+    if not return_last_state and (not needs_grad or (DIFFERENTIABLE and compiling())):
         return selective_scan_op(*tensors, delta_softplus, chosen.name)
     return chosen.scan(*tensors, delta_softplus, return_last_state)

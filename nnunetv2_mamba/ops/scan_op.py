@@ -10,7 +10,8 @@ Output layout: y (b, d, L) in delta's dtype is a view of (b, L, d) memory when u
 d and L > 1), contiguous otherwise (:func:`output_strides`), whichever backend runs; the Meta kernel gives the same
 strides, so the compiler's picture of y is the real one. Its gradient is the operator ``selective_scan_backward``,
 which recomputes the backend's forward with autograd and returns each input's gradient in that input's layout
-(one more scan forward per backward than the backends' own autograd functions, which eager training uses).
+(one more scan forward per backward than the backends' own autograd functions, which eager training uses; torch
+>= 2.4, see :data:`DIFFERENTIABLE`).
 Both are defined with ``torch.library.Library`` rather than ``custom_op``, whose wrapper imports torch._dynamo (and
 with it triton, which must stay optional).
 """
@@ -98,8 +99,12 @@ _LIBRARY.impl("selective_scan", _run_backend, "CompositeExplicitAutograd")
 _LIBRARY.impl("selective_scan", _shape_only, "Meta")
 _LIBRARY.impl("selective_scan_backward", _run_backward, "CompositeExplicitAutograd")
 _LIBRARY.impl("selective_scan_backward", _backward_shape_only, "Meta")
-torch.library.register_autograd("nnunetv2_mamba::selective_scan", _backward, setup_context=_setup_context,
-                                lib=_LIBRARY)
+#: whether the operator has its backward: torch >= 2.4 (``torch.library.register_autograd``); on older torch it is
+#: forward-only, and calls that need a gradient take the backends' autograd functions, also under torch.compile
+DIFFERENTIABLE = hasattr(torch.library, "register_autograd")
+if DIFFERENTIABLE:
+    torch.library.register_autograd("nnunetv2_mamba::selective_scan", _backward, setup_context=_setup_context,
+                                    lib=_LIBRARY)
 
 
 def selective_scan_op(u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool, backend: str):
