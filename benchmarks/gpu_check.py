@@ -16,15 +16,20 @@ Checks, in order (each in its own process; a failing case is a FAIL row and the 
                and inference per image at the 2d plan (default patch 224x192, batch 12: nnU-Net's 2d plan scale
                for a cardiac cine MRI set like ACDC, both edges multiples of 32), with the auto backend; MambaUNet
                also with every other backend (not with --quick)
+  triton_backward  the Triton backward against the torch scan at the training scans' shapes (batch, N = 16, 2d
+               stages and a 3d one); its memory beside the planner's workspace term
+  compile      nnUNet_compile=t: nnUNetv2_train, a training step and nnUNetPredictor against the same eager
+               (the dry run: the step only, with the aot_eager backend)
   ddp          with 2+ GPUs: `nnUNetv2_train -num_gpus 2` of a tiny trainer with a NaN forced on rank 1 must finish
                with both ranks skipping the same steps and ending equal (a dry run: one CPU process)
 
 Expected runtime (estimated, not yet measured on a GPU): about 3-5 minutes on an H200-class GPU, most of it Triton
-compiling its kernels once per dtype and shape class and the torch scan's timings; --quick about 2 minutes. The
+compiling its kernels once per dtype and shape class and the torch scan's timings; --quick about 2 minutes; the
+checks run last, triton_backward and compile (two trainings, Inductor compiling a network twice), add an estimated
+3-6 minutes: give them --budget or run them alone with --only. The
 run stays within --budget seconds (default 420): a check that would start later is reported SKIP, and each
 check's process is stopped at its share. With 2+ GPUs the ddp check (planning a tiny data set, then a short
-two-process training) adds about a minute, estimated. The dry run takes about 80 s of CPU time (the ddp check's
-planning and one-process training about 35 s of it).
+two-process training) adds about a minute, estimated. The dry run takes about 2.5 minutes of CPU time.
 Exit status: 0 if no row FAILed, 1 otherwise (after the whole run), 2 for bad arguments.
 """
 from __future__ import annotations

@@ -20,7 +20,8 @@ from gpu_checks.isolation import run_isolated  # noqa: E402
 from gpu_checks.registry import PASS, Check, Row  # noqa: E402
 
 NO_INJECTION = SimpleNamespace(inject_crash=(), inject_failure=())
-CHECKS = ("environment", "backends", "scan", "cross_scan", "ss2d", "nets_2d", "nets_3d", "ddp")
+CHECKS = ("environment", "backends", "scan", "cross_scan", "ss2d", "nets_2d", "nets_3d", "triton_backward", "compile",
+          "ddp")
 STATUSES = ("PASS", "FAIL", "SKIP")
 
 
@@ -69,7 +70,7 @@ def test_injected_failures_are_fail_rows_and_the_run_goes_on(injected_run):
     assert "torch float16" in scan_cases  # the case after the failing one ran
     crashed = [row for row in rows if row["check"] == "cross_scan"]
     assert crashed[0]["status"] == "PASS" and crashed[0]["case"].startswith("float32")  # kept from before the crash
-    after_crash = [row for row in rows if row["check"] in ("ss2d", "nets_2d", "nets_3d")]
+    after_crash = [row for row in rows if row["check"] in ("ss2d", "nets_2d", "nets_3d", "triton_backward", "compile")]
     assert after_crash and all(row["status"] in ("PASS", "SKIP") for row in after_crash)
 
 
@@ -83,8 +84,12 @@ def test_the_dry_run_runs_every_available_backend_and_network(injected_run):
             assert (check, f"{network} AMP training step") in passed
             assert (check, f"{network} inference") in passed
     assert all("32x32x32" in row["case"] for row in rows if row["check"] == "nets_3d")  # volumes, not images
+    assert ("compile", "training step of nnUNetTrainerMambaUNet_Tiny's network") in passed  # aot_eager on CPU
+    assert any(row["check"] == "triton_backward" and row["case"].startswith("3d stage 1") for row in rows)
     skipped = [row for row in rows if row["status"] == "SKIP"]
-    assert all(row["case"] in ("cuda", "smoke test of cuda") and row["result"] for row in skipped), skipped
+    gpu_only = ("cuda", "smoke test of cuda", "nnUNetv2_train with nnUNet_compile=t vs f",
+                "nnUNetPredictor with nnUNet_compile=t vs unset")
+    assert all(row["case"] in gpu_only and row["result"] for row in skipped), skipped
 
 
 def test_the_json_holds_the_same_rows_with_their_numbers(injected_run):

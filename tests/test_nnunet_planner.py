@@ -60,3 +60,37 @@ def test_3d_patch_starts_at_nnunets_256_cubed_aspect_and_shrinks_by_each_axis_di
     assert start == [40, 448, 448]
     patch = shrink_patch_to_fit(start, [40, 512, 512], lambda p: p[0] * p[1] * p[2] <= 40 * 160 * 160, (8, 32, 32))
     assert patch == [16, 224, 256]  # each step took one divisor off the axis largest relative to the median shape
+
+
+def test_optimizer_slots_follow_the_trainers_recipe():
+    """AdamW keeps two floats per parameter, SGD with momentum one; the planners size batches for the trainers'
+    default recipe (AdamW), so weights + gradients + optimiser state are 4 floats per parameter."""
+    from dataclasses import replace
+
+    from nnunetv2_mamba.experiment_planning.planners import nnUNetPlannerMambaUNet, nnUNetPlannerVMUNet
+    from nnunetv2_mamba.training.recipes import DEFAULT_RECIPE, NNUNET_RECIPE, named_recipes
+    assert NNUNET_RECIPE.optimizer_slots == 1 and replace(NNUNET_RECIPE, momentum=0.0).optimizer_slots == 0
+    assert named_recipes("MambaUNet")["AdamW1em3Poly"].optimizer_slots == 2
+    for planner_class in (nnUNetPlannerMambaUNet, nnUNetPlannerVMUNet):
+        planner = planner_class.__new__(planner_class)  # only memory_model is used: no dataset needed
+        planner.dataset_json = {"channel_names": {"0": "MRI"}, "labels": {"background": 0, "a": 1}}
+        model = planner.memory_model(TINY)
+        assert DEFAULT_RECIPE[planner.network_class.__name__].optimizer == "adamw"
+        assert model.optimizer_slots == 2 and model.static_bytes() == 4 * model.parameters * 4
+
+
+def test_the_triton_backward_workspace_of_the_largest_scan_is_counted():
+    """dB and dC partials per channel block, (b, G, blocks, N, L) each, and one scratch tile per program, for the
+    scan where that is largest at the patch, on top of the activations."""
+    from nnunetv2_mamba.ops.triton_blocks import backward_workspace_floats
+    model = measure_memory_model(MambaUNet, 1, 4, TINY)
+    # TINY stage 0 at 128 x 128: C = 16 on a 32 x 32 grid, four directions of 2C channels in 4 groups, N = 16
+    assert (128, 4, 16, 1 / 16) in model.scans
+    # 32 channels per group: blocks of 4 (a (4, 16, 32) tile), 8 blocks per group, 4 groups, batch 3
+    assert backward_workspace_floats(3, 128, 4, 16, 1024) == 3 * 4 * 8 * (2 * 16 * 1024 + 4 * 16 * 32)
+    workspace = max(4 * backward_workspace_floats(3, *scan[:3], round(scan[3] * 128 * 128)) for scan in model.scans)
+    assert model.workspace_bytes([128, 128], 3) == workspace > 0
+    assert model.training_bytes([128, 128], 3) == (model.static_bytes() + model.activation_bytes([128, 128], 3)
+                                                   + workspace)
+    budget = model.training_bytes([128, 128], 3)
+    assert model.max_batch_size([128, 128], budget) == 3 and model.max_batch_size([128, 128], budget - 1) == 2

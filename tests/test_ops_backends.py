@@ -1,10 +1,12 @@
 """Backend choice (argument, $nnUNet_mamba_scan, auto), its errors and log line, the doctor, and that
 importing the package survives a missing or broken mamba-ssm / causal-conv1d / triton."""
+import importlib
 import logging
 import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -96,12 +98,81 @@ def test_smoke_test_catches_errors_and_wrong_numbers(monkeypatch):
                                                                 if name in stand_ins else real(name)))
     backends.smoke_test_failure.cache_clear()
     assert "PTX compile failed" in backends.smoke_test_failure("broken", "cpu")
-    assert "differs from the reference scan by 1" in backends.smoke_test_failure("wrong", "cpu")
+    assert "test scan's y differs from the reference scan's by" in backends.smoke_test_failure("wrong", "cpu")
     assert backends.smoke_test_failure("right", "cpu") is None
     backends.smoke_test_failure.cache_clear()
 
 
-def test_choice_is_logged_once(caplog):
+def scan_with_backward(backward):
+    """The torch scan followed by an identity whose backward is ``backward(grad)``: a kernel whose forward is right
+    and whose backward is not."""
+    class Identity(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, y):
+            return y.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return backward(grad)
+    torch_scan = backends.availability("torch").function
+    return lambda *args: Identity.apply(torch_scan(*args))
+
+
+def fails_to_compile(grad):
+    raise RuntimeError("backward kernel failed to compile")
+
+
+def test_smoke_test_runs_the_backward_at_real_sizes_and_auto_falls_back_with_the_reason(monkeypatch, caplog):
+    """A kernel whose forward is right but whose backward raises or is wrong is skipped by auto, with the reason;
+    the test scan runs at the networks' state size and the kernels' block sizes, whatever the caller's grad mode."""
+    torch_scan = backends.availability("torch").function
+    seen_shapes = []
+
+    def recording(*args):
+        seen_shapes.append((tuple(args[0].shape), tuple(args[2].shape), tuple(args[3].shape)))
+        return torch_scan(*args)
+
+    stand_ins = {"cpu": scan_with_backward(fails_to_compile), "doubled": scan_with_backward(lambda grad: 2 * grad),
+                 "recording": recording}
+    real = backends.availability
+    monkeypatch.setattr(backends, "availability", lambda name: (Availability(True, name, stand_ins[name])
+                                                                if name in stand_ins else real(name)))
+    backends.smoke_test_failure.cache_clear()
+    try:
+        with torch.inference_mode():  # e.g. nnU-Net's predictor asking first
+            assert backends.smoke_test_failure("recording", "cpu") is None
+            failure = backends.smoke_test_failure("doubled", "cpu")
+            assert "du differs from the reference scan's by 1 of its largest value" in failure
+            with caplog.at_level(logging.WARNING, logger="nnunetv2_mamba"):
+                assert choose_backend("auto", torch.device("cpu"))[0] == "torch"
+    finally:
+        backends.smoke_test_failure.cache_clear()
+    assert seen_shapes == [((2, 48, 150), (48, 16), (2, 2, 16, 150))]  # d_state 16, 24 channels per group
+    assert "'cpu' imports but is skipped on cpu" in caplog.text and "backward kernel failed to compile" in caplog.text
+
+
+def test_the_fused_cross_scans_follow_the_triton_smoke_test(monkeypatch, caplog):
+    """On CUDA the channels-first cross scans use the Triton kernels only where triton's smoke test passed; else
+    the torch permutations, and the reason is logged once."""
+    cross_scan, cross_scan_3d = (importlib.import_module(f"nnunetv2_mamba.ops.{name}")
+                                 for name in ("cross_scan", "cross_scan_3d"))
+    monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", None))
+    monkeypatch.setenv("nnUNet_mamba_scan", "auto")
+    verdicts = {"cuda:0": None, "cuda:1": "a test scan raised RuntimeError('no kernel image')"}
+    monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: verdicts[device])
+    on = {device: SimpleNamespace(is_cuda=True, device=torch.device(device)) for device in verdicts}
+    with caplog.at_level(logging.WARNING, logger="nnunetv2_mamba"):
+        for module in (cross_scan, cross_scan_3d):
+            assert module._use_triton(on["cuda:0"]) and not module._use_triton(on["cuda:1"])
+    assert caplog.text.count("fused Triton cross scans are not used on cuda:1") == 1
+    assert "no kernel image" in caplog.text
+    monkeypatch.setenv("nnUNet_mamba_scan", "torch")
+    assert not cross_scan._use_triton(on["cuda:0"])
+    assert not backends.fused_cross_scan(torch.device("cpu"))
+
+
+def test_choice_is_logged_once(caplog, monkeypatch):
+    monkeypatch.setattr(backends, "_CHOSEN", {})
     backends._log_choice.cache_clear()
     with caplog.at_level(logging.INFO, logger="nnunetv2_mamba"):
         selective_scan(*small_inputs(), backend="torch")
@@ -115,21 +186,18 @@ def test_scan_backend_bundles_each_scan_with_its_layout(monkeypatch):
     directions in that layout (an image's four, a volume's K)."""
     from nnunetv2_mamba.ops import IMAGE_DIRECTIONS, volume_directions
     monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", f"scan {name}"))
-    backends._scan_backend.cache_clear()
-    try:
-        for name, device in [("cuda", "cuda"), ("triton", "cuda"), ("cpu", "cpu"), ("torch", "cpu"),
-                             ("torch", "cuda")]:
-            backend = backends.scan_backend(torch.device(device), name)
-            assert backend is backends.scan_backend(device, name.upper())  # chosen once
-            assert (backend.name, backend.scan) == (name, f"scan {name}")
-            expected_layout = "channels_first" if name in ("cuda", "triton") else "channels_last"
-            assert backend.layout == expected_layout
-            for directions in (IMAGE_DIRECTIONS, volume_directions(6)):
-                layout = expected_layout.removeprefix("channels_")
-                assert backend.crossing(directions) == (getattr(directions, f"scan_channels_{layout}"),
-                                                        getattr(directions, f"merge_channels_{layout}"))
-    finally:
-        backends._scan_backend.cache_clear()
+    monkeypatch.setattr(backends, "_CHOSEN", {})
+    for name, device in [("cuda", "cuda"), ("triton", "cuda"), ("cpu", "cpu"), ("torch", "cpu"),
+                         ("torch", "cuda")]:
+        backend = backends.scan_backend(torch.device(device), name)
+        assert backend is backends.scan_backend(device, name.upper())  # chosen once
+        assert (backend.name, backend.scan) == (name, f"scan {name}")
+        expected_layout = "channels_first" if name in ("cuda", "triton") else "channels_last"
+        assert backend.layout == expected_layout
+        for directions in (IMAGE_DIRECTIONS, volume_directions(6)):
+            layout = expected_layout.removeprefix("channels_")
+            assert backend.crossing(directions) == (getattr(directions, f"scan_channels_{layout}"),
+                                                    getattr(directions, f"merge_channels_{layout}"))
 
 
 def test_bad_shapes_raise_one_clear_error():

@@ -28,6 +28,8 @@ SCAN_CASES = {
     "several_channel_blocks": (torch.float32, 1, 20, 16, 45, 2, True, True, True, True, True, 32),
     "float16": (torch.float16, 2, 4, 8, 64 + 9, None, True, True, True, True, True, 32),
     "bfloat16": (torch.bfloat16, 2, 4, 8, 50, 2, True, True, True, True, True, 32),
+    # the networks' state size and the default chunk: (4, 16, 32) tiles, 6 channel blocks per group, 5 chunks
+    "d_state_16_default_blocks": (torch.float32, 2, 48, 16, 150, 2, True, True, True, True, True, 32),
 }
 CROSS_SHAPES = {"square": (2, 3, 5, 5, torch.float32), "wide": (2, 3, 3, 7, torch.float32),
                 "tall_float16": (1, 2, 9, 4, torch.float16)}
@@ -152,6 +154,50 @@ def test_cross_scan_and_merge_triton_equal_torch_definitions_exactly(name, trito
     found = triton_results["cross_" + name]
     for key in expected:  # values moved, and the merge adds (0 + 2) + (1 + 3) in the definition's order: exact
         torch.testing.assert_close(found[key], expected[key], rtol=0, atol=0, msg=lambda m: f"{key}: {m}")
+
+
+class _CurrentDevice:
+    """Stands in for torch.cuda.device: records which device is current while the block runs."""
+    stack = []
+
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        self.stack.append(self.device)
+
+    def __exit__(self, *exception):
+        self.stack.pop()
+
+
+def test_every_kernel_launches_under_its_input_tensors_device(monkeypatch):
+    """Triton launches on the current CUDA device, whatever device the pointers belong to: every launch (scan
+    forward and backward, 2D and 3D cross scan and merge) happens inside torch.cuda.device(input.device)."""
+    from nnunetv2_mamba.ops import cross_scan_3d_triton, cross_scan_triton, scan_triton
+    launches = []
+
+    class Kernel:
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launches.append((self.name, list(_CurrentDevice.stack)))
+
+    monkeypatch.setattr(torch.cuda, "device", _CurrentDevice)
+    kernels = {scan_triton: ("_selective_scan_fwd_kernel", "_selective_scan_bwd_kernel"),
+               cross_scan_triton: ("_cross_scan_kernel", "_cross_merge_kernel"),
+               cross_scan_3d_triton: ("_cross_scan_3d_kernel", "_cross_merge_3d_kernel")}
+    for module, names in kernels.items():
+        monkeypatch.setattr(module, "require_triton_device", lambda *tensors: None)  # CPU tensors stand in
+        for name in names:
+            monkeypatch.setattr(module, name, Kernel(name))
+    tensors, options, block_l, grad_out = make_scan_inputs("G2_all_options")
+    run_scan(scan_triton.selective_scan_triton, tensors, options, grad_out, block_l=block_l)
+    x = torch.randn(1, 2, 3, 4)
+    cross_scan_triton.cross_scan_triton(x.requires_grad_()).sum().backward()
+    cross_scan_3d_triton.cross_scan_3d_triton(x.unsqueeze(2).requires_grad_(), 6).sum().backward()
+    assert [name for name, _ in launches] == [name for names in kernels.values() for name in names]
+    assert all(devices == [torch.device("cpu")] for _, devices in launches), launches
 
 
 TINY_CALLS = """

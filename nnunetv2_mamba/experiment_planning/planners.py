@@ -19,6 +19,7 @@ from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
 from nnunetv2_mamba.nets.geometry import factors_for_spacing, make_geometry
 from nnunetv2_mamba.experiment_planning.memory import measure_memory_model
+from nnunetv2_mamba.training.recipes import DEFAULT_RECIPE
 
 PATCH_MULTIPLE = 32
 START_VOXELS = {2: 2048 ** 2, 3: 256 ** 3}  # nnU-Net's initial patch volumes, before clipping and shrinking
@@ -86,9 +87,11 @@ class VSSUNetPlanner(ExperimentPlanner):
         return super().generate_data_identifier(configuration_name)
 
     def memory_model(self, network_kwargs: dict):
+        """The training-memory model of ``network_class`` with the optimiser state of its trainers' default
+        recipe (``DEFAULT_RECIPE``: AdamW, two floats per parameter)."""
         channels = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
         return measure_memory_model(self.network_class, len(channels), len(self.dataset_json["labels"]),
-                                    network_kwargs)
+                                    network_kwargs, DEFAULT_RECIPE[self.network_class.__name__].optimizer_slots)
 
     def configuration_network_kwargs(self, spacing, median_shape) -> tuple[dict, int | tuple[int, ...]]:
         """(network kwargs, patch multiple): in 2d ``network_kwargs`` and 32; in 3d plus the geometry for this

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -137,32 +138,72 @@ def choose_backend(requested: str, device: torch.device) -> tuple[str, str]:
     return requested, f"requested: {probe.reason}"
 
 
+#: the smoke test's scan: d_state 16 as in the networks, B/C in 2 groups of 24 channels and L = 150, so that every
+#: kernel runs several channel blocks (Triton 4, the C kernel 16 per block) and several time chunks with a partial
+#: last one (Triton 32, the C kernel 64 positions)
+SMOKE_SHAPE = {"batch": 2, "groups": 2, "channels": 48, "d_state": 16, "length": 150}
+#: the largest error a smoke-tested output or gradient may have, relative to the reference's largest magnitude:
+#: two fp32 evaluations in other orders differ by at most 2·γ_n of the terms' magnitude (n ≈ 2L + N + b·L ≈ 620
+#: roundings for the parameter gradients: 7.4e-5), well inside; a wrong kernel is off by the values' own size
+SMOKE_RELATIVE_ERROR = 1e-3
+SCAN_ARGUMENTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def smoke_test_inputs() -> dict[str, torch.Tensor]:
+    """Inputs of the smoke test's scan (:data:`SMOKE_SHAPE`, mamba-ssm's test recipe) and an output gradient."""
+    b, G, d, N, L = (SMOKE_SHAPE[k] for k in ("batch", "groups", "channels", "d_state", "length"))
+    generator = torch.Generator().manual_seed(0)
+    return {"u": torch.randn(b, d, L, generator=generator), "delta": 0.5 * torch.rand(b, d, L, generator=generator),
+            "A": -0.5 * torch.rand(d, N, generator=generator), "B": torch.randn(b, G, N, L, generator=generator),
+            "C": torch.randn(b, G, N, L, generator=generator), "D": torch.randn(d, generator=generator),
+            "z": torch.randn(b, d, L, generator=generator), "delta_bias": 0.5 * torch.rand(d, generator=generator),
+            "grad": torch.randn(b, d, L, generator=generator)}
+
+
+def _forward_backward(scan, inputs: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    """{"y", "du", ...}: one scan (softplus on) on ``device`` and the gradients of <y, grad>."""
+    leaves = {k: inputs[k].to(device).requires_grad_() for k in SCAN_ARGUMENTS}
+    y = scan(*(leaves[k] for k in SCAN_ARGUMENTS), True, False)
+    gradients = torch.autograd.grad(y, list(leaves.values()), inputs["grad"].to(device))
+    return {"y": y, **{"d" + k: g for k, g in zip(leaves, gradients)}}
+
+
+def _scan_failure(name: str, device: str) -> str | None:
+    inputs = smoke_test_inputs()
+    expected = _forward_backward(selective_scan_reference, inputs, "cpu")
+    found = _forward_backward(availability(name).function, inputs, device)
+    for key, reference in expected.items():
+        result = found[key].detach().float().cpu()
+        scale = reference.abs().max().item()
+        error = (result - reference).abs().max().item() / scale if result.shape == reference.shape else math.inf
+        if not error <= SMOKE_RELATIVE_ERROR:
+            return (f"a test scan's {key} differs from the reference scan's by {error:.3g} of its largest value "
+                    f"(at most {SMOKE_RELATIVE_ERROR:g} allowed)")
+    return None
+
+
 @functools.cache
 def smoke_test_failure(name: str, device: str) -> str | None:
-    """None if backend ``name`` runs a small scan on ``device`` and matches the reference loop, else what went wrong.
+    """None if backend ``name`` runs a test scan on ``device``, forward and backward, at the networks' state size
+    and the kernels' real block sizes (:data:`SMOKE_SHAPE`), and matches the reference loop; else what went wrong.
+    For triton the fused cross scans (2D and 3D) must also equal their torch definitions, as they decide
+    :func:`fused_cross_scan`.
 
-    Run once per backend and device before auto picks a kernel backend: a kernel that imports can still fail to
-    compile for this GPU (e.g. Triton on an unsupported architecture) or be miscompiled, and auto should then fall
-    back.
+    Run once per backend and device before auto picks a kernel backend (and before the cross scans use Triton): a
+    kernel that imports can still fail to compile for this GPU (e.g. Triton on an unsupported architecture) or be
+    miscompiled, and auto should then fall back. Runs in fp32 with autograd on, whatever the caller's grad mode,
+    inference mode or autocast.
     """
-    generator = torch.Generator().manual_seed(0)
-    inputs = (torch.randn(2, 8, 70, generator=generator), 0.5 * torch.rand(2, 8, 70, generator=generator),
-              -0.5 * torch.rand(8, 4, generator=generator), torch.randn(2, 2, 4, 70, generator=generator),
-              torch.randn(2, 2, 4, 70, generator=generator), torch.randn(8, generator=generator), None,
-              0.5 * torch.rand(8, generator=generator), True, False)
-    expected = selective_scan_reference(*inputs)  # elementwise ops only: invisible to FlopCounterMode
     try:
-        on_device = [t.to(device) if isinstance(t, torch.Tensor) else t for t in inputs]
-        result = availability(name).function(*on_device).float().cpu()
+        with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False), \
+                torch.autocast(torch.device(device).type, enabled=False):
+            failure = _scan_failure(name, device)
+            if failure is None and name == "triton":
+                from nnunetv2_mamba.ops.cross_scan_checks import fused_cross_scan_failure
+                failure = fused_cross_scan_failure(device)
     except Exception as error:  # any failure to compile or launch means: do not pick this backend
         return f"a test scan raised {error!r}"
-    error = (result - expected).abs().max().item() if result.shape == expected.shape else float("inf")
-    # two fp32 scans of these inputs (|y| < 30) summing in other orders differ by at most 2·γ_225·Σ|terms| (3·70
-    # recurrence roundings, N, pointwise ops; γ_n = n·2^-24): under 1e-2 while the terms stay below ~370. A wrong
-    # kernel is off by the outputs' own size
-    if not error <= 1e-2:
-        return f"a test scan differs from the reference scan by {error:.3g}"
-    return None
+    return failure
 
 
 @functools.cache
@@ -194,15 +235,58 @@ class ScanBackend:
         return directions.scan_channels_last, directions.merge_channels_last
 
 
+def compiling() -> bool:
+    """True while torch.compile traces (``torch.compiler.is_compiling``, torch >= 2.3; older torch: False)."""
+    is_compiling = getattr(torch.compiler, "is_compiling", None)
+    return bool(is_compiling is not None and is_compiling())
+
+
+def _constant_under_compile(function: Callable) -> Callable:
+    """Mark ``function`` as ``torch.compiler.assume_constant_result`` does (that call itself would import
+    torch._dynamo, and with it triton, when this module is imported): torch.compile then calls it eagerly while it
+    traces and bakes its result into the graph, instead of tracing into it."""
+    function._dynamo_marked_constant = True
+    return function
+
+
+_CHOSEN: dict[str, ScanBackend] = {}
+
+
+@_constant_under_compile
+def _choice_key(device: torch.device, backend: str | None) -> str:
+    """The key of the choice for ``device`` and ``backend`` in ``_CHOSEN``, making (and logging) it on first need:
+    eagerly, also when torch.compile meets it first, so that the probes, smoke tests and log line stay out of the
+    traced graph."""
+    requested = requested_backend(backend)
+    key = f"{requested} on {device}"
+    if key not in _CHOSEN:
+        name, reason = choose_backend(requested, device)
+        _CHOSEN[key] = ScanBackend(name, reason, availability(name).function, LAYOUTS[name])
+        _log_choice(name, reason)
+    return key
+
+
 def scan_backend(device: torch.device, backend: str | None = None) -> ScanBackend:
     """The backend for tensors of ``device``: ``backend``, else $nnUNet_mamba_scan, else auto (chosen once per
-    device and request, logged once); raises as :func:`choose_backend` does."""
-    chosen = _scan_backend(requested_backend(backend), torch.device(device))
-    _log_choice(chosen.name, chosen.reason)
-    return chosen
+    device and request, logged once; under torch.compile decided when the graph is traced); raises as
+    :func:`choose_backend` does."""
+    return _CHOSEN[_choice_key(torch.device(device), backend)]
+
+
+@_constant_under_compile
+def fused_cross_scan(device: torch.device) -> bool:
+    """Whether the channels-first cross scans / merges use the fused Triton kernels on ``device``: CUDA tensors,
+    the torch scan not requested, triton importable and its smoke test (scan and cross scans) passed on that
+    device; otherwise they run as torch permutations, and a failed smoke test is logged once."""
+    if device.type != "cuda" or requested_backend() == "torch" or not availability("triton").available:
+        return False
+    failure = smoke_test_failure("triton", str(device))
+    if failure is not None:
+        _log_cross_scan_fallback(str(device), failure)
+    return failure is None
 
 
 @functools.cache
-def _scan_backend(requested: str, device: torch.device) -> ScanBackend:
-    name, reason = choose_backend(requested, device)
-    return ScanBackend(name, reason, availability(name).function, LAYOUTS[name])
+def _log_cross_scan_fallback(device: str, failure: str) -> None:
+    logger.warning("the fused Triton cross scans are not used on %s (their smoke test failed: %s); the cross scans "
+                   "run as torch permutations", device, failure)

@@ -1,17 +1,18 @@
 """SS2D's four scan orders of a feature map and their merge, as autograd Functions adjoint to each other.
 
 Direction k=0 reads row-major (index h*W + w), k=1 column-major (w*H + h), k=2 and k=3 are k=0 and k=1 reversed.
-Both maps are permutation sums, so each one's backward is the other one. On CUDA, unless the torch backend is
-forced (``nnUNet_mamba_scan=torch``), the fused Triton kernels of :mod:`.cross_scan_triton` run instead: they
-write the four directions by index arithmetic without materialising flipped or transposed copies.
-The ``*_channels_last`` pair is the same map on (B, H, W, C) images and (B, H*W, 4, C) sequences: every copy moves
-whole rows of C channels, which is what the CPU scans (cpu and torch) want (see ``SS2D``).
+Both maps are permutation sums, so each one's backward is the other one. On CUDA, unless the torch backend is forced
+(``nnUNet_mamba_scan=torch``) or the triton smoke test failed there, the fused Triton kernels of
+:mod:`.cross_scan_triton` run instead: they write the four directions by index arithmetic without materialising
+flipped or transposed copies. The ``*_channels_last`` pair is the same map on (B, H, W, C) images and (B, H*W, 4, C)
+sequences: every copy moves whole rows of C channels, which is what the CPU scans (cpu and torch) want (see
+``SS2D``).
 """
 from __future__ import annotations
 
 import torch
 
-from nnunetv2_mamba.ops.backends import availability, requested_backend
+from nnunetv2_mamba.ops.backends import compiling, fused_cross_scan
 
 
 def _scan(x: torch.Tensor) -> torch.Tensor:
@@ -60,8 +61,10 @@ class CrossMerge(torch.autograd.Function):
 
 
 def _use_triton(t: torch.Tensor) -> bool:
-    """True for CUDA tensors when triton works and the pure-torch path is not requested."""
-    return t.is_cuda and requested_backend() != "torch" and availability("triton").available
+    """True for CUDA tensors where the fused Triton kernels passed the triton smoke test and the pure-torch path is
+    not requested (:func:`~.backends.fused_cross_scan`); not while torch.compile traces, whose own kernels fuse
+    the permutations."""
+    return t.is_cuda and not compiling() and fused_cross_scan(t.device)
 
 
 def cross_scan(x: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,9 @@ index (d*H + h)*W + w), "H fastest" ((d*W + w)*H + h) and "D fastest" ((h*W + w)
 reversed. K = 6 is every axis-major order both ways; K = 4 is SS2D's four directions slice by slice with the slices
 in order (2D direction k is 3D direction k); K = 2 is one flattened sequence both ways. Both maps are permutation
 sums, so each one's backward is the other one. On CUDA, unless the torch backend is forced
-(``nnUNet_mamba_scan=torch``), the fused Triton kernels of :mod:`.cross_scan_3d_triton` run instead. The
-``*_channels_last`` pair is the same map on (B, D, H, W, C) volumes and (B, L, K, C) sequences, for the CPU
-scans (cpu and torch).
+(``nnUNet_mamba_scan=torch``) or the triton smoke test failed there, the fused Triton kernels of
+:mod:`.cross_scan_3d_triton` run instead. The ``*_channels_last`` pair is the same map on (B, D, H, W, C) volumes
+and (B, L, K, C) sequences, for the CPU scans (cpu and torch).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from nnunetv2_mamba.ops.backends import availability, requested_backend
+from nnunetv2_mamba.ops.backends import compiling, fused_cross_scan
 
 FAST_AXES = (2, 1, 0)  # W, H, D of a (D, H, W) volume: the fastest-varying axis of directions 0, 1, 2
 DIRECTION_COUNTS = (2, 4, 6)
@@ -96,8 +96,10 @@ class CrossMerge3D(torch.autograd.Function):
 
 
 def _use_triton(t: torch.Tensor) -> bool:
-    """True for CUDA tensors when triton works and the pure-torch path is not requested."""
-    return t.is_cuda and requested_backend() != "torch" and availability("triton").available
+    """True for CUDA tensors where the fused Triton kernels passed the triton smoke test and the pure-torch path is
+    not requested (:func:`~.backends.fused_cross_scan`); not while torch.compile traces, whose own kernels fuse
+    the permutations."""
+    return t.is_cuda and not compiling() and fused_cross_scan(t.device)
 
 
 def _check_sequences(ys: torch.Tensor, shape, directions_axis: int, name: str, layout: str) -> None:

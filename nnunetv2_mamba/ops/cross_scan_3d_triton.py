@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from nnunetv2_mamba.ops.cross_scan_3d import check_num_directions
-from nnunetv2_mamba.ops.scan_triton import TRITON_AVAILABLE, require_triton_device, tl, triton
+from nnunetv2_mamba.ops.scan_triton import TRITON_AVAILABLE, launch_guard, require_triton_device, tl, triton
 
 BLOCK_POSITIONS = 1024
 
@@ -70,7 +70,8 @@ def _launch_cross_scan(x: torch.Tensor, num_directions: int) -> torch.Tensor:
     x = x.contiguous()
     ys = torch.empty(B, num_directions, C, D * H * W, device=x.device, dtype=x.dtype)
     grid = (B * C, triton.cdiv(D * H * W, BLOCK_POSITIONS))
-    _cross_scan_3d_kernel[grid](x, ys, C, D, H, W, K=num_directions, BLOCK=BLOCK_POSITIONS)
+    with launch_guard(x):
+        _cross_scan_3d_kernel[grid](x, ys, C, D, H, W, K=num_directions, BLOCK=BLOCK_POSITIONS)
     return ys
 
 
@@ -81,7 +82,9 @@ def _launch_cross_merge(ys: torch.Tensor, shape: tuple[int, int, int]) -> torch.
         raise ValueError(f"cross_merge_3d expects ys of shape (B, K, C, D*H*W={D * H * W}); got {tuple(ys.shape)}.")
     ys = ys.contiguous()
     y = torch.empty(B, C, L, device=ys.device, dtype=ys.dtype)
-    _cross_merge_3d_kernel[(B * C, triton.cdiv(L, BLOCK_POSITIONS))](ys, y, C, D, H, W, K=K, BLOCK=BLOCK_POSITIONS)
+    with launch_guard(ys):
+        _cross_merge_3d_kernel[(B * C, triton.cdiv(L, BLOCK_POSITIONS))](ys, y, C, D, H, W, K=K,
+                                                                          BLOCK=BLOCK_POSITIONS)
     return y
 
 

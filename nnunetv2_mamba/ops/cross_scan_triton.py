@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from nnunetv2_mamba.ops.scan_triton import TRITON_AVAILABLE, require_triton_device, tl, triton
+from nnunetv2_mamba.ops.scan_triton import TRITON_AVAILABLE, launch_guard, require_triton_device, tl, triton
 
 BLOCK_POSITIONS = 1024
 
@@ -58,7 +58,8 @@ def _launch_cross_scan(x: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     x = x.contiguous()
     ys = torch.empty(B, 4, C, H * W, device=x.device, dtype=x.dtype)
-    _cross_scan_kernel[(B * C, triton.cdiv(H * W, BLOCK_POSITIONS))](x, ys, C, H, W, BLOCK=BLOCK_POSITIONS)
+    with launch_guard(x):
+        _cross_scan_kernel[(B * C, triton.cdiv(H * W, BLOCK_POSITIONS))](x, ys, C, H, W, BLOCK=BLOCK_POSITIONS)
     return ys
 
 
@@ -68,7 +69,8 @@ def _launch_cross_merge(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
         raise ValueError(f"cross_merge expects ys of shape (B, 4, C, H*W={H * W}); got {tuple(ys.shape)}.")
     ys = ys.contiguous()
     y = torch.empty(B, C, L, device=ys.device, dtype=ys.dtype)
-    _cross_merge_kernel[(B * C, triton.cdiv(L, BLOCK_POSITIONS))](ys, y, C, H, W, BLOCK=BLOCK_POSITIONS)
+    with launch_guard(ys):
+        _cross_merge_kernel[(B * C, triton.cdiv(L, BLOCK_POSITIONS))](ys, y, C, H, W, BLOCK=BLOCK_POSITIONS)
     return y
 
 

@@ -1,11 +1,12 @@
-"""``selective_scan``: checks the shapes once, then runs the backend chosen by :mod:`.backends` (forward-only calls
-through the registered operator of :mod:`.scan_op`)."""
+"""``selective_scan``: checks the shapes once, then runs the backend chosen by :mod:`.backends`: through the
+registered operator of :mod:`.scan_op` when no gradient is needed or ``torch.compile`` is tracing, else through the
+backend's own autograd function."""
 from __future__ import annotations
 
 import torch
 
-from nnunetv2_mamba.ops.backends import scan_backend
-from nnunetv2_mamba.ops.scan_op import selective_scan_forward
+from nnunetv2_mamba.ops.backends import compiling, scan_backend
+from nnunetv2_mamba.ops.scan_op import DIFFERENTIABLE, selective_scan_op
 
 
 def check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None) -> None:
@@ -43,7 +44,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     chosen = scan_backend(u.device, backend)
     tensors = (u, delta, A, B, C, D, z, delta_bias)
-    if not return_last_state and not (torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in tensors)):
-        return selective_scan_forward(*tensors, delta_softplus, chosen.name)
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    if not return_last_state and (not needs_grad or (DIFFERENTIABLE and compiling())):
+        return selective_scan_op(*tensors, delta_softplus, chosen.name)
     return chosen.scan(*tensors, delta_softplus, return_last_state)

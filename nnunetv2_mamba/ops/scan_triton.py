@@ -8,9 +8,13 @@ Work split: one program per (batch, block of ``BLOCK_D`` channels of one B/C gro
 ``tl.associative_scan`` over a (BLOCK_D, N, BLOCK_L) tile, seeded with the state carried from the previous chunk.
 The forward stores only the state at every chunk end (fp32, (b, d, n_chunks, N)); the backward walks the chunks in
 reverse, recomputes the chunk's states from the stored one before it, and runs the adjoint recurrence
-``g_t = exp(dt_{t+1} A) g_{t+1} + dy_t C_t`` as a reverse associative scan. dA, dD and ddelta_bias are summed per
-program and written per batch; dB and dC are written per channel block, and both are then summed in torch
-(deterministic, no atomics).
+``g_t = exp(dt_{t+1} A) g_{t+1} + dy_t C_t`` as a forward associative scan over the chunk read backwards in time
+(its terms loaded in reverse order), whose result goes back to time order through a per-program scratch tile: no
+kernel needs ``associative_scan(reverse=True)`` or ``tl.flip``, which Triton before 3.0 lacks (and reverse scans
+with a two-operand combine have had wrong-result reports upstream). dA, dD and ddelta_bias are summed per program
+and written per batch; dB and dC are written per channel block, (b, G, blocks, N, L) in fp32 each, and both are then
+summed in torch (deterministic, no atomics). That workspace, about 8x the size of u at the networks' shapes, is in
+the planner's memory model (``ops/triton_blocks.py``). Every launch runs under its input's CUDA device.
 
 Triton is optional: if it cannot be imported ``TRITON_AVAILABLE`` is False, ``TRITON_UNAVAILABLE_REASON`` says why,
 and calling the op raises. Kernels run compiled on CUDA tensors, and on CPU tensors only under Triton's interpreter
@@ -18,7 +22,11 @@ and calling the op raises. Kernels run compiled on CUDA tensors, and on CPU tens
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
+
+from nnunetv2_mamba.ops.triton_blocks import DEFAULT_BLOCK_L, block_sizes
 
 try:
     import triton
@@ -32,8 +40,6 @@ else:
     TRITON_UNAVAILABLE_REASON = ""
 
 MAX_STATE_SIZE = 256
-TILE_ELEMENTS = 2048  # BLOCK_D * BLOCK_N * BLOCK_L per program: bounds the registers held by one 3-D tile
-DEFAULT_BLOCK_L = 32
 
 if TRITON_AVAILABLE:
 
@@ -113,9 +119,33 @@ if TRITON_AVAILABLE:
                      mask=channel_mask[:, None] & state_mask[None, :])
 
     @triton.jit
+    def _adjoint_terms_backwards(delta_ptr, dout_ptr, z_ptr, C_ptr, row, bc_row, t, L, A, delta_bias, channel_mask,
+                                 state_mask, HAS_Z: tl.constexpr, HAS_DELTA_BIAS: tl.constexpr,
+                                 DELTA_SOFTPLUS: tl.constexpr):
+        """(exp(dt_{t+1} A), dy_t C_t), each (BLOCK_D, BLOCK_N, BLOCK_L), at the positions ``t`` (a chunk read
+        backwards): the terms of g_t = exp(dt_{t+1} A) g_{t+1} + dy_t C_t. Zero decay at t = L - 1 (no g_L) and
+        zero terms past L."""
+        time_mask = t < L
+        dl_mask = channel_mask[:, None] & time_mask[None, :]
+        dt_next = tl.load(delta_ptr + row + t[None, :] + 1, mask=channel_mask[:, None] & (t + 1 < L)[None, :],
+                          other=0.0).to(tl.float32)
+        if HAS_DELTA_BIAS:
+            dt_next += delta_bias[:, None]
+        if DELTA_SOFTPLUS:
+            dt_next = _softplus(dt_next)
+        decay_next = tl.where((t + 1 < L)[None, None, :], tl.exp(dt_next[:, None, :] * A[:, :, None]), 0.0)
+        dy = tl.load(dout_ptr + row + t[None, :], mask=dl_mask, other=0.0).to(tl.float32)
+        if HAS_Z:
+            z = tl.load(z_ptr + row + t[None, :], mask=dl_mask, other=0.0).to(tl.float32)
+            dy = dy * z * tl.sigmoid(z)
+        Ct = tl.load(C_ptr + bc_row + t[None, :], mask=state_mask[:, None] & time_mask[None, :],
+                     other=0.0).to(tl.float32)
+        return decay_next, dy[:, None, :] * Ct[None, :, :]
+
+    @triton.jit
     def _selective_scan_bwd_kernel(
             u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, delta_bias_ptr, states_ptr, dout_ptr,
-            du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, ddelta_bias_ptr,
+            du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, ddelta_bias_ptr, scratch_ptr,
             L, n_chunks, channels_per_group, n_groups, d_state, blocks_per_group,
             HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_DELTA_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
             BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
@@ -135,13 +165,18 @@ if TRITON_AVAILABLE:
         A = tl.load(A_ptr + channel[:, None] * d_state + offs_n[None, :], mask=dn_mask, other=0.0)
         if HAS_D:
             D = tl.load(D_ptr + channel, mask=channel_mask, other=0.0)
+        delta_bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
         if HAS_DELTA_BIAS:
             delta_bias = tl.load(delta_bias_ptr + channel, mask=channel_mask, other=0.0)
         row = (batch * n_channels + channel)[:, None] * L
         bc_row = ((batch * n_groups + group) * d_state + offs_n)[:, None] * L
         partial_row = (((batch * n_groups + group) * blocks_per_group + block) * d_state + offs_n)[:, None] * L
         state_row = ((batch * n_channels + channel) * n_chunks)[:, None] * d_state + offs_n[None, :]
-        first_step = (offs_l == 0)[None, None, :]
+        last_step = (offs_l == BLOCK_L - 1)[None, None, :]
+        tile = ((tl.arange(0, BLOCK_D)[:, None, None] * BLOCK_N + offs_n[None, :, None]) * BLOCK_L
+                + offs_l[None, None, :])
+        reversed_tile = tile + (BLOCK_L - 1 - 2 * offs_l)[None, None, :]  # the same element, time reversed
+        scratch = scratch_ptr + (batch * tl.num_programs(0) + pid_block) * (BLOCK_D * BLOCK_N * BLOCK_L)
 
         grad_carry = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # dL/dh at the first step of the next chunk
         dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
@@ -158,15 +193,11 @@ if TRITON_AVAILABLE:
 
             u = tl.load(u_ptr + row + t[None, :], mask=dl_mask, other=0.0).to(tl.float32)
             dt_raw = tl.load(delta_ptr + row + t[None, :], mask=dl_mask, other=0.0).to(tl.float32)
-            next_mask = channel_mask[:, None] & (t + 1 < L)[None, :]
-            dt_next = tl.load(delta_ptr + row + t[None, :] + 1, mask=next_mask, other=0.0).to(tl.float32)
             if HAS_DELTA_BIAS:
                 dt_raw += delta_bias[:, None]
-                dt_next += delta_bias[:, None]
             dt = dt_raw
             if DELTA_SOFTPLUS:
                 dt = _softplus(dt_raw)
-                dt_next = _softplus(dt_next)
             Bt = tl.load(B_ptr + bc_row + t[None, :], mask=nl_mask, other=0.0).to(tl.float32)
             Ct = tl.load(C_ptr + bc_row + t[None, :], mask=nl_mask, other=0.0).to(tl.float32)
             dout = tl.load(dout_ptr + row + t[None, :], mask=dl_mask, other=0.0).to(tl.float32)
@@ -185,14 +216,20 @@ if TRITON_AVAILABLE:
                 tl.store(dz_ptr + row + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=dl_mask)
                 dy = dout * z * z_sigmoid
 
-            # Adjoint recurrence g_t = exp(dt_{t+1} A) g_{t+1} + dy_t C_t, seeded with the next chunk's g.
-            decay_next = tl.exp(dt_next[:, None, :] * A[:, :, None])
-            decay_next = tl.where((t + 1 < L)[None, None, :], decay_next, 0.0)
-            source = dy[:, None, :] * Ct[None, :, :]
-            decay_suffix, source_sum = tl.associative_scan((decay_next, source), 2, _linear_recurrence_combine,
-                                                           reverse=True)
-            g = source_sum + decay_suffix * grad_carry[:, :, None]
-            grad_carry = tl.sum(tl.where(first_step, g, 0.0), axis=2)
+            # Adjoint recurrence g_t = exp(dt_{t+1} A) g_{t+1} + dy_t C_t, seeded with the next chunk's g: a forward
+            # scan over the chunk read backwards in time (tile index i is time t_back[i]), brought back to time order
+            # through this program's scratch tile.
+            t_back = chunk * BLOCK_L + (BLOCK_L - 1 - offs_l)
+            decay_back, source_back = _adjoint_terms_backwards(
+                delta_ptr, dout_ptr, z_ptr, C_ptr, row, bc_row, t_back, L, A, delta_bias, channel_mask, state_mask,
+                HAS_Z, HAS_DELTA_BIAS, DELTA_SOFTPLUS)
+            decay_prod, source_sum = tl.associative_scan((decay_back, source_back), 2, _linear_recurrence_combine)
+            g_back = source_sum + decay_prod * grad_carry[:, :, None]
+            grad_carry = tl.sum(tl.where(last_step, g_back, 0.0), axis=2)  # g at the chunk's first position
+            tl.store(scratch + reversed_tile, g_back)
+            tl.debug_barrier()
+            g = tl.load(scratch + tile)
+            tl.debug_barrier()  # every thread has read its g before the next chunk overwrites the scratch tile
 
             decayed_previous = h - drive  # exp(dt_t A) * h_{t-1}, without dividing by a possibly tiny decay
             dC_part = tl.sum(dy[:, None, :] * h, axis=0)
@@ -237,11 +274,10 @@ def require_triton_device(*tensors: torch.Tensor) -> None:
                            "(or set TRITON_INTERPRET=1 before importing this module, to test the kernels slowly).")
 
 
-def _block_sizes(d_state: int, channels_per_group: int, block_l: int) -> tuple[int, int]:
-    """(BLOCK_D, BLOCK_N): N padded to a power of two, as many channels as fit in ``TILE_ELEMENTS``."""
-    block_n = triton.next_power_of_2(d_state)
-    block_d = max(1, min(triton.next_power_of_2(channels_per_group), TILE_ELEMENTS // (block_n * block_l)))
-    return block_d, block_n
+def launch_guard(t: torch.Tensor):
+    """The context to launch kernels on ``t``'s data in: ``t``'s CUDA device made current (Triton launches on the
+    current device, whatever device the pointers belong to); nothing under the interpreter, which runs on the CPU."""
+    return contextlib.nullcontext() if _interpreted() else torch.cuda.device(t.device)
 
 
 def _check_inputs(u, delta, A, B, C, block_l):
@@ -285,17 +321,18 @@ class SelectiveScanTriton(torch.autograd.Function):
         D_f = D.float().contiguous() if D is not None else None
         bias_f = delta_bias.float().contiguous() if delta_bias is not None else None
 
-        block_d, block_n = _block_sizes(d_state, channels_per_group, block_l)
+        block_d, block_n = block_sizes(d_state, channels_per_group, block_l)
         blocks_per_group = triton.cdiv(channels_per_group, block_d)
         n_chunks = triton.cdiv(L, block_l)
         out = torch.empty_like(delta)
         states = torch.empty(b, d, n_chunks, d_state, device=u.device, dtype=torch.float32)
-        _selective_scan_fwd_kernel[(n_groups * blocks_per_group, b)](
-            u, delta, A, Bg, Cg, D_f if D is not None else A, z if z is not None else u,
-            bias_f if delta_bias is not None else A, out, states,
-            L, n_chunks, channels_per_group, n_groups, d_state, blocks_per_group,
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_DELTA_BIAS=delta_bias is not None,
-            DELTA_SOFTPLUS=bool(delta_softplus), BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l)
+        with launch_guard(u):
+            _selective_scan_fwd_kernel[(n_groups * blocks_per_group, b)](
+                u, delta, A, Bg, Cg, D_f if D is not None else A, z if z is not None else u,
+                bias_f if delta_bias is not None else A, out, states,
+                L, n_chunks, channels_per_group, n_groups, d_state, blocks_per_group,
+                HAS_D=D is not None, HAS_Z=z is not None, HAS_DELTA_BIAS=delta_bias is not None,
+                DELTA_SOFTPLUS=bool(delta_softplus), BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l)
 
         ctx.save_for_backward(u, delta, A, Bg, Cg, D_f, z, bias_f, states)
         ctx.launch = (block_d, block_n, block_l, blocks_per_group, n_chunks, bool(delta_softplus))
@@ -321,14 +358,16 @@ class SelectiveScanTriton(torch.autograd.Function):
         dC = torch.empty(b, n_groups, blocks_per_group, d_state, L, **f32)
         dD = torch.empty(b, d, **f32) if D_f is not None else None
         ddelta_bias = torch.empty(b, d, **f32) if bias_f is not None else None
-        _selective_scan_bwd_kernel[(n_groups * blocks_per_group, b)](
-            u, delta, A, Bg, Cg, D_f if D_f is not None else A, z if z is not None else u,
-            bias_f if bias_f is not None else A, states, dout,
-            du, ddelta, dz if dz is not None else du, dA, dB, dC,
-            dD if dD is not None else dA, ddelta_bias if ddelta_bias is not None else dA,
-            L, n_chunks, d // n_groups, n_groups, d_state, blocks_per_group,
-            HAS_D=D_f is not None, HAS_Z=z is not None, HAS_DELTA_BIAS=bias_f is not None,
-            DELTA_SOFTPLUS=delta_softplus, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l)
+        scratch = torch.empty(b, n_groups * blocks_per_group, block_d * block_n * block_l, **f32)
+        with launch_guard(u):
+            _selective_scan_bwd_kernel[(n_groups * blocks_per_group, b)](
+                u, delta, A, Bg, Cg, D_f if D_f is not None else A, z if z is not None else u,
+                bias_f if bias_f is not None else A, states, dout,
+                du, ddelta, dz if dz is not None else du, dA, dB, dC,
+                dD if dD is not None else dA, ddelta_bias if ddelta_bias is not None else dA, scratch,
+                L, n_chunks, d // n_groups, n_groups, d_state, blocks_per_group,
+                HAS_D=D_f is not None, HAS_Z=z is not None, HAS_DELTA_BIAS=bias_f is not None,
+                DELTA_SOFTPLUS=delta_softplus, BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l)
 
         dB, dC = dB.sum(2).to(B_dtype), dC.sum(2).to(C_dtype)
         if B_dim == 3:

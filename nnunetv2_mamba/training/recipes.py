@@ -50,6 +50,13 @@ class Recipe:
     clip_norm: float | None = 12.0
     drop_path_rate: float | None = None
 
+    @property
+    def optimizer_slots(self) -> int:
+        """Floats of optimiser state per parameter: AdamW 2 (both moments), SGD 1 with momentum, else 0."""
+        if self.optimizer == "adamw":
+            return 2
+        return 1 if self.momentum else 0
+
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Recipe optimizer {self.optimizer!r}: use one of {OPTIMIZERS}.")
