@@ -3,11 +3,14 @@ put the scripts folder of the interpreter running the tests first on PATH, so an
 (``venv/bin/python -m pytest``, as scripts/run.sh and CI run it) finds its own nnU-Net. Fixtures shared by several
 test files live here too."""
 import os
+import subprocess
 import sys
 
 import pytest
 
-from helpers import run
+from helpers import REPO, run
+
+SLURM_SCRIPT = REPO / "scripts" / "slurm_single_node.sh"
 
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
@@ -40,3 +43,19 @@ def planned_phantom(tmp_path_factory) -> dict:
     write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0, num_test_cases=2)
     run(["nnUNetv2_plan_and_preprocess", "-d", "900", "-c", "2d", "-np", "1", "-npfp", "1"], env)
     return {"root": root, "env": env}
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A running single-node SLURM (SLURM_CONF exported to this process and so to the jobs); stopped afterwards
+    if this session started it. Fails, with the script's reason, where it cannot start."""
+    was_running = subprocess.run(["bash", str(SLURM_SCRIPT), "status"], capture_output=True,
+                                 timeout=60).returncode == 0
+    started = subprocess.run(["bash", str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=300)
+    if started.returncode != 0:
+        pytest.fail(f"the single-node SLURM did not start: {started.stderr.strip()}")
+    conf = started.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
+    os.environ["SLURM_CONF"] = conf
+    yield conf
+    if not was_running:
+        subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=120)

@@ -21,24 +21,7 @@ from nnunetv2_mamba.comparison.execution import (ExecutorError, ExecutorSettings
 from nnunetv2_mamba.comparison.execution.settings import settings_from_arguments
 
 REPO = Path(__file__).resolve().parents[1]
-SLURM_SCRIPT = REPO / "scripts" / "slurm_single_node.sh"
 JOB_TIMEOUT_S = 180
-
-
-@pytest.fixture(scope="session")
-def slurm():
-    """A running single-node SLURM (SLURM_CONF exported to this process and so to the jobs); stopped afterwards
-    if this session started it. Fails, with the script's reason, where it cannot start."""
-    was_running = subprocess.run(["bash", str(SLURM_SCRIPT), "status"], capture_output=True,
-                                 timeout=60).returncode == 0
-    started = subprocess.run(["bash", str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=300)
-    if started.returncode != 0:
-        pytest.fail(f"the single-node SLURM did not start: {started.stderr.strip()}")
-    conf = started.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
-    os.environ["SLURM_CONF"] = conf
-    yield conf
-    if not was_running:
-        subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=120)
 
 
 def settings_for(kind: str, **overrides) -> ExecutorSettings:

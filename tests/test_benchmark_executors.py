@@ -1,0 +1,138 @@
+"""The benchmark on every executor: trainings as submitit jobs on this machine (local) and on a real one-node SLURM
+give the report an inline run gives, run for run and case for case; a job that fails is reported with its log and
+the others kept, and running the same command again resubmits only that job, which continues with --c."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from helpers import DATASET
+
+TRAINERS = ["nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny"]
+BUDGET = ["--epochs", "1", "--iterations-per-epoch", "1", "-device", "cpu"]
+FLAKY = textwrap.dedent('''
+    """A CNN trainer that checkpoints every epoch and stops at the start of epoch 1 while $FLAKY_MARKER exists."""
+    import os
+
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+
+    class nnUNetTrainerFlaky(nnUNetTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.save_every = 1
+
+        def on_epoch_start(self):
+            if self.current_epoch == 1 and os.path.exists(os.environ["FLAKY_MARKER"]):
+                raise RuntimeError("flaky: stopped at the start of epoch 1")
+            super().on_epoch_start()
+''')
+
+
+def benchmark(env: dict, report, *arguments: str, succeed: bool = True) -> str:
+    command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", *BUDGET, "-o", str(report),
+               *arguments]
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            timeout=900)
+    assert (result.returncode == 0) == succeed, result.stdout[-4000:]
+    return result.stdout
+
+
+def in_results(env: dict, results) -> dict:
+    """``env`` with its own nnUNet_results (the same preprocessed data and splits, runs of their own) and the test
+    session's SLURM_CONF, exported by the slurm fixture after ``env`` was made."""
+    return {**env, "nnUNet_results": str(results), **{k: os.environ[k] for k in ("SLURM_CONF",) if k in os.environ}}
+
+
+def identity(report) -> dict:
+    """What a report is made of, wherever its runs ran: methods, runs (trainer, fold, setup) and scored cases."""
+    saved = json.loads((report / "results.json").read_text())
+    setups = {name: {fold: {k: v for k, v in curve["setup"].items() if k != "device"} for fold, curve in folds.items()}
+              for name, folds in saved["curves"].items()}
+    cases = {split: {name: sorted(result["cases"]) for name, result in methods.items()}
+             for split, methods in saved["splits"].items()}
+    return {"trained_as": saved["trained_as"], "methods": saved["methods"], "folds": saved["folds"],
+            "setups": setups, "cases": cases, "missing": saved["missing_runs"]}
+
+
+@pytest.fixture(scope="module")
+def inline_report(planned_phantom, tmp_path_factory):
+    root = tmp_path_factory.mktemp("inline")
+    env = in_results(planned_phantom["env"], root / "results")
+    benchmark(env, root / "report", "--trainers", *TRAINERS, "--folds", "0", "1")
+    return root / "report"
+
+
+@pytest.fixture(params=["local", "slurm"])
+def executor(request):
+    if request.param == "slurm":
+        request.getfixturevalue("slurm")
+    return request.param
+
+
+def test_a_benchmark_run_as_jobs_reports_what_an_inline_run_reports(executor, inline_report, planned_phantom,
+                                                                    tmp_path):
+    env = in_results(planned_phantom["env"], tmp_path / "results")
+    output = benchmark(env, tmp_path / "report", "--trainers", *TRAINERS, "--folds", "0", "1", "--executor", executor,
+                       *(["--slurm-cpus", "1", "--slurm-time-min", "10"] if executor == "slurm" else []))
+    assert identity(tmp_path / "report") == identity(inline_report)
+    assert identity(inline_report)["cases"]["validation"]["nnUNetTrainer"]  # runs were scored, not an empty match
+    jobs = json.loads((tmp_path / "report" / "jobs" / "jobs.json").read_text())
+    assert sorted(jobs) == sorted(f"train__{t}_1ep1it__nnUNetPlans__2d__fold{f}" for t in TRAINERS for f in (0, 1))
+    assert all(job["state"] == "done" and job["job_id"] for job in jobs.values()), jobs
+    if executor == "slurm":
+        scripts = list((tmp_path / "report" / "jobs").glob("*/*_submission.sh"))
+        assert len(scripts) == 4 and all("#SBATCH --cpus-per-task=1" in s.read_text() for s in scripts)
+    assert "report: " in output
+
+
+def test_a_failed_job_is_reported_and_only_it_is_resubmitted_and_continued(executor, planned_phantom, tmp_path):
+    (tmp_path / "trainers").mkdir()
+    (tmp_path / "trainers" / "flaky_trainer.py").write_text(FLAKY)
+    marker = tmp_path / "marker"
+    marker.touch()
+    env = {**in_results(planned_phantom["env"], tmp_path / "results"), "FLAKY_MARKER": str(marker),
+           "nnUNet_extTrainer": str(tmp_path / "trainers")}
+    arguments = ["--trainers", "nnUNetTrainer", "nnUNetTrainerFlaky_2ep1it", "--executor", executor]
+    report = tmp_path / "report"
+    flaky = "train__nnUNetTrainerFlaky_2ep1it__nnUNetPlans__2d__fold0"
+    fold = tmp_path / "results" / DATASET / "nnUNetTrainerFlaky_2ep1it__nnUNetPlans__2d" / "fold_0"
+
+    failed = benchmark(env, report, *arguments, succeed=False)
+    assert f"{flaky} failed (log: {report / 'logs'}" in failed and "flaky: stopped at the start of epoch 1" in failed
+    assert "Run the same command again: finished runs are kept, failed ones continue." in failed
+    saved = json.loads((report / "results.json").read_text())
+    assert list(saved["splits"]["validation"]) == ["nnUNetTrainer"]  # the other job's results are kept
+    assert saved["failures"][flaky]["log"].endswith(f"train_{flaky.removeprefix('train__')}.log")
+    assert f"{flaky}: failed, log " in (report / "report.md").read_text()
+    assert (fold / "checkpoint_latest.pth").is_file() and not (fold / "checkpoint_final.pth").exists()
+    first = json.loads((report / "jobs" / "jobs.json").read_text())
+
+    marker.unlink()
+    again = benchmark(env, report, *arguments)
+    assert "nnUNetTrainerFlaky_2ep1it__nnUNetPlans__2d fold 0: continuing (--c)" in again
+    assert "nnUNetTrainer_1ep1it__nnUNetPlans__2d fold 0: finished already" in again
+    jobs = json.loads((report / "jobs" / "jobs.json").read_text())
+    cnn = "train__nnUNetTrainer_1ep1it__nnUNetPlans__2d__fold0"
+    assert jobs[cnn] == first[cnn]  # not resubmitted
+    assert jobs[flaky]["command"][-1] == "--c" and jobs[flaky]["state"] == "done"
+    assert executor == "local" or jobs[flaky]["job_id"] != first[flaky]["job_id"]
+    assert (fold / "checkpoint_final.pth").is_file()
+    assert list(json.loads((report / "results.json").read_text())["splits"]["validation"]) == [
+        "nnUNetTrainer", "nnUNetTrainerFlaky_2ep1it"]
+
+
+def test_bad_executor_settings_stop_the_benchmark_before_anything_runs(planned_phantom, tmp_path):
+    env = in_results(planned_phantom["env"], tmp_path / "results")
+    settings = tmp_path / "cluster.toml"
+    settings.write_text('partition = "gpu"\ngpu = 1\n')
+    output = benchmark(env, tmp_path / "report", "--trainers", "nnUNetTrainer", "--executor", "slurm",
+                       "--executor-settings", str(settings), succeed=False)
+    assert "unknown key(s) gpu" in output
+    no_sbatch = benchmark({**env, "PATH": os.path.dirname(sys.executable)}, tmp_path / "report", "--trainers",
+                          "nnUNetTrainer", "--executor", "slurm", succeed=False)
+    assert "no 'sbatch' on PATH" in no_sbatch
+    assert not (tmp_path / "results").exists() and not (tmp_path / "report" / "jobs" / "jobs.json").exists()
