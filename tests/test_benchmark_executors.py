@@ -1,6 +1,8 @@
-"""The benchmark on every executor: trainings as submitit jobs on this machine (local) and on a real one-node SLURM
-give the report an inline run gives, run for run and case for case; a job that fails is reported with its log and
-the others kept, and running the same command again resubmits only that job, which continues with --c."""
+"""The benchmark on every executor: trainings as submitit jobs on this machine (local) and on a real one-node SLURM,
+submitted with --no-wait and waited for by the same command run again, give the report an inline run gives, run for
+run and case for case; a job that fails is reported with its log and the others kept, --report-only reports it
+without submitting anything, and running the same command again resubmits only that job, which continues with
+--c."""
 import json
 import os
 import subprocess
@@ -76,11 +78,17 @@ def executor(request):
 def test_a_benchmark_run_as_jobs_reports_what_an_inline_run_reports(executor, inline_report, planned_phantom,
                                                                     tmp_path):
     env = in_results(planned_phantom["env"], tmp_path / "results")
-    output = benchmark(env, tmp_path / "report", "--trainers", *TRAINERS, "--folds", "0", "1", "--executor", executor,
-                       *(["--slurm-cpus", "1", "--slurm-time-min", "10"] if executor == "slurm" else []))
+    arguments = ["--trainers", *TRAINERS, "--folds", "0", "1", "--executor", executor,
+                 *(["--slurm-cpus", "1", "--slurm-time-min", "10"] if executor == "slurm" else [])]
+    submitted = benchmark(env, tmp_path / "report", *arguments, "--no-wait")
+    assert "[benchmark] submitted; run the same command again" in submitted
+    first = json.loads((tmp_path / "report" / "jobs" / "jobs.json").read_text())
+    output = benchmark(env, tmp_path / "report", *arguments)  # waits for the same jobs, then reports
+    jobs = json.loads((tmp_path / "report" / "jobs" / "jobs.json").read_text())
+    assert {key: job["job_id"] for key, job in first.items() if job["job_id"]} == {
+        key: jobs[key]["job_id"] for key, job in first.items() if job["job_id"]}  # re-attached, not resubmitted
     assert identity(tmp_path / "report") == identity(inline_report)
     assert identity(inline_report)["cases"]["validation"]["nnUNetTrainer"]  # runs were scored, not an empty match
-    jobs = json.loads((tmp_path / "report" / "jobs" / "jobs.json").read_text())
     assert sorted(jobs) == sorted(f"train__{t}_1ep1it__nnUNetPlans__2d__fold{f}" for t in TRAINERS for f in (0, 1))
     assert all(job["state"] == "done" and job["job_id"] for job in jobs.values()), jobs
     if executor == "slurm":
@@ -110,6 +118,10 @@ def test_a_failed_job_is_reported_and_only_it_is_resubmitted_and_continued(execu
     assert f"{flaky}: failed, log " in (report / "report.md").read_text()
     assert (fold / "checkpoint_latest.pth").is_file() and not (fold / "checkpoint_final.pth").exists()
     first = json.loads((report / "jobs" / "jobs.json").read_text())
+    (report / "report.md").unlink()
+    reported = benchmark(env, report, *arguments, "--report-only", succeed=False)  # reports, submits nothing
+    assert f"{flaky} failed (log: " in reported and (report / "report.md").is_file()
+    assert json.loads((report / "jobs" / "jobs.json").read_text()) == first
 
     marker.unlink()
     again = benchmark(env, report, *arguments)
@@ -135,4 +147,6 @@ def test_bad_executor_settings_stop_the_benchmark_before_anything_runs(planned_p
     no_sbatch = benchmark({**env, "PATH": os.path.dirname(sys.executable)}, tmp_path / "report", "--trainers",
                           "nnUNetTrainer", "--executor", "slurm", succeed=False)
     assert "no 'sbatch' on PATH" in no_sbatch
+    inline = benchmark(env, tmp_path / "report", "--trainers", "nnUNetTrainer", "--no-wait", succeed=False)
+    assert "--no-wait leaves jobs running elsewhere: use it with --executor local or slurm." in inline
     assert not (tmp_path / "results").exists() and not (tmp_path / "report" / "jobs" / "jobs.json").exists()

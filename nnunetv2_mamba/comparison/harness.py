@@ -106,6 +106,8 @@ class Benchmark:
     def check_inputs(self) -> None:
         """Every error the input can cause, before anything is planned or trained."""
         config = self.config
+        if not config.wait and config.executor == "inline":
+            raise SystemExit("--no-wait leaves jobs running elsewhere: use it with --executor local or slurm.")
         if (config.test_images is None) != (config.test_labels is None):
             raise SystemExit("give --test-folder and --test-labels together (images and their reference labels).")
         stock = plans_module.plans_file(self.paths, self.dataset, "nnUNetPlans")
@@ -225,6 +227,9 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
     complete = len(scored) == len(bench.runs) and all(len(r) == len(config.folds) for r in scored.values())
     if config.ensembles and complete and len(scored) > 1:
         selection = select_and_ensemble(bench, run_commands)
+    elif config.ensembles:
+        print("[benchmark] --ensembles: nnU-Net's model selection needs every fold of two or more methods; not run "
+              f"while {', '.join(r.key for r in bench.unfinished_runs()) or 'one method is compared'}", flush=True)
         for key, folder in (selection or {}).get("ensemble_folders", {}).items():
             splits["validation"][key] = evaluate_folder(references, folder, dataset_json)
 
