@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("nnunetv2_mamba.evaluation.cli",
                  "Dice/IoU/Acc/Pre/Sen/Spe/HD95/ASD of a prediction folder (JSON + CSV)"),
     "benchmark": ("nnunetv2_mamba.comparison.cli",
-                  "train, predict and compare trainers on the same plans and splits; writes a report"),
+                  "compare methods (a trainer on its own plans) over cross-validation, ensemble, predict; report"),
     "predict-best": ("nnunetv2_mamba.comparison.submission",
                      "predict a folder with nnU-Net's chosen model or ensemble, postprocess, score, export zips"),
     "demo": ("nnunetv2_mamba.demo.cli",

@@ -94,7 +94,8 @@ def cost_table(results: dict) -> list[list[str]]:
         if method.get("ours") and baselines and name in step:
             nearest = min(baselines, key=lambda b: abs(math.log(step[b] / step[name])))
             matched = f"{nearest} ({step[name] / step[nearest]:.2f}x its GFLOPs / step)"
-        rows.append([name, f"{method.get('plans', 'nnUNetPlans')}, {method.get('configuration', results['configuration'])}",
+        plans = f"{method.get('plans', 'nnUNetPlans')}, {method.get('configuration', results['configuration'])}"
+        rows.append([name, plans,
                      f"{' x '.join(map(str, cost.get('patch_size', [])))}, {cost.get('batch_size', 'n/a')}",
                      *(number(None if cost.get(key) is None else cost[key] * scale, digits)
                        for _, key, scale, digits in COST_COLUMNS),

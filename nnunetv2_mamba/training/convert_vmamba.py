@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 EPILOG = ("Then: nnUNetv2_train DATASET 2d FOLD -tr TRAINER -p PLANS -pretrained_weights OUT, with any Mamba-UNet "
-          "(or VM-UNet) trainer of the network the file was made for. VMamba files: README, \"Warm start\".")
+          "(or VM-UNet) trainer of the network the file was made for. VMamba files: docs/training.md, \"Warm start\".")
 
 
 def add_vmamba_arguments(parser) -> None:

@@ -15,7 +15,7 @@ from nnunetv2_mamba.training.convert_vmamba import add_vmamba_arguments
 def add_arguments(parser) -> None:
     add_vmamba_arguments(parser)
     parser.epilog = ("Then: nnUNetv2_train DATASET 2d FOLD -tr nnUNetTrainerMambaUNet_Pretrained -p PLANS; the "
-                     "training log says what was loaded. VMamba files: README, \"Warm start\".")
+                     "training log says what was loaded. VMamba files: docs/training.md, \"Warm start\".")
 
 
 def run(args) -> int:

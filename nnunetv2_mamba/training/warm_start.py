@@ -67,7 +67,8 @@ def pretrained_path_in_plans(plans: dict, network_name: str, trainer_name: str) 
         raise RuntimeError(
             f"{trainer_name} starts from VMamba ImageNet weights, but the plans {plans.get('plans_name')!r} name no "
             f"VMamba checkpoint for {network_name}. Run: nnunetv2_mamba set-pretrained VMAMBA.pth -d DATASET "
-            f"-tr {trainer_name} -p {plans.get('plans_name')} (README, \"Warm start\"), or train without _Pretrained.")
+            f"-tr {trainer_name} -p {plans.get('plans_name')} (docs/training.md, \"Warm start\"), or train without "
+            "_Pretrained.")
     path = Path(value)
     if not path.is_file():
         raise FileNotFoundError(f"the plans {plans.get('plans_name')!r} name {value} as the VMamba checkpoint for "
