@@ -25,7 +25,13 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
     assert len(rows) == 3
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert len(cells) == 1 + len(METRICS) + 5 and "n/a" not in cells, row
+        assert len(cells) == 1 + len(METRICS) and "n/a" not in cells, row
+    cost_table = text.split("## Cost")[1].split("##")[0]
+    cost_rows = [line for line in cost_table.splitlines() if line.startswith("| nnUNetTrainer")]
+    assert len(cost_rows) == 3
+    for row in cost_rows:  # params, GFLOPs / patch, peak memory, train s/it, infer s/case, GFLOPs / step measured
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert "n/a" not in cells[3:9], row
     results = json.loads((report_dir / "results.json").read_text())
     assert set(results["splits"]) == {"validation", "test"}
     assert all(len(split["nnUNetTrainer"]["cases"]) >= 1 for split in results["splits"].values())
@@ -38,8 +44,6 @@ def test_quick_demo_writes_a_complete_report(tmp_path):
         png.unlink()
 
     # every figure comes back from the saved JSON alone
-    env.update(nnUNet_raw=str(work / "nnUNet_raw"), nnUNet_preprocessed=str(work / "nnUNet_preprocessed"),
-               nnUNet_results=str(work / "nnUNet_results"))
-    subprocess.run([sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", "--report-only",
-                    "-o", str(report_dir)], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", "import sys; from nnunetv2_mamba.comparison.report import write_report; "
+                    "write_report(sys.argv[1])", str(report_dir)], env=env, check=True, capture_output=True)
     assert sorted(report_dir.glob("*.png")) == pngs

@@ -68,7 +68,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--disable-tta", action="store_true", help="no mirroring when predicting --test-folder")
     parser.add_argument("--report-only", action="store_true",
                         help="plan, train and predict nothing: score what has finished (runs, nnU-Net's selection, "
-                             "test predictions), list the runs that have not with their job state, write the report")
+                             "test predictions), list the runs that have not with their job state, write the report "
+                             "(give the benchmark's own arguments: they name its runs)")
     parser.add_argument("-o", dest="report_dir", default=None,
                         help="report folder (default nnUNet_results/DatasetXXX/benchmark_CONFIG)")
     parser.add_argument("-device", default="auto", choices=["auto", "cpu", "cuda"],

@@ -65,8 +65,7 @@ class JobBook:
     atomically after every change (only the harness process writes it)."""
 
     def __init__(self, state_dir: Path):
-        self.path = Path(state_dir) / "jobs.json"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(state_dir) / "jobs.json"  # its folder is made with the first record, not before
         self.reload()
 
     def reload(self) -> None:
@@ -101,6 +100,7 @@ class JobBook:
         return Outcome(key, record["state"], Path(record["log_file"]), record["job_id"], record["error"])
 
     def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         scratch = self.path.with_suffix(".json.tmp")
         scratch.write_text(json.dumps(self.records, indent=1, sort_keys=True))
         os.replace(scratch, self.path)

@@ -32,6 +32,9 @@ class LocalExecutor(Executor):
         self.slots = settings.max_parallel or max(1, len(self.gpus))
 
     def _start_queued(self) -> None:
+        started = [key for key, record in self.book.records.items()
+                   if record["state"] in ACTIVE and record["job_id"] is not None]
+        self.poll(started)  # every started job, asked for now or not: one that has ended frees its slot
         busy = {record["slot"] for record in self.book.records.values()
                 if record["state"] in ACTIVE and record["job_id"] is not None}
         free = [slot for slot in range(self.slots) if slot not in busy]
@@ -52,11 +55,11 @@ class LocalExecutor(Executor):
 
     def _query_one(self, key: str, record: dict) -> tuple[str, str | None]:
         job_id, log_file = record["job_id"], Path(record["log_file"])
+        job = self.submitit.local.local.LocalJob(folder=self.state_dir / key, job_id=job_id)
+        if job.paths.result_pickle.exists():  # first: a controller's pid may linger (unreaped) or be reused
+            return finished_outcome(job, log_file)
         if _alive(int(job_id)):  # the job id is the pid of submitit's controller process
             return "running", None
-        job = self.submitit.local.local.LocalJob(folder=self.state_dir / key, job_id=job_id)
-        if job.paths.result_pickle.exists():
-            return finished_outcome(job, log_file)
         return "failed", (f"the job's process ended without a result (killed, or past --slurm-time-min?);"
                           f" last lines of {log_file}:\n{log_tail(log_file)}")
 
@@ -73,4 +76,14 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         pass
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """An ended process its parent has not reaped yet: the controller of a job started by a process that has exited
+    since, under an init that reaps late (Linux's /proc; elsewhere False)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] in "ZX"  # the state follows the parenthesised command name
