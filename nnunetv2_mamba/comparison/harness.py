@@ -230,8 +230,8 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
     elif config.ensembles:
         print("[benchmark] --ensembles: nnU-Net's model selection needs every fold of two or more methods; not run "
               f"while {', '.join(r.key for r in bench.unfinished_runs()) or 'one method is compared'}", flush=True)
-        for key, folder in (selection or {}).get("ensemble_folders", {}).items():
-            splits["validation"][key] = evaluate_folder(references, folder, dataset_json)
+    for key, folder in (selection or {}).get("ensemble_folders", {}).items():
+        splits["validation"][key] = evaluate_folder(references, folder, dataset_json)
 
     if config.test_images is not None:
         ending = dataset_json["file_ending"]
