@@ -9,12 +9,14 @@ member (``model_K_<TRAINER__PLANS__CONFIG>``, probabilities kept for ensembling)
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from nnunetv2_mamba.comparison.ensembles import read_selection, selected_identifiers
 from nnunetv2_mamba.comparison.environment import nnunet_command
 from nnunetv2_mamba.comparison.execution import Job
+from nnunetv2_mamba.comparison.prediction import is_predicted, test_cases
 
 FINAL = "postprocessed"
 
@@ -77,9 +79,10 @@ def predict_best(dataset_id: int, dataset_results: Path, input_dir: Path, output
     run when it holds every case already; a non-empty ``output_dir`` otherwise is an error (nothing is deleted)
     unless ``replace``, which empties it first (for a folder the caller owns)."""
     selection = read_selection(dataset_results)
-    cases = {p.name.rsplit("_", 1)[0] for p in input_dir.iterdir() if p.name.endswith("_0000" + "".join(p.suffixes))}
+    chosen = Path(selection["best_model_or_ensemble"]["some_plans_file"]).parent  # nnU-Net copied dataset.json there
+    ending = json.loads((chosen / "dataset.json").read_text())["file_ending"]
     final = output_dir / FINAL
-    if final.is_dir() and cases <= {p.name.split(".")[0] for p in final.iterdir()}:
+    if is_predicted(final, test_cases(input_dir, ending), ending):
         return final
     if output_dir.exists() and any(output_dir.iterdir()):
         if not replace:
@@ -124,8 +127,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import json
-
     from nnunetv2_mamba.comparison.environment import NnUNetPaths, resolve_device, subprocess_environment
     from nnunetv2_mamba.comparison.execution import make_executor
     from nnunetv2_mamba.evaluation.folder import evaluate_folder, write_results
