@@ -52,6 +52,21 @@ def remove_other_directions(mixer: SelectiveScanMixer) -> None:
         mixer.Ds[D:] = 0
 
 
+def reduce_to_control(parent: torch.nn.Module, scan: str) -> dict:
+    """Make ``parent`` (a mixer or a network) compute what its ``scan`` control computes, and return the control's
+    weights: for "none" every mixer's scan becomes the identity and the scan parameters are left out; for "one_way"
+    the other directions contribute nothing and the scan parameters are cut to direction 0's slice."""
+    mixers = {name: m for name, m in parent.named_modules() if isinstance(m, SelectiveScanMixer)}
+    for mixer in mixers.values():
+        if scan == "none":
+            mixer.scan = lambda x: x
+        else:
+            remove_other_directions(mixer)
+    if scan == "none":
+        return {k: v for k, v in parent.state_dict().items() if not is_scan_parameter(k)}
+    return direction_zero(parent.state_dict(), {name: m.d_inner for name, m in mixers.items()})
+
+
 @pytest.mark.parametrize("cls,spatial_dims", NETWORKS)
 def test_the_controls_lose_exactly_the_scans_parameters(cls, spatial_dims):
     parent, one_way, no_scan = (network(cls, spatial_dims, scan) for scan in ("cross", "one_way", "none"))
@@ -67,56 +82,36 @@ def test_the_controls_lose_exactly_the_scans_parameters(cls, spatial_dims):
     assert mixers and all(m.scan_kind == "none" for m in mixers)
 
 
+@pytest.mark.usefixtures("cpu_scan_backend")
+@pytest.mark.parametrize("scan", ["none", "one_way"])
 @pytest.mark.parametrize("cls,spatial_dims", NETWORKS)
-def test_no_scan_is_the_parent_with_the_scan_as_identity(cls, spatial_dims):
-    parent, no_scan = network(cls, spatial_dims, "cross"), network(cls, spatial_dims, "none")
-    no_scan.load_state_dict({k: v for k, v in parent.state_dict().items() if not is_scan_parameter(k)})
-    for mixer in parent.modules():
-        if isinstance(mixer, SelectiveScanMixer):
-            mixer.scan = lambda x: x
+def test_a_control_network_is_its_parent_with_the_scan_reduced(cls, spatial_dims, scan):
+    """Bit for bit: "none" runs the parent's operations without the scan; under "one_way" direction 0's channels go
+    through the same operations (a per-direction batch of the same products, a per-channel scan) and the merge adds
+    exact zeros for the others."""
+    parent, control = network(cls, spatial_dims, "cross"), network(cls, spatial_dims, scan)
+    control.load_state_dict(reduce_to_control(parent, scan))
     x = network_input(spatial_dims)
     with torch.no_grad():
-        assert torch.equal(no_scan(x), parent(x))
+        assert torch.equal(control(x), parent(x))
 
 
 @pytest.mark.usefixtures("cpu_scan_backend")
+@pytest.mark.parametrize("scan", ["none", "one_way"])
 @pytest.mark.parametrize("cls,kwargs,shape", MIXERS)
-def test_a_no_scan_mixer_is_the_parent_mixer_with_the_scan_as_identity(cls, kwargs, shape):
-    parent, no_scan = cls(4, d_state=4, **kwargs), cls(4, d_state=4, scan="none", **kwargs)
+def test_a_control_mixer_is_its_parent_with_the_scan_reduced(cls, kwargs, shape, scan):
+    """Random weights (all directions' slices differ): "none" bit for bit, "one_way" within the mixer's fp32
+    roundings."""
+    parent, control = cls(4, d_state=4, **kwargs), cls(4, d_state=4, scan=scan, **kwargs)
     randomise(parent)
-    no_scan.load_state_dict({k: v for k, v in parent.state_dict().items() if not is_scan_parameter(k)})
-    parent.scan = lambda x: x
+    control.load_state_dict(reduce_to_control(parent, scan))
+    assert control.directions.num_directions == (1 if scan == "one_way" else parent.directions.num_directions)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        assert torch.equal(no_scan(x), parent(x))
-
-
-@pytest.mark.usefixtures("cpu_scan_backend")
-@pytest.mark.parametrize("cls,kwargs,shape", MIXERS)
-def test_a_one_way_mixer_is_the_parent_on_direction_zero_alone(cls, kwargs, shape):
-    parent, one_way = cls(4, d_state=4, **kwargs), cls(4, d_state=4, scan="one_way", **kwargs)
-    randomise(parent)
-    remove_other_directions(parent)
-    one_way.load_state_dict(direction_zero(parent.state_dict(), {"": parent.d_inner}))
-    assert one_way.directions.num_directions == 1
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        assert_fp32_close(one_way(x), parent(x), mixer_roundings(parent, L=x[0, ..., 0].numel()))
-
-
-@pytest.mark.usefixtures("cpu_scan_backend")
-@pytest.mark.parametrize("cls,spatial_dims", NETWORKS)
-def test_a_one_way_network_is_the_parent_on_direction_zero_alone(cls, spatial_dims):
-    """Bit for bit: direction 0's channels go through the same operations (a per-direction batch of the same
-    products, a per-channel scan) and the merge adds exact zeros for the others."""
-    parent, one_way = network(cls, spatial_dims, "cross"), network(cls, spatial_dims, "one_way")
-    mixers = {name: m for name, m in parent.named_modules() if isinstance(m, SelectiveScanMixer)}
-    for mixer in mixers.values():
-        remove_other_directions(mixer)
-    one_way.load_state_dict(direction_zero(parent.state_dict(), {name: m.d_inner for name, m in mixers.items()}))
-    x = network_input(spatial_dims)
-    with torch.no_grad():
-        assert torch.equal(one_way(x), parent(x))
+        if scan == "none":
+            assert torch.equal(control(x), parent(x))
+        else:
+            assert_fp32_close(control(x), parent(x), mixer_roundings(parent, L=x[0, ..., 0].numel()))
 
 
 def test_an_unknown_scan_is_one_clear_error():

@@ -69,7 +69,7 @@ def split_variant_name(name: str) -> tuple[str, str, object] | None:
     return None
 
 
-def find_trainer(base_name: str, requested: str) -> type:
+def find_trainer(base_name: str, requested: str, kind: str) -> type:
     """Trainer class ``base_name``: ours, a variant of a shorter name, else nnU-Net's search (its own trainers, then
     nnUNet_extTrainer)."""
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
@@ -81,8 +81,8 @@ def find_trainer(base_name: str, requested: str) -> type:
     try:
         return recursive_find_trainer_class_by_name(base_name)
     except RuntimeError as error:
-        raise TrainerNameError(f"{requested} is a variant of trainer {base_name}, which was not found: {error}") \
-            from None
+        raise TrainerNameError(f"{requested} is trainer {base_name} with a {kind}, but {base_name} was not found: "
+                               f"{error}") from None
 
 
 def shared_mixins(base: type) -> list[type]:
@@ -125,6 +125,6 @@ def trainer_variant(name: str) -> type:
             raise AttributeError(f"{name} is not a trainer variant name (<Trainer>_<NoScan|OneWay>, "
                                  f"<Trainer>_<E>ep<I>it, <Trainer>_seed<K>)")
         kind, base_name, value = split
-        _variants[name] = _synthesise(name, kind, find_trainer(base_name, name), value)
+        _variants[name] = _synthesise(name, kind, find_trainer(base_name, name, kind), value)
     return _variants[name]
 
