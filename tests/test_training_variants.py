@@ -4,7 +4,9 @@ checkpoints of two CPU trainings with one seed through the stock nnUNetv2_train.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 
 import pytest
 import torch
@@ -16,7 +18,7 @@ from nnunetv2_mamba.training.budget import Budget, BudgetNameError, TrainerNameE
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 from nnunetv2_mamba.training.seeds import SeedNameError, derived_seeds, seed_trainer_name, split_seed_name
 from nnunetv2_mamba.training.trainer_variants import split_variant_name, trainer_variant
-from helpers import DATASET, run
+from helpers import DATASET, REPO, run
 from nnunet_cli import plan_tiny_phantom, planning_environment
 
 PLANS = "nnUNetMambaUNetPlans"
@@ -82,6 +84,24 @@ def test_the_scan_controls_build_3d_networks_from_3d_plans():
         assert network.spatial_dims == 3 and network.geometry.scan == scan
         assert {(m.scan_kind, m.directions.num_directions) for m in mixers} == {(scan, directions)}
         assert network(torch.zeros(1, 1, 32, 32, 32)).shape == (1, 2, 32, 32, 32)
+
+
+def test_nnunets_own_search_finds_every_variant_from_a_fresh_python():
+    """Through the shim folder, as nnUNetv2_train, --c, --val and nnUNetv2_predict look trainers up."""
+    script = """
+import pickle
+from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as find
+for name in ('nnUNetTrainerMambaUNet_NoScan', 'nnUNetTrainerVMUNet_OneWay_2ep4it_seed0', 'nnUNetTrainer_seed2',
+             'nnUNetTrainerMambaUNet_Tiny_seed3'):
+    cls = find(name)
+    assert pickle.loads(pickle.dumps(cls)) is cls
+    print('FOUND', name, cls.fixed_network_kwargs.get('scan') if hasattr(cls, 'fixed_network_kwargs') else None,
+          getattr(cls, 'seed', None))
+"""
+    output = run([sys.executable, "-c", script], {**os.environ, "nnUNet_extTrainer": str(REPO / "trainers")})
+    assert [line for line in output.splitlines() if line.startswith("FOUND")] == [
+        "FOUND nnUNetTrainerMambaUNet_NoScan none None", "FOUND nnUNetTrainerVMUNet_OneWay_2ep4it_seed0 one_way 0",
+        "FOUND nnUNetTrainer_seed2 None 2", "FOUND nnUNetTrainerMambaUNet_Tiny_seed3 None 3"]
 
 
 def test_derived_seeds_differ_per_stream():
