@@ -1,6 +1,7 @@
-"""Trainer variants by name (training/trainer_variants.py): the name grammar, the scan controls' networks (2d and
-3d), and seeded repeats (training/seeds.py): the seed's reach (initial weights, data augmentation in process and in nnU-Net's worker processes) and bit-identical
-checkpoints of two CPU trainings with one seed through the stock nnUNetv2_train. One phantom planned per module."""
+"""Trainer variants by name (training/trainer_variants.py): the name grammar, nnU-Net's search, the scan controls'
+networks (2d and 3d), and seeded repeats (training/seeds.py): the seed's reach (initial weights, data augmentation
+in process and in nnU-Net's worker processes) and bit-identical checkpoints of two CPU trainings with one seed
+through the stock nnUNetv2_train. One phantom planned per module."""
 from __future__ import annotations
 
 import json

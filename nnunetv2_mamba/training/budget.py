@@ -148,6 +148,6 @@ def read_training_setup(fold_folder: str | Path) -> dict:
     path = Path(fold_folder) / SETUP_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: this fold was not trained by a budgeted or seeded trainer "
-                                "(<Trainer>_<E>ep<I>it, _Tiny or _seed<K>) of this version. Delete the fold folder and train "
-                                "it again.")
+                                "(<Trainer>_<E>ep<I>it, _Tiny or _seed<K>) of this version. Delete the fold folder "
+                                "and train it again.")
     return json.loads(path.read_text())
