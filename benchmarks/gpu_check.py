@@ -107,7 +107,8 @@ def check_environment(args, rows_file: Path) -> dict:
                {"dry_run": args.dry_run, "quick": args.quick, "patch": list(args.patch), "batch": args.batch}),
            "GPU_CHECK_ROWS": str(rows_file), "GPU_CHECK_INJECT_CRASH": json.dumps(args.inject_crash),
            "NNUNETV2_MAMBA_GPU_CHECK_INJECT_FAILURE": json.dumps(args.inject_failure),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), str(BENCHMARKS), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), str(BENCHMARKS),
+                                                       os.environ.get("PYTHONPATH")]))}
     if args.dry_run:
         env["TRITON_INTERPRET"] = "1"  # the Triton kernels then run on CPU tensors
     return env
@@ -123,7 +124,8 @@ def run_check(test_file: Path, check: str, env: dict, timeout_s: float) -> list[
     rows_file = Path(env["GPU_CHECK_ROWS"])
     rows_file.write_text("")
     command = [sys.executable, "-m", "pytest", str(test_file), "-m", "gpu", "-p", "gpu_check_rows", "-q", "-rN",
-               "--no-header", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir", str(REPOSITORY)]
+               "--no-header", "--disable-warnings", "-p", "no:cacheprovider", "-o", "addopts=",
+               "--rootdir", str(REPOSITORY)]
     process = subprocess.Popen(command, env=env, cwd=REPOSITORY, start_new_session=True)
     try:
         process.wait(timeout_s)
