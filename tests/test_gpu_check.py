@@ -21,8 +21,9 @@ STATUSES = ("PASS", "FAIL", "SKIP")
 
 def run_dry(tmp_path: Path, *arguments: str) -> tuple[subprocess.CompletedProcess, Path]:
     output = tmp_path / "table.md"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--output", str(output), *arguments],
-                          capture_output=True, text=True, timeout=900)
+    # the budget is wall-clock: a generous one, so that a loaded test machine does not cut the checks short
+    done = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--budget", "1500", "--output", str(output),
+                           *arguments], capture_output=True, text=True, timeout=1800)
     return done, output
 
 
