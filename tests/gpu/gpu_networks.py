@@ -13,6 +13,7 @@ from nnunetv2_mamba.measurement.networks import MAMBA_NETWORKS, build_network, i
 from nnunetv2_mamba.ops import backends
 
 from gpu_outcome import Outcome, in_ms, milliseconds
+from gpu_settings import scan_backend
 
 TRAIN_SECONDS = 30.0  # timed training steps of one network stop after this long
 
@@ -91,7 +92,6 @@ def check_network(kind: str, name: str, settings, report) -> None:
         torch.backends.cudnn.benchmark = True  # as nnU-Net's run_training sets it
     case = training_case(name, settings) if kind == "train" else inference_case(name, settings)
     report.case(case + auto_label(name, settings))
-    from gpu_settings import scan_backend
     with scan_backend("auto"):
         outcome = (measure_training if kind == "train" else measure_inference)(name, settings)
     report.record(outcome)
