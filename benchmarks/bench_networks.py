@@ -27,101 +27,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (busy_processes, machine_description, markdown_table, median_seconds, peak_memory_mb,  # noqa: E402
-                    run_measurement)
+from nnunetv2_mamba.measurement import median, peak_memory, timed_runs
+from nnunetv2_mamba.measurement.machine import machine_description
+from nnunetv2_mamba.measurement.networks import BASELINE, NETWORKS, build_network, inference, training_step
+from processes import busy_processes, run_measurement
 
-NETWORKS = ("MambaUNet", "VMUNet", "PlainConvUNet")
-BASELINE = "PlainConvUNet"
 BLOCKS = ("SS2D", "VSSBlock")
 STAGE_DIMS = (96, 192, 384, 768)
-INPUT_CHANNELS, NUM_CLASSES = 1, 4
-
-
-def plain_conv_unet_kwargs(patch: int | tuple[int, ...], base_features: int = 32) -> dict:
-    """``arch_kwargs`` of nnU-Net's default 2d / 3d_fullres plans (ExperimentPlanner) for a ``patch`` (a square's
-    edge, (H, W) or (D, H, W)) with isotropic spacing; ``base_features`` doubling per stage up to 512 in 2D, 320 in
-    3D (nnU-Net: 32)."""
-    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
-    shape = (patch, patch) if isinstance(patch, int) else tuple(patch)
-    n = len(shape)
-    _, strides, kernel_sizes, planned_patch, _ = get_pool_and_conv_props((1.0,) * n, shape, 4, 999999)
-    planned = tuple(int(edge) for edge in planned_patch)
-    if planned != shape:
-        raise SystemExit(f"nnU-Net would change a {shape} patch to {planned}: use a patch that is a multiple of "
-                         f"2^pooling steps, such as {planned}")
-    stages, max_features = len(strides), 512 if n == 2 else 320
-    return {"n_stages": stages,
-            "features_per_stage": [min(max_features, base_features * 2 ** i) for i in range(stages)],
-            "conv_op": f"torch.nn.modules.conv.Conv{n}d", "kernel_sizes": kernel_sizes, "strides": strides,
-            "n_conv_per_stage": [2] * stages, "n_conv_per_stage_decoder": [2] * (stages - 1), "conv_bias": True,
-            "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{n}d",
-            "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
-            "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
-
-
-def build_network(name: str, patch: tuple[int, ...], deep_supervision: bool) -> torch.nn.Module:
-    """One of NETWORKS with 1 input channel and 4 classes for (H, W) or (D, H, W) patches, built and initialised as
-    its trainer does."""
-    if name == BASELINE:
-        from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-        return get_network_from_plans("dynamic_network_architectures.architectures.unet.PlainConvUNet",
-                                      plain_conv_unet_kwargs(patch), ("conv_op", "norm_op", "dropout_op", "nonlin"),
-                                      INPUT_CHANNELS, NUM_CLASSES, deep_supervision=deep_supervision)
-    from nnunetv2_mamba.nets import MambaUNet, VMUNet
-    return {"MambaUNet": MambaUNet, "VMUNet": VMUNet}[name](INPUT_CHANNELS, NUM_CLASSES, spatial_dims=len(patch),
-                                                           deep_supervision=deep_supervision)
-
-
-def nnunet_loss(num_outputs: int) -> Callable:
-    """nnUNetTrainer._build_loss for a 2d configuration without regions: Dice + CE, deep-supervision weights."""
-    from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
-    from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
-    loss = DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {}, weight_ce=1,
-                          weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
-    weights = torch.tensor([1 / 2 ** i for i in range(num_outputs)])
-    weights[-1] = 0
-    return DeepSupervisionWrapper(loss, (weights / weights.sum()).tolist())
-
-
-def training_step(name: str, patch: tuple[int, ...], batch: int,
-                  device: str) -> tuple[Callable[[], None], torch.nn.Module]:
-    """(one nnU-Net training iteration on a fixed random batch, the network)."""
-    network = build_network(name, patch, deep_supervision=True).to(device).train()
-    image = torch.randn(batch, INPUT_CHANNELS, *patch, device=device)
-    label = torch.randint(0, NUM_CLASSES, (batch, 1, *patch), device=device).float()
-    with torch.no_grad():
-        shapes = [tuple(o.shape[2:]) for o in network(image)]
-    targets = [F.interpolate(label, size=shape, mode="nearest") for shape in shapes]  # the data loader's job
-    loss = nnunet_loss(len(targets))
-    optimizer = torch.optim.SGD(network.parameters(), 1e-2, weight_decay=3e-5, momentum=0.99, nesterov=True)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss(network(image), targets).backward()
-        torch.nn.utils.clip_grad_norm_(network.parameters(), 12)
-        optimizer.step()
-    return step, network
-
-
-def inference(name: str, patch: tuple[int, ...], device: str) -> tuple[Callable[[], None], torch.nn.Module]:
-    """(one eval-mode, no-grad forward of a single patch, the network)."""
-    network = build_network(name, patch, deep_supervision=False).to(device).eval()
-    image = torch.randn(1, INPUT_CHANNELS, *patch, device=device)
-
-    def predict() -> None:
-        with torch.no_grad():
-            network(image)
-    return predict, network
 
 
 def stage_size(patch: tuple[int, ...], stage: int) -> tuple[int, ...]:
@@ -146,16 +64,16 @@ def block_pass(block: str, stage: int, patch: tuple[int, ...], batch: int,
 def measure(what: str, name: str, stage: int, args) -> dict:
     """Median seconds, all timings, peak extra memory (MiB) and parameter count of one measurement, here."""
     torch.manual_seed(0)
-    if what == "train":
-        run, module = training_step(name, args.patch, args.batch, args.device)
-    elif what == "infer":
-        run, module = inference(name, args.patch, args.device)
+    if what in ("train", "infer"):
+        module = build_network(name, args.patch, deep_supervision=what == "train").to(args.device)
+        run = (training_step(module, args.patch, args.batch, args.device, amp=False) if what == "train" else
+               inference(module, args.patch, args.device, amp=False))
     else:
         run, module = block_pass(name, stage, args.patch, args.batch, args.device)
-    with peak_memory_mb(args.device) as memory:
-        median, times = median_seconds(run, args.repeats, args.warmup, args.device)
+    with peak_memory(args.device) as memory:
+        times, _ = timed_runs(run, args.device, args.warmup, args.repeats)
     parameters = sum(p.numel() for p in module.parameters())
-    return {"seconds": median, "times": times, "peak_mb": memory["peak_mb"], "parameters": parameters}
+    return {"seconds": median(times), "times": times, "peak_mb": memory.extra_mib, "parameters": parameters}
 
 
 def scan_backend_description(device: str) -> str:
@@ -224,6 +142,13 @@ def block_table(args) -> str:
     return markdown_table(headers, rows)
 
 
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def mixer_name(patch: tuple[int, ...]) -> str:
     return "SS2D" if len(patch) == 2 else "SS3D"
 
@@ -231,7 +156,8 @@ def mixer_name(patch: tuple[int, ...]) -> str:
 def profile_training_step(args) -> None:
     """Print torch.profiler's operator table (self time) for one training step after warm-up."""
     from torch.profiler import ProfilerActivity, profile
-    step, _ = training_step(args.profile, args.patch, args.batch, args.device)
+    network = build_network(args.profile, args.patch, deep_supervision=True).to(args.device)
+    step = training_step(network, args.patch, args.batch, args.device, amp=False)
     for _ in range(max(1, args.warmup)):
         step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])

@@ -13,46 +13,39 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 
 MIB = 2 ** 20
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def measure(network: str, patch_size: list[int], batch_size: int) -> dict:
     """Runs in the child: the measured delta and the model's estimate, in bytes."""
-    import resource
-
     import torch
     import torch.nn.functional as F
 
     from nnunetv2_mamba.experiment_planning.memory import measure_memory_model
     from nnunetv2_mamba.experiment_planning.planners import PLANNERS
+    from nnunetv2_mamba.measurement import peak_memory
 
     planner = PLANNERS[network]
     kwargs = {**planner.network_kwargs, "spatial_dims": len(patch_size)}
     model = measure_memory_model(planner.network_class, 1, 4, kwargs)
     torch.manual_seed(0)
-    before = rss_bytes()
-    net = planner.network_class(1, 4, deep_supervision=True, **kwargs)
-    optimizer = torch.optim.SGD(net.parameters(), 1e-2, momentum=0.99, nesterov=True)
-    x = torch.randn(batch_size, 1, *patch_size)
-    for _ in range(2):
-        optimizer.zero_grad(set_to_none=True)
-        outputs = net(x)
-        loss = sum(F.cross_entropy(o, torch.zeros(o.shape[0], *o.shape[2:], dtype=torch.long)) for o in outputs)
-        loss.backward()
-        optimizer.step()
-        del outputs, loss
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with peak_memory("cpu") as memory:
+        net = planner.network_class(1, 4, deep_supervision=True, **kwargs)
+        optimizer = torch.optim.SGD(net.parameters(), 1e-2, momentum=0.99, nesterov=True)
+        x = torch.randn(batch_size, 1, *patch_size)
+        for _ in range(2):
+            optimizer.zero_grad(set_to_none=True)
+            outputs = net(x)
+            loss = sum(F.cross_entropy(o, torch.zeros(o.shape[0], *o.shape[2:], dtype=torch.long))
+                       for o in outputs)
+            loss.backward()
+            optimizer.step()
+            del outputs, loss
     workspace = model.workspace_bytes(patch_size, batch_size)
-    return {"measured": peak - before, "estimated": model.training_bytes(patch_size, batch_size) - workspace,
+    return {"measured": memory.extra_mib * MIB, "estimated": model.training_bytes(patch_size, batch_size) - workspace,
             "triton_workspace": workspace,
             "static": model.static_bytes(), "activations": model.activation_bytes(patch_size, batch_size)}
 

@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import busy_processes  # noqa: E402
+from nnunetv2_mamba.measurement import median, peak_memory, timed_runs
+from nnunetv2_mamba.measurement.machine import machine_description
+from processes import busy_processes
 
 BATCH, DIRECTIONS, D_STATE = 2, 4, 16
 MAMBA_REF_LENGTH = 784
@@ -76,25 +73,9 @@ def measure_one(method: str, dim: int, length: int, repeats: int, device: str) -
               torch.ones(d, device=device), 0.1 * make(d)]
     inputs = [t.detach().requires_grad_() for t in inputs]
     scan = scan_method(method)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    if method != "mamba_ref":  # untimed warm-up: loading a kernel, first allocations
-        scan(*inputs).sum().backward()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        scan(*inputs).sum().backward()
-        sync()
-        times.append(time.perf_counter() - start)
-    if device.startswith("cuda"):
-        peak_mb = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
-    else:
-        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
-    return {"seconds": statistics.median(times), "repeats": repeats, "peak_mb": peak_mb}
+    with peak_memory(device) as memory:  # untimed warm-up (loading a kernel, first allocations), not of mamba_ref
+        times, _ = timed_runs(lambda: scan(*inputs).sum().backward(), device, int(method != "mamba_ref"), repeats)
+    return {"seconds": median(times), "repeats": repeats, "peak_mb": memory.extra_mib}
 
 
 def measure_in_subprocess(method: str, dim: int, length: int, repeats: int, device: str) -> dict | None:
@@ -107,15 +88,8 @@ def measure_in_subprocess(method: str, dim: int, length: int, repeats: int, devi
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def machine_description(device: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if device.startswith("cuda") else ""
-    load = ", load average %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
-    return (f"torch {torch.__version__}, device {device}{gpu}, {torch.get_num_threads()} threads on {os.cpu_count()} "
-            f"cores ({cpu}){load}; fp32, B={BATCH}, K={DIRECTIONS}, N={D_STATE}, fwd+bwd, median")
+def description(device: str) -> str:
+    return f"{machine_description(device)}; fp32, B={BATCH}, K={DIRECTIONS}, N={D_STATE}, fwd+bwd, median"
 
 
 def methods_for(device: str) -> list[str]:
@@ -161,7 +135,7 @@ def main() -> int:
         print(json.dumps(measure_one(method, dim, length, args.repeats, args.device)))
         return 0
 
-    print(f"{machine_description(args.device)}; {args.busy} busy processes beside\n")
+    print(f"{description(args.device)}; {args.busy} busy processes beside\n")
     print("| D | L | method | fwd+bwd (s) | method / torch scan | peak extra memory (MB) |")
     print("|---|---|---|---|---|---|")
     with busy_processes(args.busy):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -171,14 +170,6 @@ def final(args, paths) -> None:
             run_comparison(paths, name, trainers, args.final_budget, fold, "final")
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-             if line.startswith("model name")] if cpuinfo.is_file() else []
-    return names[0] if names else platform.processor() or platform.machine()
-
-
 def describe_dataset(paths, name: str) -> str:
     """``name``: its training and test case counts and image size, read from the raw data set on disk."""
     import SimpleITK as sitk
@@ -232,6 +223,7 @@ def final_table(runs: list[tuple[str, int, Path]], budget: tuple[int, int], data
 
 def summary(args, paths) -> None:
     """Markdown tables of the screen and the final stage (test Dice), with the command, machine and budgets."""
+    from nnunetv2_mamba.measurement.machine import cpu_model
     study = paths.results / "study"
     log = args.work_dir / COMMANDS_LOG
     # a command run again resumed the same runs: listed once, where it first ran

@@ -1,13 +1,12 @@
-"""benchmarks/gpu_check.py --dry-run: every check runs on the CPU (Triton interpreted) and reports one row per
-case in one markdown table and a JSON file; a failing case and a crashing check are FAIL rows, the run goes on,
-and only the exit status at the end says something failed."""
+"""benchmarks/gpu_check.py --dry-run: every check (tests/gpu, one pytest process per check) runs on the CPU (Triton
+interpreted) and reports one row per case in one markdown table and a JSON file; a failing case and a crashing
+check are FAIL rows, the run goes on, and only the exit status at the end says something failed. Time limits:
+pytest-timeout stops one test, the check's process is stopped at its share of the budget."""
 import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -15,11 +14,6 @@ pytest.importorskip("triton", reason="the dry run runs the Triton kernels under 
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPT = BENCHMARKS / "gpu_check.py"
-sys.path.insert(0, str(BENCHMARKS))
-from gpu_checks.isolation import run_isolated  # noqa: E402
-from gpu_checks.registry import PASS, Check, Row  # noqa: E402
-
-NO_INJECTION = SimpleNamespace(inject_crash=(), inject_failure=())
 CHECKS = ("environment", "backends", "scan", "cross_scan", "ss2d", "nets_2d", "nets_3d", "triton_backward", "compile",
           "ddp")
 STATUSES = ("PASS", "FAIL", "SKIP")
@@ -27,8 +21,9 @@ STATUSES = ("PASS", "FAIL", "SKIP")
 
 def run_dry(tmp_path: Path, *arguments: str) -> tuple[subprocess.CompletedProcess, Path]:
     output = tmp_path / "table.md"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--output", str(output), *arguments],
-                          capture_output=True, text=True, timeout=900)
+    # the budget is wall-clock: a generous one, so that a loaded test machine does not cut the checks short
+    done = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--budget", "1500", "--output", str(output),
+                           *arguments], capture_output=True, text=True, timeout=1800)
     return done, output
 
 
@@ -111,21 +106,45 @@ def test_a_run_without_failures_exits_zero(tmp_path):
     assert [(row["check"], row["status"]) for row in rows] == [("environment", "PASS")]
 
 
-def test_a_check_that_hangs_is_stopped_at_its_time_limit_and_keeps_its_rows():
-    def hangs(settings):
-        yield Row("hangs", "first", PASS, "done")
-        time.sleep(600)
-    seen = []
-    rows = run_isolated(Check("hangs", "", hangs, timeout_s=2, required=False), NO_INJECTION, 2, seen.append)
-    assert [(row.case, row.status) for row in rows] == [("first", "PASS"), ("(whole check)", "FAIL")]
-    assert rows[-1].result.startswith("stopped after its time limit of 2 s after 1 row(s)")
-    assert seen == rows
+@pytest.fixture
+def gpu_check(monkeypatch):
+    """benchmarks/gpu_check.py as a module."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import gpu_check
+    return gpu_check
 
 
-def test_a_bug_outside_any_case_ends_only_that_check_with_a_fail_row():
-    def broken(settings):
-        yield Row("broken", "first", PASS, "done")
-        raise KeyError("no such shape")
-    rows = run_isolated(Check("broken", "", broken, timeout_s=60, required=False), NO_INJECTION, 60, print)
-    assert [(row.case, row.status) for row in rows] == [("first", "PASS"), ("(whole check)", "FAIL")]
-    assert rows[-1].result == "the check stopped: KeyError: 'no such shape'"
+def made_up_check(tmp_path: Path, body: str) -> Path:
+    """A check file of gpu-marked tests (tests/gpu/test_gpu_<check>.py's form) holding ``body``."""
+    path = tmp_path / "test_gpu_made_up.py"
+    path.write_text("import time\n\nimport pytest\n\npytestmark = pytest.mark.gpu\n\n\n" + body)
+    return path
+
+
+def run_made_up(gpu_check, tmp_path: Path, body: str, timeout_s: float) -> list:
+    args = gpu_check.parse_arguments(["--dry-run"])
+    env = gpu_check.check_environment(args, tmp_path / "rows.jsonl")
+    return gpu_check.run_check(made_up_check(tmp_path, body), "made_up", env, timeout_s)
+
+
+def test_a_check_that_hangs_is_stopped_at_its_time_limit_and_keeps_its_rows(gpu_check, tmp_path):
+    rows = run_made_up(gpu_check, tmp_path, "def test_first():\n    pass\n\n\ndef test_hangs():\n    time.sleep(600)\n",
+                       timeout_s=20)
+    assert [(row.case, row.status) for row in rows] == [("test_first", "PASS"), ("(whole check)", "FAIL")]
+    assert rows[-1].result.startswith("stopped after its time limit of 20 s after 1 row(s)")
+
+
+def test_a_test_over_its_pytest_timeout_fails_alone_and_the_check_goes_on(gpu_check, tmp_path):
+    body = ("@pytest.mark.timeout(2)\ndef test_hangs():\n    time.sleep(600)\n\n\n"
+            "def test_after():\n    pass\n")
+    rows = run_made_up(gpu_check, tmp_path, body, timeout_s=120)
+    assert [(row.case, row.status) for row in rows] == [("test_hangs", "FAIL"), ("test_after", "PASS")]
+    assert "Timeout" in rows[0].result
+
+
+def test_a_bug_outside_any_case_fails_only_its_tests_and_the_check_goes_on(gpu_check, tmp_path):
+    body = ("@pytest.fixture\ndef shape():\n    raise KeyError('no such shape')\n\n\n"
+            "def test_broken(shape):\n    pass\n\n\ndef test_after():\n    pass\n")
+    rows = run_made_up(gpu_check, tmp_path, body, timeout_s=120)
+    assert [(row.case, row.status) for row in rows] == [("test_broken", "FAIL"), ("test_after", "PASS")]
+    assert rows[0].result == "KeyError: 'no such shape'"

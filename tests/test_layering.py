@@ -1,7 +1,7 @@
 """The package's layering (docs/architecture.md, "Package layering"), read from the source with ast, nothing imported.
 
-Layers, lowest first: ops < nets < training / experiment_planning / evaluation (with synthetic and the installed
-trainers folder, nnunetv2_mamba.ext_trainers) < comparison < demo / cli (with doctor and __main__). A module may
+Layers, lowest first: ops < nets < training / experiment_planning / evaluation (with synthetic, measurement and the
+installed trainers folder, nnunetv2_mamba.ext_trainers) < comparison < demo / cli (with doctor and __main__). A module may
 import its own layer and the ones below, never one above, not even inside a function; and the modules imported at
 module level never form a cycle (the import statements Python runs while importing a module).
 """
@@ -17,7 +17,7 @@ PACKAGE = "nnunetv2_mamba"
 LAYERS = {
     "ops": 0,
     "nets": 1,
-    "training": 2, "experiment_planning": 2, "evaluation": 2, "synthetic": 2, "ext_trainers": 2,
+    "training": 2, "experiment_planning": 2, "evaluation": 2, "synthetic": 2, "ext_trainers": 2, "measurement": 2,
     "comparison": 3,
     "demo": 4, "cli": 4, "doctor": 4, "__main__": 4,
 }

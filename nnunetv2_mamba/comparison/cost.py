@@ -3,36 +3,19 @@
 Run as ``python -m nnunetv2_mamba.comparison.cost TRAINER PLANS_JSON DATASET_JSON CONFIG DEVICE`` (a fresh process,
 so that its peak memory is the network's alone); prints one JSON line.
 
-FLOPs (forward, batch 1, one patch) from torch.utils.flop_counter.FlopCounterMode: convolutions, matmuls and
-attention (one multiply-add = 2 FLOPs; elementwise ops are not counted), and the selective scan through its
-registered operator's formula (``FLOP_FORMULAS``), 9·B·L·D·N per call (B batch, L sequence length, D = directions x inner channels,
-N state size: the rule VMamba's FLOP counter uses; see nnunetv2_mamba/ops/scan_op.py).
-Peak memory: CUDA -> torch.cuda.max_memory_allocated over one fwd+bwd; CPU -> the process's peak resident set size
-(ru_maxrss, includes the Python/torch runtime).
+FLOPs: forward, batch 1, one patch; fwd+bwd time: the fastest of ``repeats`` training passes (seconds); peak
+memory: the largest in use during them, the network's weights included (on CUDA torch's allocator, on the CPU the
+process's resident set size with the Python/torch runtime). What each number means exactly:
+nnunetv2_mamba/measurement.
 """
 from __future__ import annotations
 
 import json
-import resource
 import sys
-import time
 
+from nnunetv2_mamba.measurement import count_flops, peak_memory, timed_runs
 
-def count_flops(network, example) -> tuple[int, int]:
-    """(all FLOPs, selective-scan FLOPs) of one forward pass of ``network`` on ``example``.
-
-    The scan is the registered operator ``torch.ops.nnunetv2_mamba.selective_scan`` in a forward-only call, and
-    its FLOP formula comes with it (``FLOP_FORMULAS``), so one ``FlopCounterMode`` counts everything.
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from nnunetv2_mamba.ops.scan_op import FLOP_FORMULAS
-
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS) as mode:
-        network(example)
-    per_operator = mode.get_flop_counts()["Global"]
-    return int(mode.get_total_flops()), int(per_operator.get(torch.ops.nnunetv2_mamba.selective_scan, 0))
+__all__ = ["build_network", "count_flops", "measure", "main"]
 
 
 def build_network(trainer_name: str, plans: dict, dataset_json: dict, configuration: str):
@@ -62,23 +45,17 @@ def measure(trainer_name: str, plans: dict, dataset_json: dict, configuration: s
     network.eval()
     flops, scanned = count_flops(network, torch.zeros(1, channels, *patch, device=device))
     network.train()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def forward_backward() -> None:
         outputs = network(torch.randn(batch, channels, *patch, device=device))
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         sum(o.float().mean() for o in outputs).backward()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        timings.append(time.perf_counter() - start)
         network.zero_grad(set_to_none=True)
-    peak = (torch.cuda.max_memory_allocated() / 2 ** 20 if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    with peak_memory(device) as memory:
+        timings, _ = timed_runs(forward_backward, device, warmup=0, repeats=repeats)
     return {"parameters": parameters, "flops": flops, "flops_counter": flops - scanned, "flops_scan": scanned,
-            "fwd_bwd_seconds": min(timings), "peak_memory_mb": peak, "patch_size": patch, "batch_size": batch,
-            "device": device}
+            "fwd_bwd_seconds": min(timings), "peak_memory_mb": memory.peak_mib, "patch_size": patch,
+            "batch_size": batch, "device": device}
 
 
 def main(argv: list[str]) -> int:

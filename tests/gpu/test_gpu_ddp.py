@@ -17,13 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from nnunetv2_mamba.synthetic import write_phantom_dataset
 
-from gpu_checks.registry import Outcome, register, run_case, skip_row
+from gpu_outcome import Outcome
 
-CHECK = "ddp"
+pytestmark = [pytest.mark.gpu, pytest.mark.timeout(2 * 240 + 60)]
 GPUS = 2
 DATASET_ID = 981
 PLANS = "nnUNetMambaUNetPlans"
@@ -94,16 +95,15 @@ def train_with_a_nan_on_one_rank(settings, world_size: int) -> Outcome:
                    f"{seconds:.0f} s training", {"records": records, "training_s": seconds})
 
 
-@register(CHECK, f"nnUNetv2_train -num_gpus {GPUS} with a NaN forced on one rank: it finishes, both ranks skip the "
-                 "same steps and end equal (needs 2+ GPUs)", timeout_s=2 * COMMAND_TIMEOUT_S + 60)
-def ddp(settings):
+def test_ddp_training_with_a_nan_on_one_rank(settings, report):
     if settings.dry_run:
-        yield run_case(settings, CHECK, "one CPU process, NaN on its rank (dry run of the DDP check)",
-                       lambda: train_with_a_nan_on_one_rank(settings, 1))
-        return
-    visible = torch.cuda.device_count()
-    case = f"nnUNetv2_train -num_gpus {GPUS}, NaN on rank 1"
-    if visible < GPUS:
-        yield skip_row(CHECK, case, f"needs {GPUS} or more GPUs, {visible} visible")
-        return
-    yield run_case(settings, CHECK, case, lambda: train_with_a_nan_on_one_rank(settings, GPUS))
+        report.case("one CPU process, NaN on its rank (dry run of the DDP check)")
+        outcome = train_with_a_nan_on_one_rank(settings, 1)
+    else:
+        report.case(f"nnUNetv2_train -num_gpus {GPUS}, NaN on rank 1")
+        visible = torch.cuda.device_count()
+        if visible < GPUS:
+            pytest.skip(f"needs {GPUS} or more GPUs, {visible} visible")
+        outcome = train_with_a_nan_on_one_rank(settings, GPUS)
+    report.record(outcome)
+    assert outcome.passed, outcome.result

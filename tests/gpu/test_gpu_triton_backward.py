@@ -4,25 +4,27 @@ the 3d one, N = 16), and the memory it takes beyond what it returns against the 
 
 The backward's adjoint runs as a forward associative scan over each chunk read backwards and a scratch tile
 (ops/scan_triton.py), a code path only a GPU compiles for real; the errors use mamba-ssm's test tolerances as the
-``scan`` check does. Memory: the peak during forward + backward beyond what it returns (output and gradients:
-the saved chunk states, the dB/dC partials and scratch tiles), reported beside
+``scan`` check does. Memory (CUDA): the peak during forward + backward beyond what it returns (output and
+gradients: the saved chunk states, the dB/dC partials and scratch tiles), reported beside
 ``ops/triton_blocks.backward_workspace_floats`` (the planner's term); PASS needs only the errors.
 """
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
+from nnunetv2_mamba.measurement import peak_memory
+from nnunetv2_mamba.measurement.memory import MIB
 from nnunetv2_mamba.ops.backends import availability
 from nnunetv2_mamba.ops.triton_blocks import backward_workspace_floats
 
-from gpu_checks.measure import backend_device, peak_memory
-from gpu_checks.registry import Outcome, register, run_case, skip_row
-from gpu_checks.scan import as_fp32, compare, forward_backward, scan_inputs, summary
-from gpu_checks.settings import DIRECTIONS
+from gpu_outcome import Outcome
+from gpu_scan import as_fp32, compare, forward_backward, scan_inputs, summary
+from gpu_settings import DIRECTIONS, backend_device, current_settings
 
-MIB = 2 ** 20
+pytestmark = [pytest.mark.gpu, pytest.mark.timeout(180)]
 VOLUME_DIRECTIONS = 6
 
 
@@ -38,7 +40,19 @@ def training_scans(settings) -> list[tuple[str, int, int, int]]:
     return scans
 
 
-def measure(batch: int, directions: int, channels: int, length: int, settings, device: str) -> Outcome:
+def cases(settings) -> list:
+    device, reason = backend_device("triton", settings.device)
+    if device is None:
+        return [pytest.param(None, None, None, None, marks=pytest.mark.skip(reason=reason), id="triton")]
+    return [pytest.param(directions, channels, length, device, id=f"{where}: d={channels} L={length} "
+                         f"B={settings.batch} N={settings.d_state} on {device}")
+            for where, directions, channels, length in training_scans(settings)]
+
+
+@pytest.mark.parametrize("directions,channels,length,device", cases(current_settings()))
+def test_triton_backward_matches_the_torch_scan(directions, channels, length, device, settings, report, request):
+    report.case(request.node.callspec.id)
+    batch = settings.batch
     inputs = scan_inputs(batch, channels, length, settings.d_state, device)
     if directions != DIRECTIONS:  # scan_inputs makes one B/C group per 2d direction
         inputs["B"], inputs["C"] = (torch.randn(batch, directions, settings.d_state, length, device=device)
@@ -50,22 +64,13 @@ def measure(batch: int, directions: int, channels: int, length: int, settings, d
     table = compare(found, expected, "float32")
     passed, text = summary(table)
     model_mib = 4 * backward_workspace_floats(batch, channels, directions, settings.d_state, length) / MIB
-    if memory["peak_mib"] is None:
-        return Outcome(passed, f"{text}; planner's workspace term {model_mib:.3g} MiB", data={"errors": table})
-    extra_mib = memory["peak_mib"] - memory["base_mib"] - returned / MIB
-    return Outcome(passed, f"{text}; memory beyond the output and gradients {extra_mib:.3g} MiB, planner's "
-                           f"workspace term {model_mib:.3g} MiB", data={"errors": table, "extra_mib": extra_mib,
-                                                                        "model_mib": model_mib, **memory})
-
-
-@register("triton_backward", "the Triton scan's backward against the torch scan at the training scans' shapes, and "
-          "its workspace against the planner's", timeout_s=180)
-def triton_backward(settings):
-    device, reason = backend_device("triton", settings.device)
-    if device is None:
-        yield skip_row("triton_backward", "triton", reason)
-        return
-    for where, directions, channels, length in training_scans(settings):
-        case = f"{where}: d={channels} L={length} B={settings.batch} N={settings.d_state} on {device}"
-        yield run_case(settings, "triton_backward", case,
-                       lambda: measure(settings.batch, directions, channels, length, settings, device))
+    if not device.startswith("cuda"):
+        outcome = Outcome(passed, f"{text}; planner's workspace term {model_mib:.3g} MiB", data={"errors": table})
+    else:
+        extra_mib = memory.extra_mib - returned / MIB
+        outcome = Outcome(passed, f"{text}; memory beyond the output and gradients {extra_mib:.3g} MiB, planner's "
+                                  f"workspace term {model_mib:.3g} MiB",
+                          data={"errors": table, "extra_mib": extra_mib, "model_mib": model_mib,
+                                "peak_mib": memory.peak_mib, "base_mib": memory.base_mib})
+    report.record(outcome)
+    assert outcome.passed, outcome.result

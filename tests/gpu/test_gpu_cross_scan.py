@@ -3,18 +3,22 @@ backward, at the SS2D shapes (B, d_inner = 2C, H, W); both timed.
 
 The cross scan and the merge's backward only move values: they must be equal. The merge and the scan's backward
 add four values per pixel in the same order in both ((0 + 2) + (1 + 3)); a half-precision add in Triton may
-round once where torch rounds twice, so they may differ by a few units in the last place: PASS within
-8 eps(dtype) max |term|.
+round once where torch rounds twice, so they may differ by a few units in the last place of the largest term
+(nnunetv2_mamba/ops/tolerances.py, ``rounded_sum_bound``).
 """
 from __future__ import annotations
 
+import pytest
 import torch
 
+from nnunetv2_mamba.measurement import median, timed_runs
 from nnunetv2_mamba.ops.cross_scan import CrossMerge, CrossScan
+from nnunetv2_mamba.ops.tolerances import rounded_sum_bound
 
-from gpu_checks.measure import DTYPES, backend_device, errors, median, milliseconds, ms, timed_runs
-from gpu_checks.registry import Outcome, register, run_case, skip_row
+from gpu_outcome import Outcome, errors, in_ms, milliseconds, ms
+from gpu_settings import DTYPES, backend_device, current_settings
 
+pytestmark = [pytest.mark.gpu, pytest.mark.timeout(90)]
 MOVED = ("scanned", "dys")  # permutations of their inputs
 SUMMED = ("merged", "dx")  # sums of four values
 
@@ -36,33 +40,36 @@ def forward_backward(scan, merge, inputs: dict[str, torch.Tensor]) -> dict[str, 
     return {"scanned": scanned, "merged": merged, "dx": dx, "dys": dys}
 
 
-def measure(inputs: dict, dtype: str, settings, device: str) -> Outcome:
+def cases(settings) -> list:
+    device, reason = backend_device("triton", settings.device)
+    if device != settings.device:
+        return [pytest.param(None, None, marks=pytest.mark.skip(
+            reason=reason if device is None else f"Triton runs on {device} only here"), id="triton")]
+    return [pytest.param(dtype, (C, H, W), id=f"{dtype}, (B, C, H, W) = ({settings.scan_batch}, {2 * C}, {H}, {W})")
+            for C, H, W in settings.stage_shapes() for dtype in settings.kernel_dtypes]
+
+
+@pytest.mark.parametrize("dtype,shape", cases(current_settings()))
+def test_fused_cross_scan_matches_the_torch_functions(dtype, shape, settings, report, request):
+    report.case(request.node.callspec.id)
     from nnunetv2_mamba.ops.cross_scan_triton import cross_merge_triton, cross_scan_triton
+    C, H, W = shape
+    device = settings.device
+    inputs = cross_inputs(settings.scan_batch, 2 * C, H, W, dtype, device)
     timing = (device, settings.warmup, settings.repeats, settings.max_measure_seconds)
     fused_times, found = timed_runs(lambda: forward_backward(cross_scan_triton, cross_merge_triton, inputs), *timing)
     torch_times, expected = timed_runs(lambda: forward_backward(CrossScan.apply, CrossMerge.apply, inputs), *timing)
     largest_term = max(inputs[name].abs().max().item() for name in ("ys", "grad_scanned"))
-    rounding = 8 * torch.finfo(DTYPES[dtype]).eps * largest_term
+    rounding = rounded_sum_bound(DTYPES[dtype], largest_term)
     table = {key: errors(found[key], expected[key], 0.0, 0.0 if key in MOVED else rounding)
              for key in MOVED + SUMMED}
     passed = all(table[key]["tol_ratio"] <= 1 for key in table)
     moved = "equal" if all(table[key]["max_abs"] == 0 for key in MOVED) else "NOT equal"
     summed = max(table[key]["max_abs"] for key in SUMMED)
-    return Outcome(passed, f"scan and merge's backward {moved}; merge and scan's backward max abs {summed:.2g} "
-                           f"(bound {rounding:.2g})",
-                   f"fused {milliseconds(fused_times)}, torch {ms(median(torch_times))} ms "
-                   f"(= {median(torch_times) / median(fused_times):.2g}x fused)",
-                   {"errors": table, "fused_ms": fused_times, "torch_ms": torch_times})
-
-
-@register("cross_scan", "fused Triton cross scan / merge against the torch functions: equality, time", timeout_s=90)
-def cross_scan_check(settings):
-    device, reason = backend_device("triton", settings.device)
-    if device != settings.device:
-        yield skip_row("cross_scan", "triton", reason if device is None else f"Triton runs on {device} only here")
-        return
-    for C, H, W in settings.stage_shapes():
-        for dtype in settings.kernel_dtypes:
-            case = f"{dtype}, (B, C, H, W) = ({settings.scan_batch}, {2 * C}, {H}, {W})"
-            yield run_case(settings, "cross_scan", case, lambda: measure(
-                cross_inputs(settings.scan_batch, 2 * C, H, W, dtype, device), dtype, settings, device))
+    outcome = Outcome(passed, f"scan and merge's backward {moved}; merge and scan's backward max abs {summed:.2g} "
+                              f"(bound {rounding:.2g})",
+                      f"fused {milliseconds(fused_times)}, torch {ms(1e3 * median(torch_times))} ms "
+                      f"(= {median(torch_times) / median(fused_times):.2g}x fused)",
+                      {"errors": table, "fused_ms": in_ms(fused_times), "torch_ms": in_ms(torch_times)})
+    report.record(outcome)
+    assert outcome.passed, outcome.result

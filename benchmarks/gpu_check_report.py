@@ -1,14 +1,34 @@
-"""The report: one markdown table of every row (plus the machine line, the legend and captured logs) and a JSON
-file of the raw numbers."""
+"""gpu_check.py's report: one row per case of a check, one markdown table of every row (plus the machine line, the
+legend and captured logs) and a JSON file of the raw numbers."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from gpu_checks.registry import FAIL, PASS, SKIP, Row
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+WHOLE_CHECK = "(whole check)"
+
+
+@dataclass
+class Row:
+    """One line of the report: a case of a check, its status, what was measured (text and raw numbers)."""
+    check: str
+    case: str
+    status: str
+    result: str = ""
+    time: str = ""
+    data: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return finite_json(dataclasses.asdict(self))
+
+
+def print_row(row: Row) -> None:
+    print(f"{row.status} {row.check}: {row.case} | {row.result} | {row.time}", flush=True)
 
 LEGEND = """\
 - scan: forward + backward of one scan; the reference is the torch scan in fp32 on the same rounded inputs (for the
@@ -20,7 +40,8 @@ LEGEND = """\
   rounding). ss2d: one SS2D layer with a kernel backend against the torch scan's channels-last path, fp32.
 - nets_2d: nnU-Net's AMP train_step (autocast, GradScaler, Dice+CE with deep supervision, SGD, clipping at 12) on a
   fixed random batch; peak = torch.cuda.max_memory_allocated from building the network to the last step.
-- times: CUDA events around each call after warm-up, median."""
+- times: CUDA events around each call after warm-up, median (nnunetv2_mamba/measurement says what each number
+  means)."""
 
 
 def machine_line(machine: dict | None) -> str:
@@ -69,14 +90,14 @@ def finite_json(value):
     return value
 
 
-def write_reports(path: Path, rows: list[Row], machine: dict | None, settings, command: str, wall_s: float,
+def write_reports(path: Path, rows: list[Row], machine: dict | None, settings: dict, command: str, wall_s: float,
                   check_seconds: dict) -> str:
     """Write the markdown to ``path`` and the raw numbers to ``path`` with suffix .json; return the markdown."""
     text = markdown(rows, machine, command, wall_s, check_seconds)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     raw = {"command": command, "wall_seconds": wall_s, "check_seconds": check_seconds, "machine": machine,
-           "settings": dataclasses.asdict(settings),
+           "settings": settings,
            "rows": [dataclasses.asdict(row) for row in rows]}
     path.with_suffix(".json").write_text(json.dumps(finite_json(raw), indent=1))
     return text
