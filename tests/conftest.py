@@ -1,13 +1,20 @@
 """The end-to-end tests call nnU-Net's console scripts (nnUNetv2_train, ...) by name, as a user types them:
 put the scripts folder of the interpreter running the tests first on PATH, so an unactivated virtualenv
 (``venv/bin/python -m pytest``, as scripts/run.sh and CI run it) finds its own nnU-Net. Fixtures shared by several
-test files live here too."""
+test files live here too.
+
+Test tiers, marked from the fixtures a test uses (pytest_collection_modifyitems below): ``slurm`` for a test that
+needs the one-node SLURM (the ``slurm`` fixture, or a parameter ``"slurm"`` of a fixture that requests it at run
+time), ``e2e`` for one that runs nnU-Net's commands or trainings (one of ``E2E_FIXTURES``). The inner loop is
+``pytest -m "not e2e and not slurm"``.
+"""
 import os
 import subprocess
 import sys
 
 import pytest
 
+import slurm_node
 from helpers import REPO, run
 
 SLURM_SCRIPT = REPO / "scripts" / "slurm_single_node.sh"
@@ -29,10 +36,11 @@ def cpu_scan_backend(request, monkeypatch):
 
 @pytest.fixture(scope="session")
 def planned_phantom(tmp_path_factory) -> dict:
-    """A 6-case 64x64 phantom with 2 test cases (imagesTs, labelsTs), planned and preprocessed with nnU-Net's stock
-    planner (2d); ``root`` holds the nnU-Net folders, ``env`` runs the benchmark (which sets nnUNet_n_proc_DA and
-    nnUNet_extTrainer itself). Benchmarks of different trainers or plans share it: their runs have their own
-    results folders."""
+    """The test session's one planned dataset: a 6-case 64x64 phantom with 2 test cases (imagesTs, labelsTs),
+    planned and preprocessed with nnU-Net's stock planner (2d); ``root`` holds
+    the nnU-Net folders, ``env`` runs the benchmark (which sets nnUNet_n_proc_DA and nnUNet_extTrainer itself).
+    Benchmarks of different trainers or plans share it: their runs have their own results folders; variants of a
+    plans file are extra plans on the same preprocessed data (nnunet_cli.plans_variant)."""
     from nnunetv2_mamba.synthetic import write_phantom_dataset
 
     root = tmp_path_factory.mktemp("benchmark")
@@ -45,10 +53,23 @@ def planned_phantom(tmp_path_factory) -> dict:
     return {"root": root, "env": env}
 
 
+@pytest.fixture
+def nnunet_workspace(tmp_path) -> dict:
+    """An empty folder for a test that runs nnU-Net's commands on data of its own (so it is e2e): ``root``, and
+    ``env`` with nnUNet_raw/_preprocessed/_results under it, one thread and process each."""
+    from nnunet_cli import planning_environment
+
+    root = tmp_path / "nnunet"
+    root.mkdir()
+    return {"root": root, "env": planning_environment(root)}
+
+
 @pytest.fixture(scope="session")
 def slurm():
     """A running single-node SLURM (SLURM_CONF exported to this process and so to the jobs); stopped afterwards
-    if this session started it. Fails, with the script's reason, where it cannot start."""
+    if this session started it. Without its packages or root: skipped with what to install, failed under CI=true
+    (tests/slurm_node.py); where it is installed but does not start: failed with the script's reason."""
+    slurm_node.require()
     was_running = subprocess.run(["bash", str(SLURM_SCRIPT), "status"], capture_output=True,
                                  timeout=60).returncode == 0
     started = subprocess.run(["bash", str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=300)
@@ -59,3 +80,25 @@ def slurm():
     yield conf
     if not was_running:
         subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=120)
+
+
+#: fixtures that run nnU-Net's commands or trainings (or give a test the folders to run them in): their tests are e2e
+E2E_FIXTURES = frozenset({"planned_phantom", "nnunet_workspace", "workspace", "ranks", "inline_report"})
+
+
+def tiers_of(fixture_names, parameters) -> set[str]:
+    """The tier markers of a test that uses ``fixture_names`` and is parametrised with ``parameters`` (values)."""
+    tiers = set()
+    if "slurm" in fixture_names or "slurm" in parameters:
+        tiers.add("slurm")
+    if E2E_FIXTURES & set(fixture_names):
+        tiers.add("e2e")
+    return tiers
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        parameters = [v for v in callspec.params.values() if isinstance(v, str)] if callspec else []
+        for tier in sorted(tiers_of(item.fixturenames, parameters)):
+            item.add_marker(tier)
