@@ -12,9 +12,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
 from torch import nn
 
+from nnunetv2_mamba.nets.drop_path import DropPath
 from nnunetv2_mamba.ops import IMAGE_DIRECTIONS, ScanBackend, ScanDirections, scan_backend, selective_scan
 
 CONVOLUTIONS = {2: nn.Conv2d, 3: nn.Conv3d}
