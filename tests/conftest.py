@@ -8,14 +8,16 @@ needs the one-node SLURM (the ``slurm`` fixture, or a parameter ``"slurm"`` of a
 time), ``e2e`` for one that runs nnU-Net's commands or trainings (one of ``E2E_FIXTURES``). The inner loop is
 ``pytest -m "not e2e and not slurm"``.
 """
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import slurm_node
-from helpers import REPO, run
+from helpers import DATASET, REPO, run
 
 SLURM_SCRIPT = REPO / "scripts" / "slurm_single_node.sh"
 
@@ -51,6 +53,42 @@ def planned_phantom(tmp_path_factory) -> dict:
     write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0, num_test_cases=2)
     run(["nnUNetv2_plan_and_preprocess", "-d", "900", "-c", "2d", "-np", "1", "-npfp", "1"], env)
     return {"root": root, "env": env}
+
+
+#: the plans of tiny_mamba_plans
+TINY_MAMBA_PLANS = "nnUNetMambaUNetPlans32"
+PLAN_UNDER_A_NAME = ("import sys; from nnunetv2_mamba.experiment_planning.planners import PLANNERS; "
+                     "PLANNERS[sys.argv[1]](int(sys.argv[2]), plans_name=sys.argv[3]).plan_experiment()")
+
+
+@pytest.fixture(scope="session")
+def tiny_mamba_plans(planned_phantom) -> Path:
+    """Our Mamba-UNet planner's plans for the session's phantom, under the name ``TINY_MAMBA_PLANS`` (the
+    benchmark tests plan nnUNetMambaUNetPlans themselves), with the 2d patch cut to 32x32 for fast training steps.
+    They train on the phantom's stock preprocessed data (nnUNetPlans_2d): planned, nothing preprocessed again.
+    Returns the plans file; tests that change plans change a variant of it (nnunet_cli.plans_variant)."""
+    env = planned_phantom["env"]
+    run([sys.executable, "-c", PLAN_UNDER_A_NAME, "MambaUNet", "900", TINY_MAMBA_PLANS], env)
+    plans_file = planned_phantom["root"] / "preprocessed" / DATASET / f"{TINY_MAMBA_PLANS}.json"
+    plans = json.loads(plans_file.read_text())
+    assert plans["configurations"]["2d"]["data_identifier"] == "nnUNetPlans_2d"
+    plans["configurations"]["2d"]["patch_size"] = [32, 32]
+    plans_file.write_text(json.dumps(plans, indent=4))
+    return plans_file
+
+
+@pytest.fixture
+def benchmark_input_folders(tmp_path, monkeypatch) -> Path:
+    """nnU-Net's folders in this process's environment, with dataset 900 as far as the benchmark's input checks
+    read it (its preprocessed folder and stock nnUNetPlans.json, nnU-Net's 5 folds; no results folder yet): for the
+    input errors that stop ``nnunetv2_mamba benchmark`` before it plans or trains anything, run in process. Returns
+    the root."""
+    for name, folder in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"), ("nnUNet_results", "results")):
+        monkeypatch.setenv(name, str(tmp_path / folder))
+    dataset = tmp_path / "preprocessed" / DATASET
+    dataset.mkdir(parents=True)
+    (dataset / "nnUNetPlans.json").write_text(json.dumps({"plans_name": "nnUNetPlans", "configurations": {"2d": {}}}))
+    return tmp_path
 
 
 @pytest.fixture
