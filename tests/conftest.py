@@ -39,10 +39,10 @@ def cpu_scan_backend(request, monkeypatch):
 @pytest.fixture(scope="session")
 def planned_phantom(tmp_path_factory) -> dict:
     """The test session's one planned dataset: a 6-case 64x64 phantom with 2 test cases (imagesTs, labelsTs),
-    planned and preprocessed with nnU-Net's stock planner (2d); ``root`` holds
-    the nnU-Net folders, ``env`` runs the benchmark (which sets nnUNet_n_proc_DA and nnUNet_extTrainer itself).
-    Benchmarks of different trainers or plans share it: their runs have their own results folders; variants of a
-    plans file are extra plans on the same preprocessed data (nnunet_cli.plans_variant)."""
+    planned and preprocessed with nnU-Net's stock planner (2d); ``root`` holds the nnU-Net folders, ``env`` runs the
+    benchmark (which sets nnUNet_n_proc_DA and nnUNet_extTrainer itself). Every test that trains on it has results
+    folders of its own; variants of a plans file are extra plans on the same preprocessed data
+    (tiny_mamba_plans, nnunet_cli.plans_variant)."""
     from nnunetv2_mamba.synthetic import write_phantom_dataset
 
     root = tmp_path_factory.mktemp("benchmark")
@@ -120,8 +120,9 @@ def slurm():
         subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=120)
 
 
-#: fixtures that run nnU-Net's commands or trainings (or give a test the folders to run them in): their tests are e2e
-E2E_FIXTURES = frozenset({"planned_phantom", "nnunet_workspace", "workspace", "ranks", "inline_report"})
+#: fixtures that run nnU-Net's commands or trainings (or give a test the folders to run them in), directly or
+#: through the fixtures they use: their tests are e2e (``workspace``: a module's own planned dataset)
+E2E_FIXTURES = frozenset({"planned_phantom", "nnunet_workspace", "workspace"})
 
 
 def tiers_of(fixture_names, parameters) -> set[str]:

@@ -67,7 +67,7 @@ def test_the_networks_import_without_timms_model_zoo():
     assert result.stdout.splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("command", [[], ["benchmark"], ["doctor"]])
+@pytest.mark.parametrize("command", [[], ["benchmark"]])
 def test_help_prints_no_warning(command):
     result = subprocess.run([sys.executable, "-W", "default", "-m", "nnunetv2_mamba", *command, "--help"],
                             capture_output=True, text=True, timeout=300)
