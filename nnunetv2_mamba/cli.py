@@ -1,7 +1,9 @@
-"""The ``nnunetv2_mamba`` command: one subcommand per module, imported only when it is run.
+"""The ``nnunetv2_mamba`` command: one subcommand per module, imported only when it is run; this module only lists
+them (name, module, one-line help) and dispatches.
 
-Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int`` and keeps heavy imports
-(torch, nnunetv2) inside ``run`` so that ``--help`` stays fast.
+The convention: a subcommand's parser lives where the command lives. Its module defines ``add_arguments(parser)``
+and ``run(args) -> int`` and keeps heavy imports (torch, nnunetv2) inside ``run`` so that ``--help`` stays fast;
+errors in the input end it with ``SystemExit`` and one message (tests call ``main([...])`` in process).
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install nnunetv2_mamba into a cached virtualenv (idempotent) and run one job in it.
 #   bash scripts/run.sh demo [ARGS...]   the synthetic-cardiac demo (plan, train, predict, report)
-#   bash scripts/run.sh test [ARGS...]   the test suite (pytest ARGS)
+#   bash scripts/run.sh test [ARGS...]   the test suite (pytest ARGS); as root with apt-get, first installs the
+#                                        Debian packages of the SLURM tests' one-node cluster where dpkg lacks them
 #   bash scripts/run.sh shell            print the activate line for the virtualenv
 # Environment: nnUNet_mamba_venv (default ~/.cache/nnunetv2_mamba/venv), PYTHON (default python3).
 set -euo pipefail
@@ -32,9 +33,20 @@ install() {
     touch "$stamp"
 }
 
+# tests/test_executors.py and the benchmark's slurm runs start a one-node SLURM with accounting
+# (scripts/slurm_single_node.sh). Without root or apt-get those tests skip and say what to install (fail under CI=true).
+slurm_packages=(slurm-wlm slurmdbd munge mariadb-server)
+install_slurm() {
+    dpkg -s "${slurm_packages[@]}" >/dev/null 2>&1 && return
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 0
+    echo "[run.sh] apt-get install ${slurm_packages[*]} (the SLURM tests' one-node cluster)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${slurm_packages[@]}" >/dev/null
+}
+
 case "$job" in
     demo) install demo; exec "$venv/bin/nnunetv2_mamba" demo "$@" ;;
-    test) install test; cd "$repo"; exec "$venv/bin/python" -m pytest "$@" ;;
+    test) install_slurm; install test; cd "$repo"; exec "$venv/bin/python" -m pytest "$@" ;;
     shell) install demo; echo "source $venv/bin/activate" ;;
     *) echo "usage: bash scripts/run.sh {demo|test|shell} [ARGS...]" >&2; exit 2 ;;
 esac

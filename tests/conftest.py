@@ -1,14 +1,23 @@
 """The end-to-end tests call nnU-Net's console scripts (nnUNetv2_train, ...) by name, as a user types them:
 put the scripts folder of the interpreter running the tests first on PATH, so an unactivated virtualenv
 (``venv/bin/python -m pytest``, as scripts/run.sh and CI run it) finds its own nnU-Net. Fixtures shared by several
-test files live here too."""
+test files live here too.
+
+Test tiers, marked from the fixtures a test uses (pytest_collection_modifyitems below): ``slurm`` for a test that
+needs the one-node SLURM (the ``slurm`` fixture, or a parameter ``"slurm"`` of a fixture that requests it at run
+time), ``e2e`` for one that runs nnU-Net's commands or trainings (one of ``E2E_FIXTURES``). The inner loop is
+``pytest -m "not e2e and not slurm"``.
+"""
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from helpers import REPO, run
+import slurm_node
+from helpers import DATASET, REPO, run
 
 SLURM_SCRIPT = REPO / "scripts" / "slurm_single_node.sh"
 
@@ -29,10 +38,11 @@ def cpu_scan_backend(request, monkeypatch):
 
 @pytest.fixture(scope="session")
 def planned_phantom(tmp_path_factory) -> dict:
-    """A 6-case 64x64 phantom with 2 test cases (imagesTs, labelsTs), planned and preprocessed with nnU-Net's stock
-    planner (2d); ``root`` holds the nnU-Net folders, ``env`` runs the benchmark (which sets nnUNet_n_proc_DA and
-    nnUNet_extTrainer itself). Benchmarks of different trainers or plans share it: their runs have their own
-    results folders."""
+    """The test session's one planned dataset: a 6-case 64x64 phantom with 2 test cases (imagesTs, labelsTs),
+    planned and preprocessed with nnU-Net's stock planner (2d); ``root`` holds the nnU-Net folders, ``env`` runs the
+    benchmark (which sets nnUNet_n_proc_DA and nnUNet_extTrainer itself). Every test that trains on it has results
+    folders of its own; variants of a plans file are extra plans on the same preprocessed data
+    (tiny_mamba_plans, nnunet_cli.plans_variant)."""
     from nnunetv2_mamba.synthetic import write_phantom_dataset
 
     root = tmp_path_factory.mktemp("benchmark")
@@ -45,10 +55,59 @@ def planned_phantom(tmp_path_factory) -> dict:
     return {"root": root, "env": env}
 
 
+#: the plans of tiny_mamba_plans
+TINY_MAMBA_PLANS = "nnUNetMambaUNetPlans32"
+PLAN_UNDER_A_NAME = ("import sys; from nnunetv2_mamba.experiment_planning.planners import PLANNERS; "
+                     "PLANNERS[sys.argv[1]](int(sys.argv[2]), plans_name=sys.argv[3]).plan_experiment()")
+
+
+@pytest.fixture(scope="session")
+def tiny_mamba_plans(planned_phantom) -> Path:
+    """Our Mamba-UNet planner's plans for the session's phantom, under the name ``TINY_MAMBA_PLANS`` (the
+    benchmark tests plan nnUNetMambaUNetPlans themselves), with the 2d patch cut to 32x32 for fast training steps.
+    They train on the phantom's stock preprocessed data (nnUNetPlans_2d): planned, nothing preprocessed again.
+    Returns the plans file; tests that change plans change a variant of it (nnunet_cli.plans_variant)."""
+    env = planned_phantom["env"]
+    run([sys.executable, "-c", PLAN_UNDER_A_NAME, "MambaUNet", "900", TINY_MAMBA_PLANS], env)
+    plans_file = planned_phantom["root"] / "preprocessed" / DATASET / f"{TINY_MAMBA_PLANS}.json"
+    plans = json.loads(plans_file.read_text())
+    assert plans["configurations"]["2d"]["data_identifier"] == "nnUNetPlans_2d"
+    plans["configurations"]["2d"]["patch_size"] = [32, 32]
+    plans_file.write_text(json.dumps(plans, indent=4))
+    return plans_file
+
+
+@pytest.fixture
+def benchmark_input_folders(tmp_path, monkeypatch) -> Path:
+    """nnU-Net's folders in this process's environment, with dataset 900 as far as the benchmark's input checks
+    read it (its preprocessed folder and stock nnUNetPlans.json, nnU-Net's 5 folds; no results folder yet): for the
+    input errors that stop ``nnunetv2_mamba benchmark`` before it plans or trains anything, run in process. Returns
+    the root."""
+    for name, folder in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"), ("nnUNet_results", "results")):
+        monkeypatch.setenv(name, str(tmp_path / folder))
+    dataset = tmp_path / "preprocessed" / DATASET
+    dataset.mkdir(parents=True)
+    (dataset / "nnUNetPlans.json").write_text(json.dumps({"plans_name": "nnUNetPlans", "configurations": {"2d": {}}}))
+    return tmp_path
+
+
+@pytest.fixture
+def nnunet_workspace(tmp_path) -> dict:
+    """An empty folder for a test that runs nnU-Net's commands on data of its own (so it is e2e): ``root``, and
+    ``env`` with nnUNet_raw/_preprocessed/_results under it, one thread and process each."""
+    from nnunet_cli import planning_environment
+
+    root = tmp_path / "nnunet"
+    root.mkdir()
+    return {"root": root, "env": planning_environment(root)}
+
+
 @pytest.fixture(scope="session")
 def slurm():
     """A running single-node SLURM (SLURM_CONF exported to this process and so to the jobs); stopped afterwards
-    if this session started it. Fails, with the script's reason, where it cannot start."""
+    if this session started it. Without its packages or root: skipped with what to install, failed under CI=true
+    (tests/slurm_node.py); where it is installed but does not start: failed with the script's reason."""
+    slurm_node.require()
     was_running = subprocess.run(["bash", str(SLURM_SCRIPT), "status"], capture_output=True,
                                  timeout=60).returncode == 0
     started = subprocess.run(["bash", str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=300)
@@ -59,3 +118,26 @@ def slurm():
     yield conf
     if not was_running:
         subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=120)
+
+
+#: fixtures that run nnU-Net's commands or trainings (or give a test the folders to run them in), directly or
+#: through the fixtures they use: their tests are e2e (``workspace``: a module's own planned dataset)
+E2E_FIXTURES = frozenset({"planned_phantom", "nnunet_workspace", "workspace"})
+
+
+def tiers_of(fixture_names, parameters) -> set[str]:
+    """The tier markers of a test that uses ``fixture_names`` and is parametrised with ``parameters`` (values)."""
+    tiers = set()
+    if "slurm" in fixture_names or "slurm" in parameters:
+        tiers.add("slurm")
+    if E2E_FIXTURES & set(fixture_names):
+        tiers.add("e2e")
+    return tiers
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        parameters = [v for v in callspec.params.values() if isinstance(v, str)] if callspec else []
+        for tier in sorted(tiers_of(item.fixturenames, parameters)):
+            item.add_marker(tier)

@@ -1,6 +1,6 @@
 """One rank of the two-process gloo group that tests/test_reliability_ddp.py starts:
 
-    python tests/ddp_rank.py RANK WORLD_SIZE STORE_FILE OUTPUT_FOLDER
+    python tests/ddp_rank.py RANK WORLD_SIZE STORE_FILE OUTPUT_FOLDER PLANS
 
 Builds nnUNetTrainerMambaUNet_Tiny as ``nnUNetv2_train -num_gpus 2`` does (nnU-Net's ``run_ddp``: the process
 group first, then ``get_trainer_from_args`` for CUDA), then moves it to the CPU, because nnU-Net's DDP mode assumes
@@ -24,18 +24,18 @@ from torch.nn.parallel import DistributedDataParallel
 import nnunetv2.training.nnUNetTrainer.nnUNetTrainer as nnunet_trainer_module
 from nnunetv2.run.run_training import get_trainer_from_args
 
-DATASET_ID, TRAINER, PLANS = "900", "nnUNetTrainerMambaUNet_Tiny", "nnUNetMambaUNetPlans"
+DATASET_ID, TRAINER = "900", "nnUNetTrainerMambaUNet_Tiny"
 NAN_STEPS_OF_RANK_1 = ({1}, {0, 1})  # epoch 0: the second of 3 steps; epoch 1: both of 2 steps
 STEPS = (3, 2)
 COLLECTIVE_TIMEOUT_S = 60  # a collective nobody answers fails after this long instead of hanging
 
 
-def cpu_ddp_trainer(rank: int):
-    """The trainer nnU-Net's DDP mode builds on rank ``rank``, initialised on the CPU."""
+def cpu_ddp_trainer(rank: int, plans: str):
+    """The trainer nnU-Net's DDP mode builds on rank ``rank`` with the plans ``plans``, initialised on the CPU."""
     torch.manual_seed(rank)  # different initial weights per rank: DDP must make them equal (it broadcasts rank 0's)
     np.random.seed(rank)  # and different batches per rank (nnU-Net's data loader draws from numpy)
     nnunet_trainer_module.DDP = lambda network, device_ids: DistributedDataParallel(network)
-    trainer = get_trainer_from_args(DATASET_ID, "2d", 0, TRAINER, PLANS, device=torch.device("cuda"))
+    trainer = get_trainer_from_args(DATASET_ID, "2d", 0, TRAINER, plans, device=torch.device("cuda"))
     assert trainer.is_ddp and trainer.local_rank == rank
     trainer.device, trainer.grad_scaler = torch.device("cpu"), None
     trainer.initialize()
@@ -66,10 +66,10 @@ def train_epoch(trainer, epoch: int, rank: int) -> dict:
     return record
 
 
-def main(rank: int, world_size: int, store: str, output: Path) -> None:
+def main(rank: int, world_size: int, store: str, output: Path, plans: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S))
-    trainer = cpu_ddp_trainer(rank)
+    trainer = cpu_ddp_trainer(rank, plans)
     result = {"initial_parameters": parameters_of(trainer),
               "epochs": [train_epoch(trainer, epoch, rank) for epoch in range(len(STEPS))]}
     if rank == 0:
@@ -79,4 +79,4 @@ def main(rank: int, world_size: int, store: str, output: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), sys.argv[5])

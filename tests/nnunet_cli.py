@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
 
-from nnunetv2_mamba.synthetic import write_phantom_dataset
-from helpers import DATASET, REPO, run
+from helpers import REPO, run
 
 
 def planning_environment(root: Path, *trainer_folders: Path) -> dict:
@@ -32,17 +31,23 @@ def planning_environment(root: Path, *trainer_folders: Path) -> dict:
     return env
 
 
-def plan_tiny_phantom(root: Path, env: dict, plans: str = "nnUNetMambaUNetPlans") -> Path:
-    """Six 64x64 phantom cases (dataset 900) planned by our Mamba-UNet planner, with the 2d patch cut to 32x32 for
-    fast training steps; returns the plans file."""
-    write_phantom_dataset(root / "raw", dataset_id=900, num_cases=6, image_size=(64, 64), seed=0)
-    run([sys.executable, "-m", "nnunetv2_mamba", "plan_and_preprocess", "-d", "900", "--networks", "MambaUNet",
-         "-np", "2", "-npfp", "2"], env)
-    plans_file = root / "preprocessed" / DATASET / f"{plans}.json"
-    content = json.loads(plans_file.read_text())
-    content["configurations"]["2d"]["patch_size"] = [32, 32]
-    plans_file.write_text(json.dumps(content))
-    return plans_file
+def on_planned_phantom(phantom: dict, results: Path, *trainer_folders: Path) -> dict:
+    """The environment for nnU-Net's commands on the session's planned phantom (conftest.planned_phantom) with
+    results of their own in ``results``, ``trainer_folders`` and then our trainers on the trainer search path, and
+    data loading in the training process (``nnUNet_n_proc_DA=0``)."""
+    return {**phantom["env"], "nnUNet_results": str(results), "nnUNet_n_proc_DA": "0",
+            "nnUNet_extTrainer": os.pathsep.join(map(str, [*trainer_folders, REPO / "trainers"]))}
+
+
+def plans_variant(plans_file: Path, name: str, edit: Callable[[dict], None] = lambda plans: None) -> Path:
+    """A copy of ``plans_file`` beside it as the plans ``name``, changed by ``edit``: same preprocessed data (data
+    identifier), nothing planned or preprocessed again. Returns the new plans file."""
+    plans = json.loads(plans_file.read_text())
+    plans["plans_name"] = name
+    edit(plans)
+    variant = plans_file.with_name(f"{name}.json")
+    variant.write_text(json.dumps(plans, indent=4))
+    return variant
 
 
 def workspace_for(root: Path, env: dict, dataset_id: int, dataset: str, cases: tuple[str, ...],

@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from nnunetv2_mamba.cli import main
 from helpers import DATASET, REPO, run
 from nnunet_cli import read_predictions
 
@@ -28,19 +30,25 @@ def model_folders(root) -> list[str]:
     return sorted(p.name for p in results.iterdir() if "__" in p.name) if results.is_dir() else []
 
 
-def test_bad_input_stops_before_anything_is_trained(planned_phantom):
+def test_bad_input_stops_before_anything_is_planned_or_trained(benchmark_input_folders):
+    def refused(*arguments: str) -> str:
+        with pytest.raises(SystemExit) as stopped:
+            main(["benchmark", "-d", "900", *arguments, *BUDGET])
+        return str(stopped.value.code)
+
+    unknown = refused("--trainers", "nnUNetTrainer__NoSuchPlans")
+    assert "NoSuchPlans.json does not exist and no known planner writes NoSuchPlans (known: nnUNetPlans" in unknown
+    assert "unknown ResEnc preset 'S'; choose one of M, L, XL" in refused("--baseline-preset", "S")
+    fold = refused("--trainers", "nnUNetTrainer", "--folds", "7")
+    assert "fold 7 does not exist: the dataset has 5 folds (0-4, splits_final.json); --folds all" in fold
+    assert not (benchmark_input_folders / "results").exists()
+
+
+def test_the_default_comparison_plans_resenc_m_then_refuses_its_gpu_batch_on_the_cpu(planned_phantom):
+    """nnU-Net's recommended comparison on the CPU: ResEnc M is planned with nnU-Net's planner, then refused at the
+    GPU batch size it plans, with the way to run it at a stated one; nothing is trained."""
     root, env = planned_phantom["root"], planned_phantom["env"]
     before = model_folders(root)
-    unknown = nnunetv2_mamba(env, "benchmark", "-d", "900", "--trainers", "nnUNetTrainer__NoSuchPlans", *BUDGET,
-                             succeed=False)
-    assert "NoSuchPlans.json does not exist and no known planner writes NoSuchPlans (known: nnUNetPlans" in unknown
-    preset = nnunetv2_mamba(env, "benchmark", "-d", "900", "--baseline-preset", "S", *BUDGET, succeed=False)
-    assert "unknown ResEnc preset 'S'; choose one of M, L, XL" in preset
-    fold = nnunetv2_mamba(env, "benchmark", "-d", "900", "--trainers", "nnUNetTrainer", "--folds", "7", *BUDGET,
-                          succeed=False)
-    assert "fold 7 does not exist: the dataset has 5 folds (0-4, splits_final.json); --folds all" in fold
-    # nnU-Net's recommended comparison on the CPU: ResEnc M is planned with nnU-Net's planner, then refused at the
-    # GPU batch size it plans, with the way to run it at a stated one
     default = nnunetv2_mamba(env, "benchmark", "-d", "900", *BUDGET, succeed=False)
     assert "nnUNetTrainer__nnUNetResEncUNetMPlans: planned nnUNetResEncUNetMPlans" in default
     assert "on the CPU nnUNetPlans' batch is 2: run it at a stated batch size with --baseline-batch-size N" in default

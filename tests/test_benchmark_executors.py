@@ -11,6 +11,7 @@ import textwrap
 
 import pytest
 
+from nnunetv2_mamba.cli import main
 from helpers import DATASET
 
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny"]
@@ -137,16 +138,21 @@ def test_a_failed_job_is_reported_and_only_it_is_resubmitted_and_continued(execu
         "nnUNetTrainer", "nnUNetTrainerFlaky_2ep1it"]
 
 
-def test_bad_executor_settings_stop_the_benchmark_before_anything_runs(planned_phantom, tmp_path):
-    env = in_results(planned_phantom["env"], tmp_path / "results")
+def test_bad_executor_settings_stop_the_benchmark_before_anything_runs(benchmark_input_folders, tmp_path,
+                                                                      monkeypatch):
+    def refused(*arguments: str) -> str:
+        with pytest.raises(SystemExit) as stopped:
+            main(["benchmark", "-d", "900", *BUDGET, "-o", str(tmp_path / "report"), "--trainers", "nnUNetTrainer",
+                  *arguments])
+        return str(stopped.value.code)
+
     settings = tmp_path / "cluster.toml"
     settings.write_text('partition = "gpu"\ngpu = 1\n')
-    output = benchmark(env, tmp_path / "report", "--trainers", "nnUNetTrainer", "--executor", "slurm",
-                       "--executor-settings", str(settings), succeed=False)
-    assert "unknown key(s) gpu" in output
-    no_sbatch = benchmark({**env, "PATH": os.path.dirname(sys.executable)}, tmp_path / "report", "--trainers",
-                          "nnUNetTrainer", "--executor", "slurm", succeed=False)
-    assert "no 'sbatch' on PATH" in no_sbatch
-    inline = benchmark(env, tmp_path / "report", "--trainers", "nnUNetTrainer", "--no-wait", succeed=False)
+    assert "unknown key(s) gpu" in refused("--executor", "slurm", "--executor-settings", str(settings))
+    with monkeypatch.context() as without_sbatch:
+        without_sbatch.setenv("PATH", os.path.dirname(sys.executable))
+        assert "no 'sbatch' on PATH" in refused("--executor", "slurm")
+    inline = refused("--no-wait")
     assert "--no-wait leaves jobs running elsewhere: use it with --executor local or slurm." in inline
-    assert not (tmp_path / "results").exists() and not (tmp_path / "report" / "jobs" / "jobs.json").exists()
+    assert not (benchmark_input_folders / "results").exists()
+    assert not (tmp_path / "report" / "jobs" / "jobs.json").exists()

@@ -1,6 +1,5 @@
 """``nnunetv2_mamba demo --quick`` end to end in a subprocess: phantom, plan, train 3 trainers, predict, report."""
 import json
-import os
 import subprocess
 import sys
 
@@ -10,9 +9,9 @@ from PIL import Image
 from nnunetv2_mamba.evaluation.metrics import METRICS
 
 
-def test_quick_demo_writes_a_complete_report(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    work = tmp_path / "work"
+def test_quick_demo_writes_a_complete_report(nnunet_workspace):
+    env = {k: v for k, v in nnunet_workspace["env"].items() if not k.startswith("nnUNet_")}  # the demo sets them
+    work = nnunet_workspace["root"] / "work"
     result = subprocess.run([sys.executable, "-m", "nnunetv2_mamba", "demo", "--quick", "-o", str(work),
                              "-device", "cpu"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -21,10 +21,10 @@ from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 from nnunetv2_mamba.training.warm_start import PLANS_KEY, REPORT_KEY
 
 from helpers import DATASET, batch_of, run
-from nnunet_cli import plan_tiny_phantom, planning_environment
+from nnunet_cli import on_planned_phantom, plans_variant
 from vmamba_checkpoints import v0_to_v2_names, vmamba_v0_state_dict
 
-PLANS = "nnUNetMambaUNetPlans"
+PLANS = "nnUNetMambaUNetPlansRecipes"
 TINY_DIMS = (16, 32, 64, 128)
 ADAMW_TRAINER = "nnUNetTrainerMambaUNet_AdamW1em3Cosine_TinyTest"
 PRETRAINED_TRAINER = "nnUNetTrainerMambaUNet_Pretrained_TinyTest"
@@ -55,15 +55,14 @@ class {PRETRAINED_TRAINER}(TinyTest, trainers.nnUNetTrainerMambaUNet_Pretrained)
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> dict:
-    """A 6-case 64x64 phantom planned with our Mamba-UNet planner (patch cut to 32x32), and a trainer folder with
-    the tiny test trainers (``TEST_TRAINERS``) before ours in nnUNet_extTrainer."""
+def workspace(planned_phantom, tiny_mamba_plans, tmp_path_factory) -> dict:
+    """The session's phantom with our Mamba-UNet plans (patch 32x32) as ``PLANS``, results of this module's own, and
+    a trainer folder with the tiny test trainers (``TEST_TRAINERS``) before ours in nnUNet_extTrainer."""
     root = tmp_path_factory.mktemp("recipes")
     (root / "ext_trainers").mkdir()
     (root / "ext_trainers" / "tiny_test_trainers.py").write_text(TEST_TRAINERS)
-    env = planning_environment(root, root / "ext_trainers")
-    plans_file = plan_tiny_phantom(root, env, PLANS)
-    return {"root": root, "env": {**env, "nnUNet_n_proc_DA": "0"}, "plans_file": plans_file}
+    return {"root": planned_phantom["root"], "results": root / "results", "plans_file": plans_variant(
+        tiny_mamba_plans, PLANS), "env": on_planned_phantom(planned_phantom, root / "results", root / "ext_trainers")}
 
 
 def in_process_trainer(workspace, monkeypatch, tmp_path, recipe_trainer):
@@ -129,7 +128,7 @@ def write_vmamba_checkpoint(path: Path, layout: str) -> dict:
 
 
 def fold_folder(workspace, trainer: str, results: Path | None = None) -> Path:
-    return (results or workspace["root"] / "results") / DATASET / f"{trainer}__{PLANS}__2d" / "fold_0"
+    return (results or workspace["results"]) / DATASET / f"{trainer}__{PLANS}__2d" / "fold_0"
 
 
 def training_logs(fold: Path) -> list[str]:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from timm.layers import DropPath
 from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunetv2_mamba.nets import MambaUNet, VMUNet
+from nnunetv2_mamba.nets.drop_path import DropPath
 from nnunetv2_mamba.training import trainers
 from nnunetv2_mamba.training.budget import Budget, BudgetNameError, budget_trainer_name, split_budget_name
 from nnunetv2_mamba.training.recipes import DEFAULT_RECIPE

@@ -4,7 +4,6 @@ finiteness decision is all-reduced), finish the epoch through nnU-Net's ``all_ga
 parameters, and stop together when one rank's every step is non-finite. A hang fails the test at its timeout."""
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -13,29 +12,27 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnunet_cli import plan_tiny_phantom, planning_environment
+from nnunet_cli import on_planned_phantom, plans_variant
 
 WORLD_SIZE = 2
 RANK_SCRIPT = Path(__file__).resolve().parent / "ddp_rank.py"
+PLANS = "nnUNetMambaUNetPlansSampleDice"
 TIMEOUT_S = 300  # the two ranks need about 10 s; a hang ends here (their collectives give up after 60 s)
 
 
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory) -> list[dict]:
-    """The results of both ranks (see tests/ddp_rank.py) on the 6-case phantom with the Dice computed per sample
-    (``batch_dice`` False, as nnU-Net plans 3d_lowres and the cascade: with batch Dice its loss all-gathers the Dice
+def ranks(planned_phantom, tiny_mamba_plans, tmp_path_factory) -> list[dict]:
+    """The results of both ranks (see tests/ddp_rank.py) on the session's phantom with our Mamba-UNet plans (patch
+    32x32) and the Dice computed per sample (``batch_dice`` False, as nnU-Net plans 3d_lowres and the cascade: with batch Dice its loss all-gathers the Dice
     terms across ranks, so one rank's NaN would reach every rank's loss anyway)."""
     root = tmp_path_factory.mktemp("ddp")
-    env = planning_environment(root)
-    plans_file = plan_tiny_phantom(root, env)
-    plans = json.loads(plans_file.read_text())
-    plans["configurations"]["2d"]["batch_dice"] = False
-    plans_file.write_text(json.dumps(plans))
-    env["nnUNet_n_proc_DA"] = "0"
+    env = on_planned_phantom(planned_phantom, root / "results")
+    plans_variant(tiny_mamba_plans, PLANS, lambda plans: plans["configurations"]["2d"].update(batch_dice=False))
     output = root / "ranks"
     output.mkdir()
     processes = [subprocess.Popen([sys.executable, str(RANK_SCRIPT), str(rank), str(WORLD_SIZE), str(root / "store"),
-                                   str(output)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                   str(output), PLANS], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
                  for rank in range(WORLD_SIZE)]
     logs = []
     for rank, process in enumerate(processes):

@@ -4,9 +4,13 @@ mamba-ssm (it is only probed when a CUDA scan is asked for).
 
 Cells: mamba-ssm absent (import blocked), installed Python-only as here (``import mamba_ssm`` itself fails: no
 ``selective_scan_cuda``), installed Python-only with a ``selective_scan_cuda`` stub (as when the kernel is built),
-and triton absent. (A real kernel build needs a GPU machine; the backend tests cover a broken one.)
+and triton absent. (A real kernel build needs a GPU machine; the backend tests cover a broken one.) Neither the
+networks nor ``--help`` load timm's model zoo (whose import warns about torch.jit.interface on every command).
 """
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +55,21 @@ def test_imports_and_nnunet_trainer_lookup_survive(cell, tmp_path):
     result = run_python(code, pythonpath=tmp_path if stub else None)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[-1] == "LOADED []"
+
+
+def test_the_networks_import_without_timms_model_zoo():
+    result = run_python("""
+        import sys
+        import nnunetv2_mamba.nets, nnunetv2_mamba.training.trainers
+        print(sorted(m for m in ('timm', 'timm.models') if m in sys.modules))
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("command", [[], ["benchmark"]])
+def test_help_prints_no_warning(command):
+    result = subprocess.run([sys.executable, "-W", "default", "-m", "nnunetv2_mamba", *command, "--help"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "usage: nnunetv2_mamba" in result.stdout
+    assert result.stderr == ""

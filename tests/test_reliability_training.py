@@ -19,18 +19,18 @@ import torch
 
 from nnunetv2_mamba.training.checkpoints import CheckpointError, read_training_checkpoint
 from helpers import DATASET, batch_of, run
-from nnunet_cli import plan_tiny_phantom, planning_environment
+from nnunet_cli import on_planned_phantom, plans_variant
 
-PLANS = "nnUNetMambaUNetPlans"
+PLANS = "nnUNetMambaUNetPlansReliability"
 EVERY_EPOCH_TRAINER = "nnUNetTrainerMambaUNet_TinyEveryEpoch"
 EPOCHS = 3
 BUDGETED_BASE = f"nnUNetTrainerMambaUNet_Tiny_{EPOCHS}ep3it"  # 3 x 3 iterations, 1 validation iteration
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> dict:
-    """A 6-case 64x64 phantom planned and preprocessed with our Mamba-UNet planner (patch cut to 32x32 for speed),
-    and a trainer folder holding the tiny Mamba-UNet trainer (with a budget of 3 epochs x 3 iterations) seeded
+def workspace(planned_phantom, tiny_mamba_plans, tmp_path_factory) -> dict:
+    """The session's phantom with our Mamba-UNet plans (patch cut to 32x32 for speed) as ``PLANS``, and a trainer
+    folder holding the tiny Mamba-UNet trainer (with a budget of 3 epochs x 3 iterations) seeded
     (nnU-Net seeds nothing), with a checkpoint_latest.pth after every epoch (nnU-Net: every 50) and no final
     validation (integration tests)."""
     root = tmp_path_factory.mktemp("reliability")
@@ -46,10 +46,8 @@ def workspace(tmp_path_factory) -> dict:
         "        self.save_every = 1\n\n"
         "    def perform_actual_validation(self, save_probabilities=False):\n"
         "        self.print_to_log_file('final validation skipped by this test trainer')\n")
-    env = planning_environment(root, trainers)
-    plan_tiny_phantom(root, env, PLANS)
-    env["nnUNet_n_proc_DA"] = "0"
-    return {"root": root, "env": env}
+    plans_variant(tiny_mamba_plans, PLANS)
+    return {"root": planned_phantom["root"], "env": on_planned_phantom(planned_phantom, root / "results", trainers)}
 
 
 def train_command(*flags: str) -> list[str]:

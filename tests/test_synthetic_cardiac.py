@@ -2,17 +2,16 @@
 nnU-Net reads back correctly, determinism, nnU-Net's integrity check, and the make-dataset/make-phantom commands."""
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
+from nnunetv2_mamba.cli import main
 from nnunetv2_mamba.synthetic import write_phantom_dataset
 from nnunetv2_mamba.synthetic.cardiac import make_slice
+from helpers import run
 
 #: content hash (below) of write_phantom_dataset(raw, 900, num_cases=3, image_size=(64, 80), seed=7,
 #: num_test_cases=1) computed with the generator as it was in nnunetv2_mamba/phantom before it moved
@@ -53,7 +52,7 @@ def test_slices_are_deterministic_and_vary_with_the_seed():
     assert a.images[0][a.labels == 3].mean() > a.images[0][a.labels == 2].mean()
 
 
-def test_dataset_reads_back_with_nnunet_and_passes_its_integrity_check(tmp_path):
+def test_dataset_reads_back_with_nnunet(tmp_path):
     raw = tmp_path / "raw"
     folder = write_phantom_dataset(raw, dataset_id=901, num_cases=4, image_size=(64, 80), seed=1, num_test_cases=1)
     dataset = json.loads((folder / "dataset.json").read_text())
@@ -72,20 +71,23 @@ def test_dataset_reads_back_with_nnunet_and_passes_its_integrity_check(tmp_path)
         assert 5.0 <= thickness <= 10.0 and 1.2 < row < 1.9 and 1.2 < column < 1.9
         np.testing.assert_allclose(seg_props["spacing"], image_props["spacing"], rtol=1e-6)
 
-    env = dict(os.environ, nnUNet_raw=str(raw), nnUNet_preprocessed=str(tmp_path / "pre"),
-               nnUNet_results=str(tmp_path / "results"))
-    planner = str(Path(sys.executable).parent / "nnUNetv2_plan_and_preprocess")  # works in an unactivated venv
-    subprocess.run([planner, "-d", "901", "--verify_dataset_integrity", "-c", "2d", "-np", "2", "-npfp", "2"],
-                   env=env, check=True, capture_output=True)
-    plans = json.loads((tmp_path / "pre" / "Dataset901_CardiacPhantom" / "nnUNetPlans.json").read_text())
+
+def test_nnunet_checks_the_dataset_and_plans_the_image_size_as_patch(nnunet_workspace):
+    """nnU-Net's integrity check passes and its planner reads the axes in order: the 2d patch is the 64x80 image
+    (planned only, not preprocessed)."""
+    raw, env = nnunet_workspace["root"] / "raw", nnunet_workspace["env"]
+    write_phantom_dataset(raw, dataset_id=901, num_cases=4, image_size=(64, 80), seed=1, num_test_cases=1)
+    run(["nnUNetv2_plan_and_preprocess", "-d", "901", "--verify_dataset_integrity", "-c", "2d", "-npfp", "2",
+         "--no_pp"], env)
+    plans = json.loads((nnunet_workspace["root"] / "preprocessed" / "Dataset901_CardiacPhantom" /
+                        "nnUNetPlans.json").read_text())
     assert plans["configurations"]["2d"]["patch_size"] == [64, 80]
 
 
-def test_make_phantom_is_make_dataset_cardiac(tmp_path):
+def test_make_phantom_is_make_dataset_cardiac(tmp_path, capsys):
     def command(*args):
-        result = subprocess.run([sys.executable, "-m", "nnunetv2_mamba", *args], check=True, capture_output=True,
-                                text=True)
-        return Path(result.stdout.strip())
+        assert main(list(args)) == 0
+        return Path(capsys.readouterr().out.strip())
 
     shorthand = command("make-phantom", str(tmp_path / "a"), "--cases", "2", "--size", "48", "40", "--seed", "5")
     general = command("make-dataset", "cardiac", str(tmp_path / "b"), "--cases", "2", "--size", "48", "40",

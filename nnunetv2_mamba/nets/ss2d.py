@@ -12,9 +12,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
 from torch import nn
 
+from nnunetv2_mamba.nets.drop_path import DropPath
 from nnunetv2_mamba.nets.scan_variants import CROSS_SCAN, NO_SCAN, ONE_WAY, check_scan, one_way_directions
 from nnunetv2_mamba.ops import IMAGE_DIRECTIONS, ScanBackend, ScanDirections, scan_backend, selective_scan
 

@@ -22,7 +22,6 @@ import re
 from typing import Callable
 
 import torch
-from timm.models import adapt_input_conv
 
 from nnunetv2_mamba.nets.geometry import Geometry
 from nnunetv2_mamba.ops.cross_scan_3d import scan_orders
@@ -45,6 +44,8 @@ def image_direction_sources(num_directions: int) -> list[int]:
 
 def _inflate_depth(tensor: torch.Tensor, wanted: torch.Size, geometry: Geometry, key: str) -> torch.Tensor | None:
     """(O, I, kh, kw) -> (O, I', kd, kh, kw): channel-adapted if a 3-channel stem, repeated along depth / kd."""
+    from timm.models import adapt_input_conv  # timm's package import loads its model zoo: only when loading weights
+
     if key == "encoder.patch_embed.proj.weight" and tensor.shape[1] == 3 and wanted[1] != 3:
         tensor = adapt_input_conv(wanted[1], tensor)
     if len(wanted) != 5 or tensor.shape != wanted[:2] + wanted[3:]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from timm.models import adapt_input_conv
 from torch import nn
 
 from nnunetv2_mamba.nets.state_dict import STEM_KEY
@@ -129,6 +128,8 @@ def load_vmamba_pretrained(model: nn.Module, path, *, init_decoder_from_encoder:
     (``spatial_dims=3``) gets the tensors inflated (:mod:`.vmamba_inflation`).
     Raises ``PretrainedCheckpointError`` when the file is missing, unreadable or matches no key.
     """
+    from timm.models import adapt_input_conv  # timm's package import loads its model zoo: only when loading weights
+
     checkpoint, checkpoint_format = to_v0_names(read_state_dict(path, state_dict_key))
     own = model.state_dict()
     num_stages = len(model.encoder.layers)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from timm.layers import DropPath
 from torch._dynamo import OptimizedModule
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunetv2_mamba.nets.drop_path import DropPath
 from nnunetv2_mamba.training.base import unwrap_network
 from nnunetv2_mamba.training.checkpoints import SafeCheckpoints
 from nnunetv2_mamba.training.nonfinite import NonFiniteLossGuard
