@@ -1,7 +1,7 @@
 """Trainer variants by name (training/trainer_variants.py): the name grammar, nnU-Net's search, the scan controls'
 networks (2d and 3d), and seeded repeats (training/seeds.py): the seed's reach (initial weights, data augmentation
 in process and in nnU-Net's worker processes) and bit-identical checkpoints of two CPU trainings with one seed
-through the stock nnUNetv2_train. One phantom planned per module."""
+through the stock nnUNetv2_train, on the session's planned phantom."""
 from __future__ import annotations
 
 import json
@@ -20,9 +20,9 @@ from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 from nnunetv2_mamba.training.seeds import SeedNameError, derived_seeds, seed_trainer_name, split_seed_name
 from nnunetv2_mamba.training.trainer_variants import split_variant_name, trainer_variant
 from helpers import DATASET, REPO, run
-from nnunet_cli import plan_tiny_phantom, planning_environment
+from nnunet_cli import on_planned_phantom
 
-PLANS = "nnUNetMambaUNetPlans"
+PLANS = "nnUNetMambaUNetPlans32"  # conftest.tiny_mamba_plans: our planner, patch 32x32, the stock data
 TINY = "nnUNetTrainerMambaUNet_Tiny"
 
 
@@ -113,12 +113,12 @@ def test_derived_seeds_differ_per_stream():
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> dict:
-    """A 6-case 64x64 phantom planned by our Mamba-UNet planner (patch cut to 32x32), data loading in process."""
-    root = tmp_path_factory.mktemp("seeds")
-    env = planning_environment(root)
-    plan_tiny_phantom(root, env, PLANS)
-    return {"root": root, "env": {**env, "nnUNet_n_proc_DA": "0"}}
+def workspace(planned_phantom, tiny_mamba_plans) -> dict:
+    """The session's phantom with our Mamba-UNet plans cut to 32x32 (conftest.tiny_mamba_plans), data loading in
+    process; each test gives nnU-Net a results folder of its own."""
+    assert tiny_mamba_plans.stem == PLANS
+    root = planned_phantom["root"]
+    return {"root": root, "env": on_planned_phantom(planned_phantom, root / "results")}
 
 
 @pytest.fixture(autouse=True)
