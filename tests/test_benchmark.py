@@ -14,10 +14,10 @@ from scipy.stats import wilcoxon
 
 from nnunetv2_mamba.comparison import figures
 from nnunetv2_mamba.comparison.cost import count_flops
-from nnunetv2_mamba.comparison.harness import BenchmarkConfig
+from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig
 from nnunetv2_mamba.comparison.report import metric_table, save_results, write_report
 from nnunetv2_mamba.comparison.methods import Method, MethodError
-from nnunetv2_mamba.comparison.training import FoldRun
+from nnunetv2_mamba.comparison.runs import FoldRun
 from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
 from nnunetv2_mamba.nets.ss2d import SS2D

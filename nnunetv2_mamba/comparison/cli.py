@@ -9,7 +9,7 @@ FOLDS_ALL = "all"
 
 def folds_argument(values: list[str]) -> list[int]:
     """``--folds``: fold numbers, or ``all`` for nnU-Net's five."""
-    from nnunetv2_mamba.comparison.harness import ALL_FOLDS
+    from nnunetv2_mamba.comparison.benchmark import ALL_FOLDS
 
     if values == [FOLDS_ALL]:
         return list(ALL_FOLDS)
@@ -80,10 +80,10 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from nnunetv2_mamba.comparison.environment import NnUNetPaths
+    from nnunetv2_mamba.comparison.workspace import NnUNetPaths
     from nnunetv2_mamba.comparison.execution import ExecutorError, SettingsError
     from nnunetv2_mamba.comparison.execution.settings import settings_from_arguments
-    from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
+    from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig, run_benchmark
     from nnunetv2_mamba.comparison.methods import MethodError
     from nnunetv2_mamba.comparison.plans import PlansError
     from nnunetv2_mamba.training.budget import BudgetNameError

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nnunetv2_mamba.comparison.environment import NnUNetPaths, nnunet_command
+from nnunetv2_mamba.comparison.workspace import NnUNetPaths, nnunet_command
 from nnunetv2_mamba.comparison.methods import MAMBA_PLANS, RESENC_PRESETS, STOCK_PLANS, Method
 
 KNOWN_PLANS = (STOCK_PLANS, *(plans for plans, _, _ in RESENC_PRESETS.values()), *MAMBA_PLANS.values())

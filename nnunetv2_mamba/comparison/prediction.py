@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnunetv2_mamba.comparison.environment import nnunet_command
+from nnunetv2_mamba.comparison.workspace import nnunet_command
 from nnunetv2_mamba.comparison.execution import Job
 
 #: the first file nnUNetv2_predict writes into its output folder, after loading the model

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from nnunetv2_mamba.comparison import figures
-from nnunetv2_mamba.comparison.environment import CPU_SETTINGS
+from nnunetv2_mamba.comparison.workspace import CPU_SETTINGS
 from nnunetv2_mamba.comparison.statistics import compare_to_baseline
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN
 from nnunetv2_mamba.evaluation.folder import load_results

@@ -49,9 +49,9 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from nnunetv2_mamba.comparison.environment import (NnUNetPaths, nnunet_command, nnunet_environment,
+    from nnunetv2_mamba.comparison.workspace import (NnUNetPaths, nnunet_command, nnunet_environment,
                                                       resolve_device)
-    from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
+    from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig, run_benchmark
     from nnunetv2_mamba.synthetic import write_phantom_dataset
 
     setting = QUICK if args.quick else FULL

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnunetv2_mamba.comparison.environment import CPU_SETTINGS, NnUNetPaths, subprocess_environment
+from nnunetv2_mamba.comparison.workspace import CPU_SETTINGS, NnUNetPaths, subprocess_environment
 
 PATHS = NnUNetPaths(Path("/raw"), Path("/preprocessed"), Path("/results"))
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunetv2_mamba.comparison import ensembles, plans as plans_module
-from nnunetv2_mamba.comparison.environment import (CPU_SETTINGS, NnUNetPaths, nnunet_environment, resolve_device,
+from nnunetv2_mamba.comparison.workspace import (CPU_SETTINGS, NnUNetPaths, nnunet_environment, resolve_device,
                                                    subprocess_environment)
 from nnunetv2_mamba.comparison.execution import ExecutorSettings, Job, make_executor
 from nnunetv2_mamba.comparison.methods import Method, default_methods
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, prediction_timing, test_cases
 from nnunetv2_mamba.comparison.report import save_results, write_report
-from nnunetv2_mamba.comparison.submission import predict_best
-from nnunetv2_mamba.comparison.training import FoldRun, read_training_log
+from nnunetv2_mamba.comparison.predict_best import predict_best
+from nnunetv2_mamba.comparison.runs import FoldRun, read_training_log
 from nnunetv2_mamba.evaluation.folder import evaluate_folder
 from nnunetv2_mamba.training.budget import budget_trainer_name, split_budget_name
 

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from nnunetv2_mamba.comparison.ensembles import read_selection, selected_identifiers
-from nnunetv2_mamba.comparison.environment import nnunet_command
+from nnunetv2_mamba.comparison.workspace import nnunet_command
 from nnunetv2_mamba.comparison.execution import Job
 from nnunetv2_mamba.comparison.prediction import is_predicted, test_cases
 
@@ -127,7 +127,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from nnunetv2_mamba.comparison.environment import NnUNetPaths, resolve_device, subprocess_environment
+    from nnunetv2_mamba.comparison.workspace import NnUNetPaths, resolve_device, subprocess_environment
     from nnunetv2_mamba.comparison.execution import make_executor
     from nnunetv2_mamba.evaluation.folder import evaluate_folder, write_results
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunetv2_mamba.comparison.environment import nnunet_command
+from nnunetv2_mamba.comparison.workspace import nnunet_command
 
 
 @dataclass(frozen=True)
