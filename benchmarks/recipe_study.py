@@ -96,7 +96,7 @@ def prepare_data(args, paths) -> None:
                           num_test_cases=args.test_cases)
         if not list(paths.preprocessed.glob(f"Dataset{dataset_id:03d}_*/nnUNetPlans.json")):
             subprocess.run([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", "2d",
-                            "-np", "2", "-npfp", "2"], env=nnunet_environment(paths), check=True)
+                            "-np", "2", "-npfp", "2"], env=nnunet_environment(paths, planning=True), check=True)
 
 
 def candidate_trainers(network: str, suffixes) -> list[str]:

@@ -17,6 +17,7 @@ from nnunetv2_mamba.comparison.cost import count_flops
 from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig
 from nnunetv2_mamba.comparison.report import metric_table, save_results, write_report
 from nnunetv2_mamba.comparison.methods import Method, MethodError
+from nnunetv2_mamba.comparison.job_device import DEVICE
 from nnunetv2_mamba.comparison.runs import FoldRun
 from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
@@ -52,22 +53,22 @@ def test_the_forward_only_scan_operator_computes_what_the_autograd_path_computes
 def test_fold_runs_resume_and_are_never_retrained(tmp_path):
     run = FoldRun("Dataset900_X", "nnUNetTrainer_2ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 1, tmp_path)
     assert run.folder == tmp_path / "Dataset900_X" / "nnUNetTrainer_2ep3it__nnUNetResEncUNetMPlans__2d_bs2" / "fold_1"
-    command = run.train_command(900, "cpu")
+    command = run.train_command(900)
     assert command[1:] == ["900", "2d_bs2", "1", "-tr", "nnUNetTrainer_2ep3it", "-p", "nnUNetResEncUNetMPlans",
-                           "-device", "cpu"]
+                           "-device", DEVICE]  # the job's own device, decided where it runs
     assert run.status() == "training from scratch"
     run.folder.mkdir(parents=True)
     (run.folder / "checkpoint_latest.pth").write_bytes(b"")
-    assert run.train_command(900, "cpu", npz=True)[-2:] == ["--npz", "--c"] and not run.is_finished()
+    assert run.train_command(900, npz=True)[-2:] == ["--npz", "--c"] and not run.is_finished()
     assert run.status() == "continuing (--c)"
     (run.folder / "checkpoint_final.pth").write_bytes(b"")
     run.validation_folder.mkdir()
-    assert run.status() == "trained, validating (--val)" and run.train_command(900, "cpu")[-1] == "--val"
+    assert run.status() == "trained, validating (--val)" and run.train_command(900)[-1] == "--val"
     (run.validation_folder / "summary.json").write_text("{}")
     (run.validation_folder / "case_1.nii.gz").write_bytes(b"")
     assert run.is_finished() and run.status() == "finished already"
     assert not run.is_finished(npz=True) and run.status(npz=True).startswith("trained without --npz")
-    assert run.train_command(900, "cpu", npz=True)[-2:] == ["--npz", "--val"]  # validate again, never retrain
+    assert run.train_command(900, npz=True)[-2:] == ["--npz", "--val"]  # validate again, never retrain
     (run.validation_folder / "case_1.npz").write_bytes(b"")
     (run.validation_folder / "case_1.pkl").write_bytes(b"")
     assert run.is_finished(npz=True) and run.status(npz=True) == "finished already"
@@ -173,6 +174,8 @@ def test_report_from_saved_results(tmp_path):
                                       "ours": True}},
                "fold_of_case": {f"c{i}": i % 2 for i in range(6)},
                "cpu_settings": {"nnUNet_n_proc_DA": "0"},
+               "where": {"better": {"0": {"host": "node7", "device": "cuda", "gpu": "NVIDIA H100", "gpus_asked": 1,
+                                          "cpu_settings": {}, "error": None}}},
                "splits": {"validation": split}, "costs": {"base": base_cost, "better": cost}, "curves": curves,
                "overlay_sources": {"validation": {"images": str(folders["images"]),
                                                   "references": str(folders["references"]),
@@ -194,6 +197,7 @@ def test_report_from_saved_results(tmp_path):
     assert (f"| better | {per_fold[0]:.4f} | {per_fold[1]:.4f} | {better_dice['mean']:.4f} |") in text
     assert "| better | better_3ep4it | 0 | 3 x 4, 1 | SGD (lr 0.01, momentum 0.99) | PolyLRScheduler | 2, 24 x 24 | " \
            "yes, none | yes | yes | no |" in text  # the Runs table; a setup without drop_path_rate says none
+    assert "| yes | yes | no | node7, cuda (NVIDIA H100) |" in text  # where the run's job ran
     assert "On CPU the benchmark set for nnU-Net's processes: nnUNet_n_proc_DA=0 (data augmentation" in text
     assert (report_dir / "report.html").read_text().count("<table>") == 7
     pngs = ("dice_histogram_validation.png", "overlays_validation.png", "training_curves.png", "learning_curves.png")

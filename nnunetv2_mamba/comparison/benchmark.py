@@ -8,21 +8,21 @@ executes.
 from __future__ import annotations
 
 import json
-import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from nnunetv2_mamba.comparison import ensembles, plans as plans_module
-from nnunetv2_mamba.comparison.workspace import (CPU_SETTINGS, NnUNetPaths, nnunet_environment, resolve_device,
-                                                   subprocess_environment)
 from nnunetv2_mamba.comparison.execution import ExecutorSettings, Job, make_executor
+from nnunetv2_mamba.comparison.job_device import DEVICE, device_job, read_where, where_file
 from nnunetv2_mamba.comparison.methods import Method, default_methods
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, prediction_timing, test_cases
 from nnunetv2_mamba.comparison.report import save_results, write_report
 from nnunetv2_mamba.comparison.predict_best import predict_best
 from nnunetv2_mamba.comparison.runs import FoldRun, read_training_log
+from nnunetv2_mamba.comparison.workspace import CPU_SETTINGS, NnUNetPaths, cpu_settings, nnunet_environment
 from nnunetv2_mamba.evaluation.folder import evaluate_folder
 from nnunetv2_mamba.training.budget import budget_trainer_name, split_budget_name
 
@@ -92,8 +92,7 @@ class Benchmark:
         self.runs = {name: [FoldRun(self.dataset, self.trained_as[name], m.plans, m.configuration, fold,
                                     self.paths.results) for fold in config.folds]
                      for name, m in self.methods.items()}
-        self.device = resolve_device(config.device)
-        self.env, self.cpu_settings = subprocess_environment(self.paths, self.device)
+        self.env = nnunet_environment(self.paths)
 
     @property
     def preprocessed(self) -> Path:
@@ -120,31 +119,59 @@ class Benchmark:
             raise SystemExit(f"fold {', '.join(map(str, wrong))} does not exist: the dataset has {folds} folds "
                              f"(0-{folds - 1}, splits_final.json); --folds all trains them all.")
 
+    def stock_plans(self) -> Path:
+        return plans_module.plans_file(self.paths, self.dataset, plans_module.STOCK_PLANS)
+
     def prepare_plans(self) -> None:
-        """Each method's plans made where missing, then checked against the device (``PlansError`` says why)."""
-        stock = plans_module.plans_file(self.paths, self.dataset, "nnUNetPlans")
-        env = nnunet_environment(self.paths)  # planners fail on the training's nnUNet_n_proc_DA=0
+        """Each method's plans made where missing; with ``-device cpu`` also checked against the CPU here
+        (``PlansError`` says why); for a device only the job knows, the training job checks them."""
+        env = nnunet_environment(self.paths, planning=True)
         for name, method in self.methods.items():
             done = plans_module.prepare_plans(method, self.paths, self.dataset, self.config.dataset_id, env,
                                               self.logs / "plans.log")
             if done:
                 print(f"[benchmark] {name}: {done}", flush=True)
-            plans_module.check_runs_on_device(method, plans_module.plans_file(self.paths, self.dataset, method.plans),
-                                              stock, self.device)
+            if self.config.device == "cpu":
+                plans_module.check_runs_on_device(method, self.plans_of(name), self.stock_plans(), "cpu")
 
-    def training_jobs(self) -> list[Job]:
-        """``nnUNetv2_train`` for every run that is not finished (with ``--npz`` probabilities for ensembles)."""
+    def plans_of(self, name: str) -> Path:
+        return plans_module.plans_file(self.paths, self.dataset, self.methods[name].plans)
+
+    def training_jobs(self, executor) -> list[Job]:
+        """``nnUNetv2_train`` for every run that is not finished (with ``--npz`` probabilities for ensembles), each
+        on the device its job gets, which checks the method's plans fit it first."""
         jobs, npz = [], self.config.ensembles
         for name, runs in self.runs.items():
+            method = self.methods[name]
+            check = (method.folder_name(method.trainer), self.plans_of(name), self.stock_plans())
             for run in runs:
                 others = run.finished_with_other_budgets()
                 tqdm.write(f"{run.identifier} fold {run.fold}: {run.status(npz)} -> {run.folder}"
                            + (f" (finished with another budget, not reused: {', '.join(others)})" if others else ""))
                 if not run.is_finished(npz):
-                    jobs.append(Job(f"train__{run.key}", tuple(run.train_command(self.config.dataset_id, self.device,
-                                                                                 npz)),
-                                    self.env, self.logs / f"train_{run.key}.log", gpus=int(self.device != "cpu")))
+                    jobs.append(device_job(f"train__{run.key}", run.train_command(self.config.dataset_id, npz),
+                                           self.config.device, executor, self.env, self.train_log(run), check))
         return jobs
+
+    def train_log(self, run: FoldRun) -> Path:
+        return self.logs / f"train_{run.key}.log"
+
+    def cost_jobs(self, executor, names: list[str]) -> list[Job]:
+        """The cost measurement of each method in ``names`` not measured yet, as a job on the kind of node its
+        training ran on (``cost_file`` gets its result)."""
+        jobs = []
+        for name in names:
+            if not self.cost_file(name).is_file():
+                method = self.methods[name]
+                command = [sys.executable, "-m", "nnunetv2_mamba.comparison.cost", self.trained_as[name],
+                           str(self.plans_of(name)), str(self.preprocessed / "dataset.json"), method.configuration,
+                           DEVICE, str(self.cost_file(name))]
+                jobs.append(device_job(f"cost__{_flat(name)}", command, self.config.device, executor, self.env,
+                                       self.logs / f"cost_{_flat(name)}.log"))
+        return jobs
+
+    def cost_file(self, name: str) -> Path:
+        return self.report_dir / "costs" / f"{self.methods[name].folder_name(self.trained_as[name])}.json"
 
     def finished_runs(self) -> dict[str, list[FoldRun]]:
         return {name: [r for r in runs if r.is_finished(self.config.ensembles)] for name, runs in self.runs.items()}
@@ -161,13 +188,14 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path | None:
     bench = Benchmark(config, paths)
     bench.check_inputs()
     executor = make_executor(config.executor, bench.report_dir / "jobs", config.executor_settings)
-    for variable, value in bench.cpu_settings.items():
-        print(f"[benchmark] on CPU: {variable}={value} ({CPU_SETTINGS[variable][1]})", flush=True)
+    if config.device == "cpu":
+        for variable, value in cpu_settings(bench.env).items():
+            print(f"[benchmark] on CPU: {variable}={value} ({CPU_SETTINGS[variable][1]})", flush=True)
     if config.report_only:
         outcomes = executor.poll(executor.recorded([f"train__{run.key}" for run in bench.unfinished_runs()]))
     else:
         bench.prepare_plans()
-        outcomes = executor.run(bench.training_jobs(), wait=config.wait)
+        outcomes = executor.run(bench.training_jobs(executor), wait=config.wait)
         if not config.wait:
             for outcome in outcomes.values():
                 print(f"[benchmark] {outcome.key}: {outcome.state}"
@@ -175,9 +203,13 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path | None:
             print("[benchmark] submitted; run the same command again to wait for them and go on (or with "
                   "--report-only to report what has finished)", flush=True)
             return None
+    failed_runs = {key: o for key, o in outcomes.items() if o.state == "failed"}
+    if not any(bench.finished_runs().values()) and failed_runs:
+        raise SystemExit("\n".join(["no run has finished:"] + [f"{key} failed (log: {o.log_file}):\n{o.error}"
+                                                                for key, o in failed_runs.items()]))
     results = collect_results(bench, executor, run_commands=not config.report_only)
     results["missing_runs"] = {run.key: _state(outcomes.get(f"train__{run.key}")) for run in bench.unfinished_runs()}
-    failures = {**{key: o for key, o in outcomes.items() if o.state == "failed"}, **results.pop("failed_jobs")}
+    failures = {**failed_runs, **results.pop("failed_jobs")}
     results["failures"] = {key: {"log": str(o.log_file), "error": o.error} for key, o in failures.items()}
     save_results(results, bench.report_dir)
     report = write_report(bench.report_dir)
@@ -205,14 +237,17 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
     if not scored:
         raise SystemExit("no run has finished yet: " + "; ".join(
             f"{r.key} {r.status(config.ensembles)}" for r in bench.unfinished_runs()))
-    costs = {name: _measure_cost(bench.trained_as[name], bench.methods[name], bench, bench.report_dir / "costs",
-                                 run_commands)
-             for name in tqdm(scored, desc="cost (params, FLOPs, memory)", unit="method")}
+    failed = {}
+    if run_commands:
+        failed.update({k: o for k, o in executor.run(bench.cost_jobs(executor, list(scored))).items()
+                       if o.state == "failed"})
+    costs = {name: json.loads(bench.cost_file(name).read_text()) if bench.cost_file(name).is_file() else {}
+             for name in scored}
 
     splits = {"validation": {}}
     overlay_sources = {"validation": {"images": str(bench.paths.raw / bench.dataset / "imagesTr"),
                                       "references": str(references), "predictions": {}}}
-    curves = {}
+    curves, where = {}, {}
     for name, runs in scored.items():
         cases = {}
         for run in runs:
@@ -221,12 +256,13 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
         splits["validation"][name] = _merged(scores, cases)
         overlay_sources["validation"]["predictions"][name] = [str(r.validation_folder) for r in runs]
         curves[name] = {str(r.fold): read_training_log(r) for r in runs}
+        where[name] = {str(r.fold): read_where(where_file(bench.train_log(r))) for r in runs}
         costs[name]["train_seconds_per_iteration"] = _mean([c["seconds_per_iteration"] for c in curves[name].values()])
 
-    selection, failed = None, {}
+    selection = None
     complete = len(scored) == len(bench.runs) and all(len(r) == len(config.folds) for r in scored.values())
     if config.ensembles and complete and len(scored) > 1:
-        selection = select_and_ensemble(bench, run_commands)
+        selection = select_and_ensemble(bench, executor, run_commands)
     elif config.ensembles:
         print("[benchmark] --ensembles: nnU-Net's model selection needs every fold of two or more methods; not run "
               f"while {', '.join(r.key for r in bench.unfinished_runs()) or 'one method is compared'}", flush=True)
@@ -239,8 +275,8 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
         outputs = {name: bench.report_dir / "test_predictions" / _flat(name) for name in scored}
         jobs = [prediction_job(f"predict__{_flat(name)}", config.dataset_id, bench.trained_as[name],
                                bench.methods[name].plans, bench.methods[name].configuration,
-                               [r.fold for r in scored[name]], config.test_images, output, bench.device, bench.env,
-                               bench.logs / f"predict_{_flat(name)}.log", config.disable_tta)
+                               [r.fold for r in scored[name]], config.test_images, output, config.device, executor,
+                               bench.env, bench.logs / f"predict_{_flat(name)}.log", config.disable_tta)
                 for name, output in outputs.items() if not is_predicted(output, cases, ending)]
         if run_commands and jobs:
             failed.update({k: o for k, o in executor.run(jobs).items() if o.state == "failed"})
@@ -254,7 +290,7 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
                 overlay_sources["test"]["predictions"][name] = [str(output)]
         best = bench.report_dir / "test_predictions" / f"{BEST}__{_flat(selection['best'])}" if selection else None
         if best is not None and (run_commands or is_predicted(best / "postprocessed", cases, ending)):
-            final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, best, bench.device,
+            final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, best, config.device,
                                  bench.env, executor, config.disable_tta, replace=True)
             row = f"{BEST}: {selection['best']} (postprocessed)"
             splits["test"][row] = evaluate_folder(config.test_labels, final, dataset_json)
@@ -263,23 +299,24 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
             del splits["test"], overlay_sources["test"]
 
     results = {"dataset": bench.dataset, "dataset_id": config.dataset_id, "configuration": config.configuration,
-               "folds": config.folds, "device": bench.device, "trained_as": {n: bench.trained_as[n] for n in scored},
+               "folds": config.folds, "device": config.device, "where": where,
+               "trained_as": {n: bench.trained_as[n] for n in scored},
                "methods": {n: {"trainer": m.trainer, "plans": m.plans, "configuration": m.configuration,
                                "ours": m.is_ours} for n, m in bench.methods.items() if n in scored},
                "fold_of_case": _fold_of_case(bench.preprocessed, config.folds),
-               "cpu_settings": bench.cpu_settings, "splits": splits, "costs": costs, "curves": curves,
+               "cpu_settings": _cpu_settings(where), "splits": splits, "costs": costs, "curves": curves,
                "overlay_sources": overlay_sources, "failed_jobs": failed}
     return results if selection is None else {**results, "selection": selection}  # null would load back as NaN
 
 
-def select_and_ensemble(bench: Benchmark, run_commands: bool = True) -> dict | None:
+def select_and_ensemble(bench: Benchmark, executor, run_commands: bool = True) -> dict | None:
     """nnU-Net's ``find_best_configuration`` over the compared runs (``ensembles``): its per-candidate Dice, its
     choice, the postprocessed Dice and its inference instructions, with nnU-Net's names mapped to the report's.
     Without ``run_commands`` the selection nnU-Net saved is read, None unless it was made over these models and
     folds."""
     names = {bench.methods[n].folder_name(bench.trained_as[n]): n for n in bench.methods}
     if run_commands:
-        _run_find_best(bench, list(names))
+        _run_find_best(bench, executor, list(names))
     elif not (bench.dataset_results / ensembles.INFERENCE_INFORMATION).is_file():
         return None
     selection = ensembles.read_selection(bench.dataset_results)
@@ -303,15 +340,19 @@ def select_and_ensemble(bench: Benchmark, run_commands: bool = True) -> dict | N
             "instructions": (bench.dataset_results / ensembles.INSTRUCTIONS).read_text()}
 
 
-def _run_find_best(bench: Benchmark, identifiers: list[str]) -> None:
+def _run_find_best(bench: Benchmark, executor, identifiers: list[str]) -> None:
+    """nnU-Net's model selection and ensembling, a CPU job."""
     command = ensembles.find_best_command(bench.config.dataset_id, bench.config.folds, identifiers)
-    log = bench.logs / "find_best_configuration.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as handle:
-        result = subprocess.run(command, env=bench.env, stdout=handle, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise RuntimeError(f"nnU-Net's find_best_configuration failed (log: {log}):\n{tail}")
+    job = Job("find_best_configuration", tuple(command), bench.env, bench.logs / "find_best_configuration.log")
+    outcome = executor.run([job])[job.key]
+    if outcome.state != "done":
+        raise RuntimeError(f"nnU-Net's find_best_configuration failed (log: {job.log_file}):\n{outcome.error}")
+
+
+def _cpu_settings(where: dict) -> dict[str, str]:
+    """What the CPU settings changed in the trainings that ran on the CPU."""
+    return {variable: value for folds in where.values() for record in folds.values() if record
+            for variable, value in record["cpu_settings"].items()}
 
 
 def _fold_count(preprocessed: Path) -> int:
@@ -343,23 +384,3 @@ def _merged(template: dict, cases: dict) -> dict:
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
-
-
-def _measure_cost(trainer: str, method: Method, bench: Benchmark, cache_dir: Path, run_commands: bool) -> dict:
-    """Cost of ``trainer``'s network on the method's plans, measured once in a fresh process and cached as JSON
-    (without ``run_commands`` only the cache is read: {} before it was measured)."""
-    import sys
-
-    cache = cache_dir / f"{method.folder_name(trainer)}.json"
-    if cache.is_file() or not run_commands:
-        return json.loads(cache.read_text()) if cache.is_file() else {}
-    command = [sys.executable, "-m", "nnunetv2_mamba.comparison.cost", trainer,
-               str(plans_module.plans_file(bench.paths, bench.dataset, method.plans)),
-               str(bench.preprocessed / "dataset.json"), method.configuration, bench.device]
-    result = subprocess.run(command, env=bench.env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"measuring the cost of {method.folder_name(trainer)} failed:\n{result.stderr[-3000:]}")
-    cost = json.loads(result.stdout.strip().splitlines()[-1])
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(cost, indent=2))
-    return cost

@@ -87,7 +87,7 @@ def cost_table(results: dict) -> list[list[str]]:
     step = {n: c["flops"] * c["batch_size"] for n, c in costs.items() if c.get("flops") is not None}
     baselines = [n for n in costs if not methods.get(n, {}).get("ours", False) and n in step]
     rows = [["Method", "Plans, configuration", "Patch, batch", *(c[0] for c in COST_COLUMNS), "GFLOPs / step",
-             "Compute-matched baseline"]]
+             "Compute-matched baseline", "Measured on"]]
     for name, cost in costs.items():
         method = methods.get(name, {})
         matched = "–"
@@ -99,7 +99,7 @@ def cost_table(results: dict) -> list[list[str]]:
                      f"{' x '.join(map(str, cost.get('patch_size', [])))}, {cost.get('batch_size', 'n/a')}",
                      *(number(None if cost.get(key) is None else cost[key] * scale, digits)
                        for _, key, scale, digits in COST_COLUMNS),
-                     number(step[name] * 1e-9 if name in step else None, 2), matched])
+                     number(step[name] * 1e-9 if name in step else None, 2), matched, cost.get("device", "–")])
     return rows
 
 
@@ -198,12 +198,14 @@ def _case_count(split: dict) -> int:
 
 
 def runs_table(results: dict) -> list[list[str]]:
-    """Rows (header first): per method and fold, the trainer run and what it trained with (its budget included)."""
+    """Rows (header first): per method and fold, the trainer run, what it trained with (its budget included) and
+    where its last job ran (host, device)."""
     rows = [["Method", "Trained as", "Fold", "Budget (epochs x it, val it)", "Optimizer", "LR schedule",
              "Batch, patch", "Deep supervision, drop path", "Non-finite guard", "Atomic checkpoints",
-             "torch.compile"]]
+             "torch.compile", "Ran on"]]
     for name, folds in results["curves"].items():
         for fold, log in folds.items():
+            where = results.get("where", {}).get(name, {}).get(fold)
             setup = log["setup"]
             settings = ", ".join(f"{k} {v}" for k, v in setup["optimizer_settings"].items())
             rows.append([name, setup["trainer"], fold,
@@ -212,8 +214,17 @@ def runs_table(results: dict) -> list[list[str]]:
                          f"{setup['batch_size']}, {' x '.join(map(str, setup['patch_size']))}",
                          f"{'yes' if setup['deep_supervision'] else 'no'}, {_drop_path(setup)}",
                          *("yes" if setup[k] else "no" for k in ("non_finite_guard", "atomic_checkpoints",
-                                                                 "torch_compile"))])
+                                                                 "torch_compile")),
+                         _ran_on(where)])
     return rows
+
+
+def _ran_on(where: dict | None) -> str:
+    """"host, device (GPU)" of a job's record; "–" for a run trained before jobs recorded it."""
+    if not where:
+        return "–"
+    gpu = where.get("gpu")  # null, read back as NaN, on the CPU
+    return f"{where['host']}, {where['device']}" + (f" ({gpu})" if isinstance(gpu, str) else "")
 
 
 def _drop_path(setup: dict) -> str:
@@ -243,7 +254,7 @@ def _intro(results: dict) -> str:
     trained = ", ".join(described(n, t) for n, t in results["trained_as"].items())
     cpu = "; ".join(f"{k}={v} ({CPU_SETTINGS[k][1]})" for k, v in results.get("cpu_settings", {}).items())
     return (f"Dataset {results['dataset']}, configuration {results['configuration']}, folds {results['folds']}, "
-            f"device {results['device']}. Methods: {trained}; the first is the baseline. Each method trains on "
+            f"each run's host and device in the Runs table. Methods: {trained}; the first is the baseline. Each method trains on "
             f"its own plans (patch and batch size in the Cost table) over the same cross-validation splits; each "
             f"run's budget (the _<epochs>ep<iterations>it of its trainer name) and training setup are in the Runs "
             f"table. Validation rows pool every fold's validation cases; ensemble rows are nnU-Net's pairwise "

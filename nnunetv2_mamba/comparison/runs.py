@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunetv2_mamba.comparison.job_device import DEVICE
 from nnunetv2_mamba.comparison.workspace import nnunet_command
 
 
@@ -80,11 +81,11 @@ class FoldRun:
                 names.append(trainer)
         return names
 
-    def train_command(self, dataset_id: int, device: str, npz: bool = False) -> list[str]:
+    def train_command(self, dataset_id: int, npz: bool = False) -> list[str]:
         """``nnUNetv2_train`` for what is left: from scratch, ``--c`` to continue, or ``--val`` for a trained run
-        whose validation (or its ``--npz`` probabilities) is missing."""
+        whose validation (or its ``--npz`` probabilities) is missing; ``-device`` the job's own (``DEVICE``)."""
         command = [nnunet_command("nnUNetv2_train"), str(dataset_id), self.configuration, str(self.fold),
-                   "-tr", self.trainer, "-p", self.plans, "-device", device] + (["--npz"] if npz else [])
+                   "-tr", self.trainer, "-p", self.plans, "-device", DEVICE] + (["--npz"] if npz else [])
         if self.is_trained():
             return command + ["--val"]
         return command + (["--c"] if self.can_continue() else [])

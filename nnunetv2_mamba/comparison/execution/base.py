@@ -58,6 +58,11 @@ class Executor:
         self.book.reload()
         return [key for key in keys if self.book.get(key) is not None]
 
+    def gpus_for(self, device: str) -> int:
+        """The GPUs a job to run on ``device`` (nnU-Net's ``-device``: auto, cpu or cuda) asks for where this
+        executor runs it; the job itself decides its device there (comparison/job_device.py)."""
+        raise NotImplementedError
+
     def _needs_start(self, job: Job) -> bool:
         record = self.book.get(job.key)
         if record is None:
