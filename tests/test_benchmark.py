@@ -2,6 +2,7 @@
 JSON, and one end-to-end run on a small phantom that a second budget retrains."""
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -322,3 +323,34 @@ def test_a_benchmark_with_another_budget_trains_again_and_reports_each_runs_budg
     checkpoint = read_training_checkpoint(results_dir / "nnUNetTrainer_1ep2it__nnUNetPlans__2d" / "fold_0" /
                                           "checkpoint_final.pth")
     assert checkpoint["trainer_name"] == "nnUNetTrainer_1ep2it"  # the first budget's run is left as it was
+
+
+@pytest.mark.parametrize("ending", [".nii.gz", ".png", ".tif", ".nrrd", ".mha"])
+def test_overlays_read_every_file_ending_nnunet_reads_and_say_why_when_none_can_be_drawn(tmp_path, ending):
+    """The overlay figure finds and reads cases of the dataset's file ending with nnU-Net's own reader for it (2-D
+    natural images for .png/.tif, SimpleITK for the others); a report without a case every method predicted says
+    so where the figure would be."""
+    from PIL import Image
+
+    reference = np.zeros((32, 32), np.uint8)
+    reference[8:20, 8:20] = 1
+    image = (np.arange(32 * 32).reshape(32, 32) % 200).astype(np.uint8)
+    for name in ("images", "references", "method", "empty"):
+        (tmp_path / name).mkdir()
+
+    def write(array, path):
+        if ending in (".png", ".tif"):
+            Image.fromarray(array).save(path)
+        else:
+            _write(array[None], path)
+
+    write(reference, tmp_path / "references" / f"c0{ending}")
+    write(np.roll(reference, 2, axis=1), tmp_path / "method" / f"c0{ending}")
+    write(image, tmp_path / "images" / f"c0_0000{ending}")
+    sources = {"images": str(tmp_path / "images"), "references": str(tmp_path / "references"),
+               "predictions": {"method": [str(tmp_path / "method")]}, "file_ending": ending}
+    fig = figures.overlay_figure(sources, {"A": 1}, num_cases=1)
+    assert fig.axes[0].get_title() == "method\nc0"
+    assert fig.axes[0].get_images()[0].get_array().shape == (32, 32)
+    with pytest.raises(figures.FigureNotDrawn, match=f"no '\\*{re.escape(ending)}' case is predicted by every"):
+        figures.overlay_figure({**sources, "predictions": {"method": [str(tmp_path / "empty")]}}, {"A": 1})

@@ -246,7 +246,8 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
 
     splits = {"validation": {}}
     overlay_sources = {"validation": {"images": str(bench.paths.raw / bench.dataset / "imagesTr"),
-                                      "references": str(references), "predictions": {}}}
+                                      "references": str(references), "predictions": {},
+                                      "file_ending": dataset_json["file_ending"]}}
     curves, where = {}, {}
     for name, runs in scored.items():
         cases = {}
@@ -281,7 +282,8 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
         if run_commands and jobs:
             failed.update({k: o for k, o in executor.run(jobs).items() if o.state == "failed"})
         splits["test"], overlay_sources["test"] = {}, {"images": str(config.test_images),
-                                                       "references": str(config.test_labels), "predictions": {}}
+                                                       "references": str(config.test_labels), "predictions": {},
+                                                       "file_ending": ending}
         for name, output in outputs.items():
             if is_predicted(output, cases, ending):
                 costs[name]["inference_seconds_per_case"] = prediction_timing(output, cases, ending)[

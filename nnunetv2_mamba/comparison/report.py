@@ -165,9 +165,11 @@ def write_report(report_dir: str | Path) -> Path:
         sections.append((f"{split_name.capitalize()}: Dice histograms", histogram))
         sources = results["overlay_sources"].get(split_name)
         if sources:
-            overlay = figures.overlays(sources, labels, report_dir / f"overlays_{split_name}.png")
-            sections.append((f"{split_name.capitalize()}: random cases (dashed reference, solid prediction)",
-                             overlay))
+            heading = f"{split_name.capitalize()}: random cases (dashed reference, solid prediction)"
+            try:
+                sections.append((heading, figures.overlays(sources, labels, report_dir / f"overlays_{split_name}.png")))
+            except figures.FigureNotDrawn as reason:
+                sections.append((heading, f"Not drawn: {reason}."))
     if results["costs"]:
         sections.append(("Cost (at each method's own patch and batch size)", cost_table(results)))
     selection = results.get("selection")
