@@ -17,6 +17,7 @@ from nnunetv2_mamba.comparison import figures
 from nnunetv2_mamba.comparison.cost import count_flops
 from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig
 from nnunetv2_mamba.comparison.report import metric_table, save_results, write_report
+from nnunetv2_mamba.evaluation.metrics import METRICS
 from nnunetv2_mamba.comparison.methods import Method, MethodError
 from nnunetv2_mamba.comparison.job_device import DEVICE
 from nnunetv2_mamba.comparison.runs import FoldRun
@@ -354,3 +355,17 @@ def test_overlays_read_every_file_ending_nnunet_reads_and_say_why_when_none_can_
     assert fig.axes[0].get_images()[0].get_array().shape == (32, 32)
     with pytest.raises(figures.FigureNotDrawn, match=f"no '\\*{re.escape(ending)}' case is predicted by every"):
         figures.overlay_figure({**sources, "predictions": {"method": [str(tmp_path / "empty")]}}, {"A": 1})
+
+
+def test_report_details_tiny_p_values_ties_code_spans_and_long_titles():
+    from nnunetv2_mamba.comparison.report import _inline, _p_value
+
+    assert _p_value(3e-7) == "p < 0.0001" and _p_value(0.01234) == "p=0.0123"
+    zero = {"mean": 0.0, "std": 0.0}
+    split = {m: {"aggregate": {"A": {metric: zero for metric in METRICS}}} for m in ("base", "other")}
+    assert "**" not in "".join(sum(metric_table(split, "A"), []))  # every method 0 Dice: none is the best
+    assert _inline("Inference (`nnunetv2_mamba predict-best` <runs>)") == \
+        "Inference (<code>nnunetv2_mamba predict-best</code> &lt;runs&gt;)"
+    title = figures._wrapped("ensemble: nnUNetTrainerMambaUNet + nnUNetTrainer__nnUNetResEncUNetMPlans__2d_bs2")
+    assert max(map(len, title.splitlines())) <= 30 and title.replace("\n", "").replace(" ", "") == \
+        "ensemble:nnUNetTrainerMambaUNet+nnUNetTrainer__nnUNetResEncUNetMPlans__2d_bs2"

@@ -15,7 +15,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunetv2_mamba.comparison import ensembles, plans as plans_module
-from nnunetv2_mamba.comparison.execution import ExecutorSettings, Job, make_executor
+from nnunetv2_mamba.comparison.execution import ExecutorSettings, Job, ReportOnlyExecutor, make_executor
+from nnunetv2_mamba.comparison.execution.report_only import NOT_SUBMITTED
 from nnunetv2_mamba.comparison.job_device import DEVICE, device_job, read_where, where_file
 from nnunetv2_mamba.comparison.methods import Method, default_methods
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, prediction_timing, test_cases
@@ -188,26 +189,26 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path | None:
     bench = Benchmark(config, paths)
     bench.check_inputs()
     executor = make_executor(config.executor, bench.report_dir / "jobs", config.executor_settings)
+    if config.report_only:
+        executor = ReportOnlyExecutor(executor)
     if config.device == "cpu":
         for variable, value in cpu_settings(bench.env).items():
             print(f"[benchmark] on CPU: {variable}={value} ({CPU_SETTINGS[variable][1]})", flush=True)
-    if config.report_only:
-        outcomes = executor.poll(executor.recorded([f"train__{run.key}" for run in bench.unfinished_runs()]))
-    else:
+    if executor.submits:
         bench.prepare_plans()
-        outcomes = executor.run(bench.training_jobs(executor), wait=config.wait)
-        if not config.wait:
-            for outcome in outcomes.values():
-                print(f"[benchmark] {outcome.key}: {outcome.state}"
-                      + (f" (job {outcome.job_id})" if outcome.job_id else ""), flush=True)
-            print("[benchmark] submitted; run the same command again to wait for them and go on (or with "
-                  "--report-only to report what has finished)", flush=True)
-            return None
+    outcomes = executor.run(bench.training_jobs(executor), wait=config.wait)
+    if executor.submits and not config.wait:
+        for outcome in outcomes.values():
+            print(f"[benchmark] {outcome.key}: {outcome.state}"
+                  + (f" (job {outcome.job_id})" if outcome.job_id else ""), flush=True)
+        print("[benchmark] submitted; run the same command again to wait for them and go on (or with "
+              "--report-only to report what has finished)", flush=True)
+        return None
     failed_runs = {key: o for key, o in outcomes.items() if o.state == "failed"}
     if not any(bench.finished_runs().values()) and failed_runs:
         raise SystemExit("\n".join(["no run has finished:"] + [f"{key} failed (log: {o.log_file}):\n{o.error}"
                                                                 for key, o in failed_runs.items()]))
-    results = collect_results(bench, executor, run_commands=not config.report_only)
+    results = collect_results(bench, executor)
     results["missing_runs"] = {run.key: _state(outcomes.get(f"train__{run.key}")) for run in bench.unfinished_runs()}
     failures = {**failed_runs, **results.pop("failed_jobs")}
     results["failures"] = {key: {"log": str(o.log_file), "error": o.error} for key, o in failures.items()}
@@ -222,13 +223,13 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path | None:
 
 def _state(outcome) -> str:
     """A run's job state for the report: its executor's, or "not submitted"."""
-    return "not submitted" if outcome is None else outcome.state
+    return NOT_SUBMITTED if outcome is None or outcome.error == NOT_SUBMITTED else outcome.state
 
 
-def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> dict:
+def collect_results(bench: Benchmark, executor) -> dict:
     """Score every finished run, nnU-Net's selection and ensembles, the test predictions: the content of
-    results.json, with ``failed_jobs`` ({key: Outcome}) of the predictions that failed. Without ``run_commands``
-    only what exists is read (no selection, prediction or cost measurement is run)."""
+    results.json, with ``failed_jobs`` ({key: Outcome}) of the jobs that failed (cost, predictions). Every
+    command is a job of ``executor`` (one that never submits, for ``--report-only``, leaves only what exists)."""
     config = bench.config
     finished = bench.finished_runs()
     dataset_json = json.loads((bench.preprocessed / "dataset.json").read_text())
@@ -237,10 +238,7 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
     if not scored:
         raise SystemExit("no run has finished yet: " + "; ".join(
             f"{r.key} {r.status(config.ensembles)}" for r in bench.unfinished_runs()))
-    failed = {}
-    if run_commands:
-        failed.update({k: o for k, o in executor.run(bench.cost_jobs(executor, list(scored))).items()
-                       if o.state == "failed"})
+    failed = {k: o for k, o in executor.run(bench.cost_jobs(executor, list(scored))).items() if o.state == "failed"}
     costs = {name: json.loads(bench.cost_file(name).read_text()) if bench.cost_file(name).is_file() else {}
              for name in scored}
 
@@ -263,7 +261,7 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
     selection = None
     complete = len(scored) == len(bench.runs) and all(len(r) == len(config.folds) for r in scored.values())
     if config.ensembles and complete and len(scored) > 1:
-        selection = select_and_ensemble(bench, executor, run_commands)
+        selection = select_and_ensemble(bench, executor)
     elif config.ensembles:
         print("[benchmark] --ensembles: nnU-Net's model selection needs every fold of two or more methods; not run "
               f"while {', '.join(r.key for r in bench.unfinished_runs()) or 'one method is compared'}", flush=True)
@@ -274,12 +272,12 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
         ending = dataset_json["file_ending"]
         cases = test_cases(config.test_images, ending)
         outputs = {name: bench.report_dir / "test_predictions" / _flat(name) for name in scored}
-        jobs = [prediction_job(f"predict__{_flat(name)}", config.dataset_id, bench.trained_as[name],
-                               bench.methods[name].plans, bench.methods[name].configuration,
-                               [r.fold for r in scored[name]], config.test_images, output, config.device, executor,
-                               bench.env, bench.logs / f"predict_{_flat(name)}.log", config.disable_tta)
+        jobs = [prediction_job(f"predict__{_flat(name)}", config.dataset_id,
+                               bench.methods[name].model(bench.trained_as[name]), [r.fold for r in scored[name]],
+                               config.test_images, output, config.device, executor, bench.env,
+                               bench.logs / f"predict_{_flat(name)}.log", config.disable_tta)
                 for name, output in outputs.items() if not is_predicted(output, cases, ending)]
-        if run_commands and jobs:
+        if jobs:
             failed.update({k: o for k, o in executor.run(jobs).items() if o.state == "failed"})
         splits["test"], overlay_sources["test"] = {}, {"images": str(config.test_images),
                                                        "references": str(config.test_labels), "predictions": {},
@@ -291,7 +289,7 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
                 splits["test"][name] = evaluate_folder(config.test_labels, output, dataset_json)
                 overlay_sources["test"]["predictions"][name] = [str(output)]
         best = bench.report_dir / "test_predictions" / f"{BEST}__{_flat(selection['best'])}" if selection else None
-        if best is not None and (run_commands or is_predicted(best / "postprocessed", cases, ending)):
+        if best is not None and (executor.submits or is_predicted(best / "postprocessed", cases, ending)):
             final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, best, config.device,
                                  bench.env, executor, config.disable_tta, replace=True)
             row = f"{BEST}: {selection['best']} (postprocessed)"
@@ -311,20 +309,17 @@ def collect_results(bench: Benchmark, executor, run_commands: bool = True) -> di
     return results if selection is None else {**results, "selection": selection}  # null would load back as NaN
 
 
-def select_and_ensemble(bench: Benchmark, executor, run_commands: bool = True) -> dict | None:
+def select_and_ensemble(bench: Benchmark, executor) -> dict | None:
     """nnU-Net's ``find_best_configuration`` over the compared runs (``ensembles``): its per-candidate Dice, its
     choice, the postprocessed Dice and its inference instructions, with nnU-Net's names mapped to the report's.
-    Without ``run_commands`` the selection nnU-Net saved is read, None unless it was made over these models and
-    folds."""
+    nnU-Net's saved selection is reused when it covers these models and folds and is newer than every run's
+    validation; None when there is none (``--report-only`` runs nothing)."""
     names = {bench.methods[n].folder_name(bench.trained_as[n]): n for n in bench.methods}
-    if run_commands:
+    if not _selection_is_current(bench, set(names)):
         _run_find_best(bench, executor, list(names))
-    elif not (bench.dataset_results / ensembles.INFERENCE_INFORMATION).is_file():
-        return None
+        if not _selection_is_current(bench, set(names)):
+            return None
     selection = ensembles.read_selection(bench.dataset_results)
-    considered = {f"{m['trainer']}__{m['plans']}__{m['configuration']}" for m in selection["considered_models"]}
-    if considered != set(names) or list(selection["folds"]) != bench.config.folds:
-        return None
 
     def report_name(key: str) -> str:
         if key.startswith(ensembles.ENSEMBLE_PREFIX):
@@ -342,12 +337,25 @@ def select_and_ensemble(bench: Benchmark, executor, run_commands: bool = True) -
             "instructions": (bench.dataset_results / ensembles.INSTRUCTIONS).read_text()}
 
 
+def _selection_is_current(bench: Benchmark, identifiers: set[str]) -> bool:
+    """nnU-Net's saved selection covers exactly ``identifiers`` and the benchmark's folds, and was made after every
+    one of their runs' validation."""
+    information = bench.dataset_results / ensembles.INFERENCE_INFORMATION
+    if not information.is_file():
+        return False
+    selection = ensembles.read_selection(bench.dataset_results)
+    if ensembles.considered_identifiers(selection) != identifiers or list(selection["folds"]) != bench.config.folds:
+        return False
+    validated = [run.validation_folder / "summary.json" for runs in bench.runs.values() for run in runs]
+    return all(v.is_file() and v.stat().st_mtime < information.stat().st_mtime for v in validated)
+
+
 def _run_find_best(bench: Benchmark, executor, identifiers: list[str]) -> None:
-    """nnU-Net's model selection and ensembling, a CPU job."""
+    """nnU-Net's model selection and ensembling, a CPU job (``--report-only``: not run)."""
     command = ensembles.find_best_command(bench.config.dataset_id, bench.config.folds, identifiers)
     job = Job("find_best_configuration", tuple(command), bench.env, bench.logs / "find_best_configuration.log")
     outcome = executor.run([job])[job.key]
-    if outcome.state != "done":
+    if executor.submits and outcome.state != "done":
         raise RuntimeError(f"nnU-Net's find_best_configuration failed (log: {job.log_file}):\n{outcome.error}")
 
 

@@ -137,6 +137,19 @@ def _take(array: np.ndarray, index: int) -> np.ndarray:
     return array if array.ndim == 2 else array[index]
 
 
+def _wrapped(title: str, width: int = 30) -> str:
+    """A panel title in lines of at most ``width`` characters where it can break (after "_", "+" or a space; a
+    3.2-inch panel at 8 pt), so that long method names do not run into their neighbours'."""
+    import re
+
+    lines = [""]
+    for token in re.findall(r"[^_+ ]+[_+ ]*|[_+ ]+", title):
+        if lines[-1] and len(lines[-1]) + len(token.rstrip()) > width:
+            lines.append("")
+        lines[-1] += token
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def overlay_figure(sources: dict, labels: dict[str, int], num_cases: int = 4, seed: int = 0):
     """Rows: random cases common to all methods; columns: methods. Each panel: the image, the reference contours
     (dashed) and the method's contours (solid), one colour per class (``distinct_colours``, any number of
@@ -171,7 +184,7 @@ def overlay_figure(sources: dict, labels: dict[str, int], num_cases: int = 4, se
                 for mask, style in ((reference, "dashed"), (prediction, "solid")):
                     if (mask == value).any():
                         ax.contour(mask == value, levels=[0.5], colors=[colour], linestyles=style, linewidths=1.5)
-            ax.set_title(f"{method}\n{name}", fontsize=8)
+            ax.set_title(f"{_wrapped(method)}\n{name}", fontsize=8)
             ax.axis("off")
     legend = [plt.Line2D([], [], color=c, lw=2, label=n) for c, n in zip(colours, labels)]
     legend += [plt.Line2D([], [], color="k", ls="dashed", label="reference"),

@@ -16,6 +16,7 @@ from pathlib import Path
 from nnunetv2_mamba.comparison.ensembles import read_selection, selected_identifiers
 from nnunetv2_mamba.comparison.workspace import nnunet_command
 from nnunetv2_mamba.comparison.execution import Job
+from nnunetv2_mamba.comparison.methods import Model
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, test_cases
 
 FINAL = "postprocessed"
@@ -32,8 +33,8 @@ def prediction_steps(dataset_id: int, selection: dict, input_dir: Path, output_d
     processes = env.get("nnUNet_def_n_proc", "2")
     predict = []
     for identifier, folder in zip(identifiers, members):
-        trainer, plans, configuration = identifier.split("__")
-        predict.append(prediction_job(f"predict__{folder.name}", dataset_id, trainer, plans, configuration, folds,
+        model = Model.from_identifier(identifier)
+        predict.append(prediction_job(f"predict__{folder.name}", dataset_id, model, folds,
                                       input_dir, folder, device, executor, env, logs / f"predict_{folder.name}.log",
                                       disable_tta, probabilities=ensemble))
     stages = [predict]
@@ -54,10 +55,11 @@ def export_jobs(dataset_id: int, selection: dict, export_dir: Path, env: dict, l
     folds = [str(f) for f in selection["folds"]]
     jobs = []
     for identifier in selected_identifiers(selection):
-        trainer, plans, configuration = identifier.split("__")
+        model = Model.from_identifier(identifier)
         jobs.append(Job(f"export__{identifier}", (
             nnunet_command("nnUNetv2_export_model_to_zip"), "-d", str(dataset_id), "-o",
-            str(export_dir / f"{identifier}.zip"), "-c", configuration, "-tr", trainer, "-p", plans, "-f", *folds),
+            str(export_dir / f"{identifier}.zip"), "-c", model.configuration, "-tr", model.trainer, "-p",
+            model.plans, "-f", *folds),
             env, logs / f"export_{identifier}.log"))
     return jobs
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 
 from nnunetv2_mamba.comparison import figures
@@ -34,8 +35,8 @@ def _is_candidate(summary: dict) -> bool:
 def _best(summaries: list[dict], metric: str) -> float | None:
     """Best mean among the candidates (lowest for distances); None if there is none."""
     means = [s["mean"] for s in summaries if _is_candidate(s)]
-    if not means:
-        return None
+    if not means or (len(means) > 1 and len(set(means)) == 1):
+        return None  # no candidate, or all the same (every method 0 Dice, say): none is best
     return min(means) if metric in DISTANCE_METRICS else max(means)
 
 
@@ -118,9 +119,14 @@ def wilcoxon_table(split: dict) -> list[list[str]]:
     tests = compare_to_baseline({n: r["cases"] for n, r in split.items()}, list(METRICS), CLASS_MEAN)
     rows = [["Method vs " + next(iter(split)), *METRICS]]
     for name, per_metric in tests.items():
-        rows.append([name, *(f"p={number(t['p'], 4)} (Δ {number(t['mean_difference'], 4)}, n={t['n']})"
+        rows.append([name, *(f"{_p_value(t['p'])} (Δ {number(t['mean_difference'], 4)}, n={t['n']})"
                              for t in per_metric.values())])
     return rows
+
+
+def _p_value(p: float) -> str:
+    """``p=0.0123``, or ``p < 0.0001`` where four digits would print zero."""
+    return "p < 0.0001" if p is not None and not math.isnan(p) and p < 1e-4 else f"p={number(p, 4)}"
 
 
 def markdown(rows: list[list[str]]) -> str:
@@ -277,7 +283,9 @@ def _notes() -> str:
             "epoch (the run's training_setup.json; data loading and per-epoch validation included). Learning "
             "curves: nnU-Net's pseudo Dice on the validation iterations of each epoch and its exponential moving "
             "average, against epochs x iterations per epoch and against summed epoch wall time. infer s/case: "
-            "nnUNetv2_predict wall time / cases (start-up and model loading included). Peak memory: one fwd+bwd at "
+            "nnUNetv2_predict's time from its first output file (written once the model is loaded) to its last "
+            "prediction, per case: preprocessing, inference and export, without start-up and model loading, on the "
+            "device its prediction job ran on. Peak memory: one fwd+bwd at "
             "the plans' batch size in a fresh process (CUDA: max allocated; CPU: peak RSS incl. runtime). GFLOPs / "
             "step: GFLOPs / patch x batch size, the forward compute of one training iteration; the compute-matched "
             "baseline of each of our networks is the other method nearest to it in that (by ratio). nnU-Net CV "
@@ -304,19 +312,25 @@ def _render_markdown(sections, report_dir: Path) -> str:
 def _render_html(sections, report_dir: Path) -> str:
     parts = ["<html><head><meta charset='utf-8'><title>Benchmark report</title><style>"
              "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body><h1>Benchmark report</h1>"]
+             "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%;height:auto}"
+             "pre{white-space:pre-wrap;overflow-wrap:anywhere}</style></head><body><h1>Benchmark report</h1>"]
     for heading, body in sections:
         if heading == "intro":
             parts.append(f"<p>{html.escape(body)}</p>")
         elif isinstance(body, Code):
-            parts.append(f"<h2>{html.escape(heading)}</h2><pre>{html.escape(body.strip())}</pre>")
+            parts.append(f"<h2>{_inline(heading)}</h2><pre>{html.escape(body.strip())}</pre>")
         elif isinstance(body, Path):
-            parts.append(f"<h2>{html.escape(heading)}</h2><img src='{body.relative_to(report_dir)}'>")
+            parts.append(f"<h2>{_inline(heading)}</h2><img src='{body.relative_to(report_dir)}'>")
         elif isinstance(body, list):
-            parts.append(f"<h2>{html.escape(heading)}</h2>{html_table(body)}")
+            parts.append(f"<h2>{_inline(heading)}</h2>{html_table(body)}")
         else:
-            parts.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(body)}</p>")
+            parts.append(f"<h2>{_inline(heading)}</h2><p>{_inline(body)}</p>")
     return "".join(parts) + "</body></html>\n"
+
+
+def _inline(text: str) -> str:
+    """Markdown's `code` spans as HTML <code>, the rest escaped."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def save_results(results: dict, report_dir: Path) -> Path:

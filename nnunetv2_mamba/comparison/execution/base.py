@@ -22,6 +22,7 @@ class Executor:
     running (with a job id) is re-attached, not submitted again; every other job given is started: the caller
     decides what is left to do (the harness asks only for runs that are not finished)."""
     poll_max_s = 30.0
+    submits = True  # False for ReportOnlyExecutor, which answers from the record only
 
     def __init__(self, state_dir: Path, settings: ExecutorSettings):
         self.state_dir = Path(state_dir)
