@@ -195,6 +195,7 @@ def test_report_from_saved_results(tmp_path):
     assert ("| better | BetterPlans, 2d_bs2 | 24 x 24, 2 | 1.00 | 2.00 | 100 | 0.500 | 1.000 | 4.00 | base (1.33x its "
             "GFLOPs / step) |") in text
     assert "| base | nnUNetPlans, 2d | 16 x 16, 3 | 1.00 | 1.00 | 100 | 0.500 | 1.000 | 3.00 | – |" in text
+    assert "GFLOPs / step) | – | 0.5 |" in text  # measured on: not recorded; train wall: (2 x 11 + 6) s / 60
     per_fold = [np.mean([scored["better"][f"c{i}"]["mean"]["Dice"] for i in range(fold, 6, 2)]) for fold in (0, 1)]
     assert (f"| better | {per_fold[0]:.4f} | {per_fold[1]:.4f} | {better_dice['mean']:.4f} |") in text
     assert "| better | better_3ep4it | 0 | 3 x 4, 1 | SGD (lr 0.01, momentum 0.99) | PolyLRScheduler | 2, 24 x 24 | " \

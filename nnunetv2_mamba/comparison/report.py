@@ -88,7 +88,7 @@ def cost_table(results: dict) -> list[list[str]]:
     step = {n: c["flops"] * c["batch_size"] for n, c in costs.items() if c.get("flops") is not None}
     baselines = [n for n in costs if not methods.get(n, {}).get("ours", False) and n in step]
     rows = [["Method", "Plans, configuration", "Patch, batch", *(c[0] for c in COST_COLUMNS), "GFLOPs / step",
-             "Compute-matched baseline", "Measured on"]]
+             "Compute-matched baseline", "Measured on", "train wall (min / run)"]]
     for name, cost in costs.items():
         method = methods.get(name, {})
         matched = "–"
@@ -100,8 +100,17 @@ def cost_table(results: dict) -> list[list[str]]:
                      f"{' x '.join(map(str, cost.get('patch_size', [])))}, {cost.get('batch_size', 'n/a')}",
                      *(number(None if cost.get(key) is None else cost[key] * scale, digits)
                        for _, key, scale, digits in COST_COLUMNS),
-                     number(step[name] * 1e-9 if name in step else None, 2), matched, cost.get("device", "–")])
+                     number(step[name] * 1e-9 if name in step else None, 2), matched, cost.get("device", "–"),
+                     number(_train_wall_minutes(results.get("curves", {}).get(name, {})), 1)])
     return rows
+
+
+def _train_wall_minutes(folds: dict) -> float | None:
+    """Mean over a method's runs of the wall time from its first epoch's start to its last epoch's end (nnU-Net's
+    log), in minutes; None without runs."""
+    walls = [(log["epoch_end_timestamps"][-1] - log["epoch_start_timestamps"][0]) / 60 for log in folds.values()
+             if log.get("epoch_end_timestamps")]
+    return sum(walls) / len(walls) if walls else None
 
 
 def selection_table(selection: dict) -> list[list[str]]:
@@ -236,10 +245,10 @@ def _ran_on(where: dict | None) -> str:
 
 
 def _drop_path(setup: dict) -> str:
-    """The run's largest stochastic-depth rate; "none" for a network without drop path (null, read back as NaN) or
-    a setup from before it was recorded."""
+    """The run's largest stochastic-depth rate; "none" for a network without drop path (null, read back as NaN), a
+    rate of 0, or a setup from before it was recorded."""
     rate = setup.get("drop_path_rate")
-    return "none" if rate is None or math.isnan(rate) else f"{rate:g}"
+    return "none" if rate is None or math.isnan(rate) or rate == 0 else f"{rate:g}"
 
 
 def _missing(results: dict) -> str:
@@ -280,7 +289,8 @@ def _notes() -> str:
             "the training network (deep supervision on) at the plans' patch size, batch 1, forward: torch's "
             "FlopCounterMode (multiply-add = 2 FLOPs) plus the selective scan's 9·B·L·D·N per scan, which the "
             "counter does not see. train s/it: median epoch wall time (nnU-Net's log) / training iterations per "
-            "epoch (the run's training_setup.json; data loading and per-epoch validation included). Learning "
+            "epoch (the run's training_setup.json; data loading and per-epoch validation included). train wall: "
+            "first epoch's start to last epoch's end, mean over the method's runs. Learning "
             "curves: nnU-Net's pseudo Dice on the validation iterations of each epoch and its exponential moving "
             "average, against epochs x iterations per epoch and against summed epoch wall time. infer s/case: "
             "nnUNetv2_predict's time from its first output file (written once the model is loaded) to its last "
