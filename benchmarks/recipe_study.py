@@ -68,7 +68,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 
 def nnunet_paths(work_dir: Path):
-    from nnunetv2_mamba.comparison.environment import NnUNetPaths
+    from nnunetv2_mamba.comparison.workspace import NnUNetPaths
 
     paths = NnUNetPaths(work_dir / "raw", work_dir / "preprocessed", work_dir / "results")
     for folder in (paths.raw, paths.preprocessed, paths.results):
@@ -85,7 +85,7 @@ def raw_dataset(paths, name: str) -> Path | None:
 
 def prepare_data(args, paths) -> None:
     """Write each data set once and plan/preprocess it once with nnU-Net's stock planner."""
-    from nnunetv2_mamba.comparison.environment import nnunet_command, nnunet_environment
+    from nnunetv2_mamba.comparison.workspace import nnunet_command, nnunet_environment
     from nnunetv2_mamba.synthetic import write_dataset
 
     for name in args.datasets:
@@ -95,7 +95,7 @@ def prepare_data(args, paths) -> None:
                           num_test_cases=args.test_cases)
         if not list(paths.preprocessed.glob(f"Dataset{dataset_id:03d}_*/nnUNetPlans.json")):
             subprocess.run([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", "2d",
-                            "-np", "2", "-npfp", "2"], env=nnunet_environment(paths), check=True)
+                            "-np", "2", "-npfp", "2"], env=nnunet_environment(paths, planning=True), check=True)
 
 
 def candidate_trainers(network: str, suffixes) -> list[str]:
@@ -113,7 +113,7 @@ def candidate_trainers(network: str, suffixes) -> list[str]:
 
 def run_comparison(paths, name: str, trainers: list[str], budget, fold: int, stage: str) -> dict:
     """Train (resumably) and score ``trainers`` on data set ``name`` for one fold; returns the harness's results."""
-    from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
+    from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig, run_benchmark
 
     dataset_id = DATASETS[name]
     raw = raw_dataset(paths, name)

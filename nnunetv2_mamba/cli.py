@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "Dice/IoU/Acc/Pre/Sen/Spe/HD95/ASD of a prediction folder (JSON + CSV)"),
     "benchmark": ("nnunetv2_mamba.comparison.cli",
                   "compare methods (a trainer on its own plans) over cross-validation, ensemble, predict; report"),
-    "predict-best": ("nnunetv2_mamba.comparison.submission",
+    "predict-best": ("nnunetv2_mamba.comparison.predict_best",
                      "predict a folder with nnU-Net's chosen model or ensemble, postprocess, score, export zips"),
     "demo": ("nnunetv2_mamba.demo.cli",
              "the whole job on a synthetic cardiac phantom: plan, train, predict, report"),

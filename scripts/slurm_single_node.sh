@@ -7,6 +7,9 @@
 #   bash scripts/slurm_single_node.sh status   sinfo, or why it is down
 # Needs root and Debian's slurm-wlm, slurmdbd, munge and mariadb-server (.ci/run installs them). Every command
 # must see the config: export SLURM_CONF=$dir/slurm.conf (`start` prints the line). Partitions: debug (default), long.
+# The node has two GPUs in its configuration (GresTypes=gpu, Gres=gpu:2, gres.conf naming two empty files), so jobs
+# that ask for GPUs (--gpus-per-node) are scheduled and see SLURM_GPUS_ON_NODE; there is no CUDA behind them, which
+# is how the benchmark's "no GPU in this job" error is tested from this GPU-less host.
 # No cgroups in a container: proctrack/linuxproc, task/none. Environment: nnUNet_mamba_slurm_dir (the folder for
 # config, state and logs; default /var/lib/nnunetv2_mamba-slurm).
 set -euo pipefail
@@ -18,7 +21,8 @@ timeout_s=60
 fail() { echo "[slurm_single_node] $*" >&2; exit 1; }
 
 write_config() {
-    mkdir -p "$dir/state" "$dir/spool"
+    mkdir -p "$dir/state" "$dir/spool" "$dir/gpus"
+    touch "$dir/gpus/gpu0" "$dir/gpus/gpu1"  # the node's two "GPU devices": empty files, no CUDA behind them
     local memory_mb cpus
     memory_mb="$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')"
     cpus="$(nproc)"
@@ -45,10 +49,12 @@ KillWait=5
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 JobAcctGatherType=jobacct_gather/none
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory_mb State=UNKNOWN
+GresTypes=gpu
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory_mb Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 PartitionName=long Nodes=$host MaxTime=INFINITE State=UP
 EOF
+    echo "Name=gpu File=$dir/gpus/gpu[0-1]" > "$dir/gres.conf"
     # slurmdbd reads slurmdbd.conf beside slurm.conf and refuses it unless only its user can read it.
     cat > "$dir/slurmdbd.conf" <<EOF
 AuthType=auth/munge

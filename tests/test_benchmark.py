@@ -2,6 +2,7 @@
 JSON, and one end-to-end run on a small phantom that a second budget retrains."""
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -14,10 +15,12 @@ from scipy.stats import wilcoxon
 
 from nnunetv2_mamba.comparison import figures
 from nnunetv2_mamba.comparison.cost import count_flops
-from nnunetv2_mamba.comparison.harness import BenchmarkConfig
+from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig
 from nnunetv2_mamba.comparison.report import metric_table, save_results, write_report
+from nnunetv2_mamba.evaluation.metrics import METRICS
 from nnunetv2_mamba.comparison.methods import Method, MethodError
-from nnunetv2_mamba.comparison.training import FoldRun
+from nnunetv2_mamba.comparison.job_device import DEVICE
+from nnunetv2_mamba.comparison.runs import FoldRun
 from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
 from nnunetv2_mamba.nets.ss2d import SS2D
@@ -52,22 +55,22 @@ def test_the_forward_only_scan_operator_computes_what_the_autograd_path_computes
 def test_fold_runs_resume_and_are_never_retrained(tmp_path):
     run = FoldRun("Dataset900_X", "nnUNetTrainer_2ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 1, tmp_path)
     assert run.folder == tmp_path / "Dataset900_X" / "nnUNetTrainer_2ep3it__nnUNetResEncUNetMPlans__2d_bs2" / "fold_1"
-    command = run.train_command(900, "cpu")
+    command = run.train_command(900)
     assert command[1:] == ["900", "2d_bs2", "1", "-tr", "nnUNetTrainer_2ep3it", "-p", "nnUNetResEncUNetMPlans",
-                           "-device", "cpu"]
+                           "-device", DEVICE]  # the job's own device, decided where it runs
     assert run.status() == "training from scratch"
     run.folder.mkdir(parents=True)
     (run.folder / "checkpoint_latest.pth").write_bytes(b"")
-    assert run.train_command(900, "cpu", npz=True)[-2:] == ["--npz", "--c"] and not run.is_finished()
+    assert run.train_command(900, npz=True)[-2:] == ["--npz", "--c"] and not run.is_finished()
     assert run.status() == "continuing (--c)"
     (run.folder / "checkpoint_final.pth").write_bytes(b"")
     run.validation_folder.mkdir()
-    assert run.status() == "trained, validating (--val)" and run.train_command(900, "cpu")[-1] == "--val"
+    assert run.status() == "trained, validating (--val)" and run.train_command(900)[-1] == "--val"
     (run.validation_folder / "summary.json").write_text("{}")
     (run.validation_folder / "case_1.nii.gz").write_bytes(b"")
     assert run.is_finished() and run.status() == "finished already"
     assert not run.is_finished(npz=True) and run.status(npz=True).startswith("trained without --npz")
-    assert run.train_command(900, "cpu", npz=True)[-2:] == ["--npz", "--val"]  # validate again, never retrain
+    assert run.train_command(900, npz=True)[-2:] == ["--npz", "--val"]  # validate again, never retrain
     (run.validation_folder / "case_1.npz").write_bytes(b"")
     (run.validation_folder / "case_1.pkl").write_bytes(b"")
     assert run.is_finished(npz=True) and run.status(npz=True) == "finished already"
@@ -173,6 +176,8 @@ def test_report_from_saved_results(tmp_path):
                                       "ours": True}},
                "fold_of_case": {f"c{i}": i % 2 for i in range(6)},
                "cpu_settings": {"nnUNet_n_proc_DA": "0"},
+               "where": {"better": {"0": {"host": "node7", "device": "cuda", "gpu": "NVIDIA H100", "gpus_asked": 1,
+                                          "cpu_settings": {}, "error": None}}},
                "splits": {"validation": split}, "costs": {"base": base_cost, "better": cost}, "curves": curves,
                "overlay_sources": {"validation": {"images": str(folders["images"]),
                                                   "references": str(folders["references"]),
@@ -190,10 +195,12 @@ def test_report_from_saved_results(tmp_path):
     assert ("| better | BetterPlans, 2d_bs2 | 24 x 24, 2 | 1.00 | 2.00 | 100 | 0.500 | 1.000 | 4.00 | base (1.33x its "
             "GFLOPs / step) |") in text
     assert "| base | nnUNetPlans, 2d | 16 x 16, 3 | 1.00 | 1.00 | 100 | 0.500 | 1.000 | 3.00 | – |" in text
+    assert "GFLOPs / step) | – | 0.5 |" in text  # measured on: not recorded; train wall: (2 x 11 + 6) s / 60
     per_fold = [np.mean([scored["better"][f"c{i}"]["mean"]["Dice"] for i in range(fold, 6, 2)]) for fold in (0, 1)]
     assert (f"| better | {per_fold[0]:.4f} | {per_fold[1]:.4f} | {better_dice['mean']:.4f} |") in text
     assert "| better | better_3ep4it | 0 | 3 x 4, 1 | SGD (lr 0.01, momentum 0.99) | PolyLRScheduler | 2, 24 x 24 | " \
            "yes, none | yes | yes | no |" in text  # the Runs table; a setup without drop_path_rate says none
+    assert "| yes | yes | no | node7, cuda (NVIDIA H100) |" in text  # where the run's job ran
     assert "On CPU the benchmark set for nnU-Net's processes: nnUNet_n_proc_DA=0 (data augmentation" in text
     assert (report_dir / "report.html").read_text().count("<table>") == 7
     pngs = ("dice_histogram_validation.png", "overlays_validation.png", "training_curves.png", "learning_curves.png")
@@ -318,3 +325,48 @@ def test_a_benchmark_with_another_budget_trains_again_and_reports_each_runs_budg
     checkpoint = read_training_checkpoint(results_dir / "nnUNetTrainer_1ep2it__nnUNetPlans__2d" / "fold_0" /
                                           "checkpoint_final.pth")
     assert checkpoint["trainer_name"] == "nnUNetTrainer_1ep2it"  # the first budget's run is left as it was
+
+
+@pytest.mark.parametrize("ending", [".nii.gz", ".png", ".tif", ".nrrd", ".mha"])
+def test_overlays_read_every_file_ending_nnunet_reads_and_say_why_when_none_can_be_drawn(tmp_path, ending):
+    """The overlay figure finds and reads cases of the dataset's file ending with nnU-Net's own reader for it (2-D
+    natural images for .png/.tif, SimpleITK for the others); a report without a case every method predicted says
+    so where the figure would be."""
+    from PIL import Image
+
+    reference = np.zeros((32, 32), np.uint8)
+    reference[8:20, 8:20] = 1
+    image = (np.arange(32 * 32).reshape(32, 32) % 200).astype(np.uint8)
+    for name in ("images", "references", "method", "empty"):
+        (tmp_path / name).mkdir()
+
+    def write(array, path):
+        if ending in (".png", ".tif"):
+            Image.fromarray(array).save(path)
+        else:
+            _write(array[None], path)
+
+    write(reference, tmp_path / "references" / f"c0{ending}")
+    write(np.roll(reference, 2, axis=1), tmp_path / "method" / f"c0{ending}")
+    write(image, tmp_path / "images" / f"c0_0000{ending}")
+    sources = {"images": str(tmp_path / "images"), "references": str(tmp_path / "references"),
+               "predictions": {"method": [str(tmp_path / "method")]}, "file_ending": ending}
+    fig = figures.overlay_figure(sources, {"A": 1}, num_cases=1)
+    assert fig.axes[0].get_title() == "method\nc0"
+    assert fig.axes[0].get_images()[0].get_array().shape == (32, 32)
+    with pytest.raises(figures.FigureNotDrawn, match=f"no '\\*{re.escape(ending)}' case is predicted by every"):
+        figures.overlay_figure({**sources, "predictions": {"method": [str(tmp_path / "empty")]}}, {"A": 1})
+
+
+def test_report_details_tiny_p_values_ties_code_spans_and_long_titles():
+    from nnunetv2_mamba.comparison.report import _inline, _p_value
+
+    assert _p_value(3e-7) == "p < 0.0001" and _p_value(0.01234) == "p=0.0123"
+    zero = {"mean": 0.0, "std": 0.0}
+    split = {m: {"aggregate": {"A": {metric: zero for metric in METRICS}}} for m in ("base", "other")}
+    assert "**" not in "".join(sum(metric_table(split, "A"), []))  # every method 0 Dice: none is the best
+    assert _inline("Inference (`nnunetv2_mamba predict-best` <runs>)") == \
+        "Inference (<code>nnunetv2_mamba predict-best</code> &lt;runs&gt;)"
+    title = figures._wrapped("ensemble: nnUNetTrainerMambaUNet + nnUNetTrainer__nnUNetResEncUNetMPlans__2d_bs2")
+    assert max(map(len, title.splitlines())) <= 30 and title.replace("\n", "").replace(" ", "") == \
+        "ensemble:nnUNetTrainerMambaUNet+nnUNetTrainer__nnUNetResEncUNetMPlans__2d_bs2"

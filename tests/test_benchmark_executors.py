@@ -156,3 +156,58 @@ def test_bad_executor_settings_stop_the_benchmark_before_anything_runs(benchmark
     assert "--no-wait leaves jobs running elsewhere: use it with --executor local or slurm." in inline
     assert not (benchmark_input_folders / "results").exists()
     assert not (tmp_path / "report" / "jobs" / "jobs.json").exists()
+
+
+def test_gpu_jobs_from_a_gpu_less_host_ask_slurm_for_a_gpu_and_decide_their_device_on_the_node(
+        slurm, planned_phantom, tmp_path):
+    """The one-node SLURM has two GPUs in its configuration and no CUDA behind them. From this host without a GPU,
+    -device auto with --slurm-gpus 1: every training job asks SLURM for a GPU, carries no -device cpu and none of
+    the CPU settings, and the ResEnc preset is not refused on this host's grounds; on the node each job fails with
+    the one clear "no GPU in this job" error; run again with -device cpu, the job runs on the node's CPU and the
+    Runs table says where."""
+    import pickle
+
+    env = in_results(planned_phantom["env"], tmp_path / "results")
+    report = tmp_path / "report"
+    trainers = ["nnUNetTrainer", "nnUNetTrainer__nnUNetResEncUNetMPlans"]
+    command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", "--epochs", "1",
+               "--iterations-per-epoch", "1", "-o", str(report), "--executor", "slurm", "--slurm-gpus", "1",
+               "--slurm-cpus", "1", "--slurm-time-min", "10"]
+
+    def benchmark_(*arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*command, *arguments], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=900)
+
+    submitted = benchmark_("--trainers", *trainers, "--no-wait")
+    assert submitted.returncode == 0, submitted.stdout[-4000:]
+    assert "[benchmark] on CPU" not in submitted.stdout and "plans batch size" not in submitted.stdout
+    jobs = json.loads((report / "jobs" / "jobs.json").read_text())
+    assert sorted(jobs) == [f"train__nnUNetTrainer_1ep1it__{plans}__2d__fold0"
+                            for plans in ("nnUNetPlans", "nnUNetResEncUNetMPlans")]
+    for key, job in jobs.items():
+        device = job["command"][job["command"].index("-device") + 1]
+        assert device == "{device}" and job["command"][job["command"].index("--device") + 1] == "auto", job
+        script = next((report / "jobs" / key).glob("*_submission.sh")).read_text()
+        assert "#SBATCH --gpus-per-node=1" in script
+        with next((report / "jobs" / key).glob("*_submitted.pkl")).open("rb") as handle:
+            job_env = pickle.load(handle).function.env
+        assert not {"nnUNet_n_proc_DA", "OMP_WAIT_POLICY", "nnUNet_def_n_proc"} & (set(job_env) - set(env)), job_env
+        assert job_env.get("nnUNet_n_proc_DA") == env.get("nnUNet_n_proc_DA")
+
+    waited = benchmark_("--trainers", *trainers)  # waits for the same jobs: none has a GPU on this node
+    assert waited.returncode != 0 and "no run has finished:" in waited.stdout
+    assert waited.stdout.count("no GPU in this job: it asked for 1 GPU(s) but torch sees no CUDA device") == 2
+    assert "or run on the CPU on purpose with -device cpu" in waited.stdout
+    where = json.loads((report / "logs" / "train_nnUNetTrainer_1ep1it__nnUNetPlans__2d__fold0.where.json")
+                       .read_text())
+    assert where["device"] is None and where["gpus_asked"] == 1 and where["host"]
+
+    on_cpu = benchmark_("--trainers", "nnUNetTrainer", "-device", "cpu")  # asked for explicitly: runs on the CPU
+    assert on_cpu.returncode == 0, on_cpu.stdout[-4000:]
+    key = "train__nnUNetTrainer_1ep1it__nnUNetPlans__2d__fold0"
+    script = sorted((report / "jobs" / key).glob("*_submission.sh"))[-1].read_text()
+    assert "--gpus-per-node" not in script
+    saved = json.loads((report / "results.json").read_text())
+    ran = saved["where"]["nnUNetTrainer"]["0"]
+    assert ran["device"] == "cpu" and ran["cpu_settings"]["nnUNet_n_proc_DA"] == "0"
+    assert f"| {ran['host']}, cpu |" in (report / "report.md").read_text()

@@ -9,7 +9,7 @@ FOLDS_ALL = "all"
 
 def folds_argument(values: list[str]) -> list[int]:
     """``--folds``: fold numbers, or ``all`` for nnU-Net's five."""
-    from nnunetv2_mamba.comparison.harness import ALL_FOLDS
+    from nnunetv2_mamba.comparison.benchmark import ALL_FOLDS
 
     if values == [FOLDS_ALL]:
         return list(ALL_FOLDS)
@@ -28,8 +28,9 @@ def add_arguments(parser) -> None:
         "plans are made with their planner (nnU-Net's for nnUNetPlans and the ResEnc presets, ours for "
         "nnUNetMambaUNetPlans / nnUNetVMUNetPlans), preprocessed data reused where the data identifier is the "
         "same. Resumable: finished folds (checkpoint_final.pth + validation/summary.json) of the same trainer, "
-        "plans and budget are never retrained, interrupted ones continue with --c. On CPU it sets "
-        "nnUNet_n_proc_DA=0 for nnU-Net's processes (and says so). Needs nnUNet_raw/nnUNet_preprocessed/"
+        "plans and budget are never retrained, interrupted ones continue with --c. Every command that costs compute "
+        "is a job that decides its device where it runs; a job on the CPU sets nnUNet_n_proc_DA=0 for its nnU-Net "
+        "command (and says so in its log). Needs nnUNet_raw/nnUNet_preprocessed/"
         "nnUNet_results set and the dataset planned and preprocessed (nnUNetv2_plan_and_preprocess).")
     parser.add_argument("-d", dest="dataset_id", type=int, required=True, help="dataset id")
     parser.add_argument("-c", dest="configuration", default="2d",
@@ -73,17 +74,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", dest="report_dir", default=None,
                         help="report folder (default nnUNet_results/DatasetXXX/benchmark_CONFIG)")
     parser.add_argument("-device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto: cuda when available, else cpu")
+                        help="nnU-Net's -device, decided by each job where it runs: auto is cuda when the job has a "
+                             "GPU (--slurm-gpus, or this machine's for inline/local), else cpu; cuda without a GPU "
+                             "fails the job with the way out")
     add_executor_arguments(parser)
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    from nnunetv2_mamba.comparison.environment import NnUNetPaths
+    from nnunetv2_mamba.comparison.workspace import NnUNetPaths
     from nnunetv2_mamba.comparison.execution import ExecutorError, SettingsError
     from nnunetv2_mamba.comparison.execution.settings import settings_from_arguments
-    from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
+    from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig, run_benchmark
     from nnunetv2_mamba.comparison.methods import MethodError
     from nnunetv2_mamba.comparison.plans import PlansError
     from nnunetv2_mamba.training.budget import BudgetNameError

@@ -1,7 +1,8 @@
 """Cost of one trainer's network at the plans' patch and batch size: parameters, FLOPs, fwd+bwd time, peak memory.
 
-Run as ``python -m nnunetv2_mamba.comparison.cost TRAINER PLANS_JSON DATASET_JSON CONFIG DEVICE`` (a fresh process,
-so that its peak memory is the network's alone); prints one JSON line.
+Run as ``python -m nnunetv2_mamba.comparison.cost TRAINER PLANS_JSON DATASET_JSON CONFIG DEVICE OUTPUT_JSON`` (a fresh
+process, so that its peak memory is the network's alone: the benchmark runs it as a job on the kind of node the
+training ran on); writes its result as JSON to OUTPUT_JSON.
 
 FLOPs: forward, batch 1, one patch; fwd+bwd time: the fastest of ``repeats`` training passes (seconds); peak
 memory: the largest in use during them, the network's weights included (on CUDA torch's allocator, on the CPU the
@@ -11,6 +12,7 @@ nnunetv2_mamba/measurement.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from nnunetv2_mamba.measurement import count_flops, peak_memory, timed_runs
@@ -59,9 +61,12 @@ def measure(trainer_name: str, plans: dict, dataset_json: dict, configuration: s
 
 
 def main(argv: list[str]) -> int:
-    trainer, plans_file, dataset_file, configuration, device = argv
+    trainer, plans_file, dataset_file, configuration, device, output = argv
     with open(plans_file) as p, open(dataset_file) as d:
-        print(json.dumps(measure(trainer, json.load(p), json.load(d), configuration, device)))
+        cost = measure(trainer, json.load(p), json.load(d), configuration, device)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as handle:
+        json.dump(cost, handle, indent=2)
     return 0
 
 

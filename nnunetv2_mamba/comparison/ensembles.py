@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import astuple
 from pathlib import Path
+
+from nnunetv2_mamba.comparison.methods import Model
 
 INFERENCE_INFORMATION = "inference_information.json"
 INSTRUCTIONS = "inference_instructions.txt"
@@ -22,7 +25,7 @@ ENSEMBLE_PREFIX = "ensemble___"
 
 def find_best_command(dataset_id: int, folds: list[int], identifiers: list[str]) -> list[str]:
     """The command selecting among ``identifiers`` (``TRAINER__PLANS__CONFIG``) over ``folds``."""
-    models = [identifier.split("__") for identifier in identifiers]
+    models = [list(astuple(Model.from_identifier(identifier))) for identifier in identifiers]
     return [sys.executable, "-m", __name__, str(dataset_id), ",".join(map(str, folds)), json.dumps(models)]
 
 
@@ -47,8 +50,13 @@ def ensemble_members(key: str) -> list[str]:
 
 def selected_identifiers(selection: dict) -> list[str]:
     """``TRAINER__PLANS__CONFIG`` of the model or ensemble members nnU-Net chose."""
-    return [f"{m['trainer']}__{m['plans_identifier']}__{m['configuration']}"
+    return [Model(m["trainer"], m["plans_identifier"], m["configuration"]).identifier
             for m in selection["best_model_or_ensemble"]["selected_model_or_models"]]
+
+
+def considered_identifiers(selection: dict) -> set[str]:
+    """``TRAINER__PLANS__CONFIG`` of every model nnU-Net's selection was made over."""
+    return {Model(m["trainer"], m["plans"], m["configuration"]).identifier for m in selection["considered_models"]}
 
 
 def main(argv: list[str]) -> int:

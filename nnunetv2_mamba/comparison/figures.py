@@ -15,6 +15,10 @@ import numpy as np  # noqa: E402
 
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN  # noqa: E402
 
+class FigureNotDrawn(RuntimeError):
+    """A figure its data cannot make; the message says why (the report writes it in the figure's place)."""
+
+
 GREY = 7  # index of the grey in tab10 (and 14, 15 in tab20): invisible on a grey-scale image, left out
 
 
@@ -109,10 +113,17 @@ def learning_curves(curves: dict, path: Path) -> Path:
     return save(learning_curve_figure(curves), path)
 
 
-def _read_2d(path: Path) -> np.ndarray:
-    import SimpleITK as sitk
+def _reader(file_ending: str, example: Path):
+    """The reader nnU-Net uses for ``file_ending`` (any format it reads: .nii.gz, .png, .tif, .nrrd, .mha, ...)."""
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_file_ending
 
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    return determine_reader_writer_from_file_ending(file_ending, str(example), verbose=False)()
+
+
+def _read(reader, path: Path, segmentation: bool = False) -> np.ndarray:
+    """The first channel of an image (or a segmentation) as (z, y, x); a 2-D image has z = 1."""
+    data, _ = reader.read_seg(str(path)) if segmentation else reader.read_images([str(path)])
+    return np.asarray(data[0])
 
 
 def _slice_index(reference: np.ndarray) -> int:
@@ -126,34 +137,54 @@ def _take(array: np.ndarray, index: int) -> np.ndarray:
     return array if array.ndim == 2 else array[index]
 
 
+def _wrapped(title: str, width: int = 30) -> str:
+    """A panel title in lines of at most ``width`` characters where it can break (after "_", "+" or a space; a
+    3.2-inch panel at 8 pt), so that long method names do not run into their neighbours'."""
+    import re
+
+    lines = [""]
+    for token in re.findall(r"[^_+ ]+[_+ ]*|[_+ ]+", title):
+        if lines[-1] and len(lines[-1]) + len(token.rstrip()) > width:
+            lines.append("")
+        lines[-1] += token
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def overlay_figure(sources: dict, labels: dict[str, int], num_cases: int = 4, seed: int = 0):
     """Rows: random cases common to all methods; columns: methods. Each panel: the image, the reference contours
     (dashed) and the method's contours (solid), one colour per class (``distinct_colours``, any number of
     classes), every class named in the figure legend below the panels.
 
-    ``sources`` = {"images": dir with CASE_0000 files, "references": dir, "predictions": {method: [dirs]}}.
+    ``sources`` = {"images": dir with CASE_0000 files, "references": dir, "predictions": {method: [dirs]},
+    "file_ending": the dataset's (default .nii.gz)}. ``FigureNotDrawn`` when no case is predicted by every method.
     """
     methods = list(sources["predictions"])
     colours = distinct_colours(len(labels))
-    found = {m: {p.name: p for d in dirs for p in Path(d).glob("*.nii.gz")}
+    ending = sources.get("file_ending", ".nii.gz")
+    found = {m: {p.name[: -len(ending)]: p for d in dirs for p in Path(d).glob(f"*{ending}")}
              for m, dirs in sources["predictions"].items()}
-    common = sorted(set.intersection(*(set(f) for f in found.values())))
+    common = sorted(set.intersection(*(set(f) for f in found.values()))) if found else []
+    if not common:
+        raise FigureNotDrawn(f"no '*{ending}' case is predicted by every method ("
+                             + "; ".join(f"{m}: {len(f)} in {', '.join(sources['predictions'][m])}"
+                                         for m, f in found.items()) + ")")
     chosen = sorted(np.random.default_rng(seed).choice(common, min(num_cases, len(common)), replace=False))
+    reader = _reader(ending, Path(sources["references"]) / f"{chosen[0]}{ending}")
     fig, axes = plt.subplots(len(chosen), len(methods), figsize=(3.2 * len(methods), 3.2 * len(chosen)),
                              squeeze=False)
     for row, name in enumerate(chosen):
-        reference = _read_2d(Path(sources["references"]) / name)
+        reference = _read(reader, Path(sources["references"]) / f"{name}{ending}", segmentation=True)
         index = _slice_index(reference)
-        image = _take(_read_2d(Path(sources["images"]) / name.replace(".nii.gz", "_0000.nii.gz")), index)
+        image = _take(_read(reader, Path(sources["images"]) / f"{name}_0000{ending}"), index)
         reference = _take(reference, index)
         for ax, method in zip(axes[row], methods):
-            prediction = _take(_read_2d(found[method][name]), index)
+            prediction = _take(_read(reader, found[method][name], segmentation=True), index)
             ax.imshow(image, cmap="gray")
             for colour, value in zip(colours, labels.values()):
                 for mask, style in ((reference, "dashed"), (prediction, "solid")):
                     if (mask == value).any():
                         ax.contour(mask == value, levels=[0.5], colors=[colour], linestyles=style, linewidths=1.5)
-            ax.set_title(f"{method}\n{name.replace('.nii.gz', '')}", fontsize=8)
+            ax.set_title(f"{_wrapped(method)}\n{name}", fontsize=8)
             ax.axis("off")
     legend = [plt.Line2D([], [], color=c, lw=2, label=n) for c, n in zip(colours, labels)]
     legend += [plt.Line2D([], [], color="k", ls="dashed", label="reference"),

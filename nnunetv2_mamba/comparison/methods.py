@@ -1,5 +1,9 @@
 """What a benchmark compares: a trainer on a plans file and a configuration, named as nnU-Net names results folders.
 
+``Model`` is a compared model as nnU-Net knows it, (trainer with its budget, plans, configuration), and the one
+place that builds or parses nnU-Net's ``TRAINER__PLANS__CONFIG`` identifier (with nnU-Net's own helpers);
+``Method`` is what the user names, before a budget is given to its trainer.
+
 ``TRAINER`` means ``TRAINER__nnUNetPlans__<-c>``, ``TRAINER__PLANS`` the benchmark's configuration in those plans,
 ``TRAINER__PLANS__CONFIG`` exactly that (nnU-Net's ``TRAINER__PLANS__CONFIG`` results-folder identifier). The
 budget is not part of a method: each run trains the method's trainer as ``<TRAINER>_<E>ep<I>it``.
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 STOCK_PLANS = "nnUNetPlans"
 #: nnU-Net's residual-encoder presets: {preset: (plans identifier, planner class, VRAM in GB it plans for)}
@@ -19,6 +24,35 @@ MAMBA_PLANS = {"nnUNetTrainerMambaUNet": "nnUNetMambaUNetPlans", "nnUNetTrainerV
 #: a configuration ``<base>_bs<N>``: ``base`` at batch size N, derived in the plans with ``inherits_from``
 DERIVED_BATCH = re.compile(r"^(?P<base>\w+?)_bs(?P<batch>[1-9]\d*)$")
 IDENTIFIER_PART = re.compile(r"^\w+$")
+SEPARATOR = "__"  # of a method spec's parts, as in nnU-Net's identifier
+
+
+@dataclass(frozen=True)
+class Model:
+    """A trained or to-be-trained model: ``trainer`` (its budget in its name), ``plans``, ``configuration``."""
+    trainer: str
+    plans: str
+    configuration: str
+
+    @classmethod
+    def from_identifier(cls, identifier: str) -> "Model":
+        """The model of nnU-Net's ``TRAINER__PLANS__CONFIG`` (a results folder's name); ValueError otherwise."""
+        from nnunetv2.utilities.file_path_utilities import convert_identifier_to_trainer_plans_config
+
+        parts = convert_identifier_to_trainer_plans_config(identifier)
+        if len(parts) != 3:
+            raise ValueError(f"{identifier!r} is not nnU-Net's TRAINER__PLANS__CONFIG")
+        return cls(*parts)
+
+    @property
+    def identifier(self) -> str:
+        """nnU-Net's ``TRAINER__PLANS__CONFIG``: the results folder's name."""
+        from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
+
+        return convert_trainer_plans_config_to_identifier(self.trainer, self.plans, self.configuration)
+
+    def folder(self, results_root: Path, dataset: str) -> Path:
+        return Path(results_root) / dataset / self.identifier
 
 
 class MethodError(ValueError):
@@ -35,7 +69,7 @@ class Method:
     @classmethod
     def parse(cls, spec: str, configuration: str) -> "Method":
         """``TRAINER``, ``TRAINER__PLANS`` or ``TRAINER__PLANS__CONFIG``; ``configuration`` where the spec has none."""
-        parts = spec.split("__")
+        parts = spec.split(SEPARATOR)
         if len(parts) > 3 or not all(IDENTIFIER_PART.match(p) for p in parts):
             raise MethodError(f"{spec!r}: give TRAINER, TRAINER__PLANS or TRAINER__PLANS__CONFIG (nnU-Net's results "
                               "folder name, e.g. nnUNetTrainer__nnUNetResEncUNetMPlans__2d), letters, digits and "
@@ -45,8 +79,8 @@ class Method:
     def name(self, configuration: str) -> str:
         """How a benchmark of ``configuration`` names it: the shortest spec that ``parse`` reads back to it."""
         if self.configuration != configuration:
-            return "__".join((self.trainer, self.plans, self.configuration))
-        return self.trainer if self.plans == STOCK_PLANS else f"{self.trainer}__{self.plans}"
+            return self.model(self.trainer).identifier
+        return self.trainer if self.plans == STOCK_PLANS else SEPARATOR.join((self.trainer, self.plans))
 
     @property
     def base_configuration(self) -> str:
@@ -59,9 +93,13 @@ class Method:
         derived = DERIVED_BATCH.match(self.configuration)
         return int(derived["batch"]) if derived else None
 
+    def model(self, trainer: str) -> Model:
+        """This method trained as ``trainer`` (its trainer with a budget)."""
+        return Model(trainer, self.plans, self.configuration)
+
     def folder_name(self, trainer: str) -> str:
         """nnU-Net's results folder of ``trainer`` (this method's trainer with a budget) on these plans."""
-        return f"{trainer}__{self.plans}__{self.configuration}"
+        return self.model(trainer).identifier
 
     @property
     def is_ours(self) -> bool:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nnunetv2_mamba.comparison.environment import NnUNetPaths, nnunet_command
+from nnunetv2_mamba.comparison.workspace import NnUNetPaths, nnunet_command
 from nnunetv2_mamba.comparison.methods import MAMBA_PLANS, RESENC_PRESETS, STOCK_PLANS, Method
 
 KNOWN_PLANS = (STOCK_PLANS, *(plans for plans, _, _ in RESENC_PRESETS.values()), *MAMBA_PLANS.values())
@@ -106,7 +106,7 @@ def check_runs_on_device(method: Method, path: Path, stock_path: Path, device: s
     batch = configuration_of(path, method.configuration).batch_size
     way_out = (f"run it at a stated batch size with --baseline-batch-size N (trains configuration "
                f"{method.configuration}_bsN, inherits_from {method.configuration}, in {method.plans}), or name "
-               f"{method.trainer}__{method.plans}__{method.configuration}_bsN in --trainers.")
+               f"{method.model(method.trainer).identifier}_bsN in --trainers.")
     if device == "cpu":
         stock = configuration_of(stock_path, method.base_configuration).batch_size
         if batch > stock:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 
 from nnunetv2_mamba.comparison import figures
-from nnunetv2_mamba.comparison.environment import CPU_SETTINGS
+from nnunetv2_mamba.comparison.workspace import CPU_SETTINGS
 from nnunetv2_mamba.comparison.statistics import compare_to_baseline
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN
 from nnunetv2_mamba.evaluation.folder import load_results
@@ -34,8 +35,8 @@ def _is_candidate(summary: dict) -> bool:
 def _best(summaries: list[dict], metric: str) -> float | None:
     """Best mean among the candidates (lowest for distances); None if there is none."""
     means = [s["mean"] for s in summaries if _is_candidate(s)]
-    if not means:
-        return None
+    if not means or (len(means) > 1 and len(set(means)) == 1):
+        return None  # no candidate, or all the same (every method 0 Dice, say): none is best
     return min(means) if metric in DISTANCE_METRICS else max(means)
 
 
@@ -87,7 +88,7 @@ def cost_table(results: dict) -> list[list[str]]:
     step = {n: c["flops"] * c["batch_size"] for n, c in costs.items() if c.get("flops") is not None}
     baselines = [n for n in costs if not methods.get(n, {}).get("ours", False) and n in step]
     rows = [["Method", "Plans, configuration", "Patch, batch", *(c[0] for c in COST_COLUMNS), "GFLOPs / step",
-             "Compute-matched baseline"]]
+             "Compute-matched baseline", "Measured on", "train wall (min / run)"]]
     for name, cost in costs.items():
         method = methods.get(name, {})
         matched = "–"
@@ -99,8 +100,17 @@ def cost_table(results: dict) -> list[list[str]]:
                      f"{' x '.join(map(str, cost.get('patch_size', [])))}, {cost.get('batch_size', 'n/a')}",
                      *(number(None if cost.get(key) is None else cost[key] * scale, digits)
                        for _, key, scale, digits in COST_COLUMNS),
-                     number(step[name] * 1e-9 if name in step else None, 2), matched])
+                     number(step[name] * 1e-9 if name in step else None, 2), matched, cost.get("device", "–"),
+                     number(_train_wall_minutes(results.get("curves", {}).get(name, {})), 1)])
     return rows
+
+
+def _train_wall_minutes(folds: dict) -> float | None:
+    """Mean over a method's runs of the wall time from its first epoch's start to its last epoch's end (nnU-Net's
+    log), in minutes; None without runs."""
+    walls = [(log["epoch_end_timestamps"][-1] - log["epoch_start_timestamps"][0]) / 60 for log in folds.values()
+             if log.get("epoch_end_timestamps")]
+    return sum(walls) / len(walls) if walls else None
 
 
 def selection_table(selection: dict) -> list[list[str]]:
@@ -118,9 +128,14 @@ def wilcoxon_table(split: dict) -> list[list[str]]:
     tests = compare_to_baseline({n: r["cases"] for n, r in split.items()}, list(METRICS), CLASS_MEAN)
     rows = [["Method vs " + next(iter(split)), *METRICS]]
     for name, per_metric in tests.items():
-        rows.append([name, *(f"p={number(t['p'], 4)} (Δ {number(t['mean_difference'], 4)}, n={t['n']})"
+        rows.append([name, *(f"{_p_value(t['p'])} (Δ {number(t['mean_difference'], 4)}, n={t['n']})"
                              for t in per_metric.values())])
     return rows
+
+
+def _p_value(p: float) -> str:
+    """``p=0.0123``, or ``p < 0.0001`` where four digits would print zero."""
+    return "p < 0.0001" if p is not None and not math.isnan(p) and p < 1e-4 else f"p={number(p, 4)}"
 
 
 def markdown(rows: list[list[str]]) -> str:
@@ -165,9 +180,11 @@ def write_report(report_dir: str | Path) -> Path:
         sections.append((f"{split_name.capitalize()}: Dice histograms", histogram))
         sources = results["overlay_sources"].get(split_name)
         if sources:
-            overlay = figures.overlays(sources, labels, report_dir / f"overlays_{split_name}.png")
-            sections.append((f"{split_name.capitalize()}: random cases (dashed reference, solid prediction)",
-                             overlay))
+            heading = f"{split_name.capitalize()}: random cases (dashed reference, solid prediction)"
+            try:
+                sections.append((heading, figures.overlays(sources, labels, report_dir / f"overlays_{split_name}.png")))
+            except figures.FigureNotDrawn as reason:
+                sections.append((heading, f"Not drawn: {reason}."))
     if results["costs"]:
         sections.append(("Cost (at each method's own patch and batch size)", cost_table(results)))
     selection = results.get("selection")
@@ -198,12 +215,14 @@ def _case_count(split: dict) -> int:
 
 
 def runs_table(results: dict) -> list[list[str]]:
-    """Rows (header first): per method and fold, the trainer run and what it trained with (its budget included)."""
+    """Rows (header first): per method and fold, the trainer run, what it trained with (its budget included) and
+    where its last job ran (host, device)."""
     rows = [["Method", "Trained as", "Fold", "Budget (epochs x it, val it)", "Optimizer", "LR schedule",
              "Batch, patch", "Deep supervision, drop path", "Non-finite guard", "Atomic checkpoints",
-             "torch.compile"]]
+             "torch.compile", "Ran on"]]
     for name, folds in results["curves"].items():
         for fold, log in folds.items():
+            where = results.get("where", {}).get(name, {}).get(fold)
             setup = log["setup"]
             settings = ", ".join(f"{k} {v}" for k, v in setup["optimizer_settings"].items())
             rows.append([name, setup["trainer"], fold,
@@ -212,15 +231,24 @@ def runs_table(results: dict) -> list[list[str]]:
                          f"{setup['batch_size']}, {' x '.join(map(str, setup['patch_size']))}",
                          f"{'yes' if setup['deep_supervision'] else 'no'}, {_drop_path(setup)}",
                          *("yes" if setup[k] else "no" for k in ("non_finite_guard", "atomic_checkpoints",
-                                                                 "torch_compile"))])
+                                                                 "torch_compile")),
+                         _ran_on(where)])
     return rows
 
 
+def _ran_on(where: dict | None) -> str:
+    """"host, device (GPU)" of a job's record; "–" for a run trained before jobs recorded it."""
+    if not where:
+        return "–"
+    gpu = where.get("gpu")  # null, read back as NaN, on the CPU
+    return f"{where['host']}, {where['device']}" + (f" ({gpu})" if isinstance(gpu, str) else "")
+
+
 def _drop_path(setup: dict) -> str:
-    """The run's largest stochastic-depth rate; "none" for a network without drop path (null, read back as NaN) or
-    a setup from before it was recorded."""
+    """The run's largest stochastic-depth rate; "none" for a network without drop path (null, read back as NaN), a
+    rate of 0, or a setup from before it was recorded."""
     rate = setup.get("drop_path_rate")
-    return "none" if rate is None or math.isnan(rate) else f"{rate:g}"
+    return "none" if rate is None or math.isnan(rate) or rate == 0 else f"{rate:g}"
 
 
 def _missing(results: dict) -> str:
@@ -243,7 +271,7 @@ def _intro(results: dict) -> str:
     trained = ", ".join(described(n, t) for n, t in results["trained_as"].items())
     cpu = "; ".join(f"{k}={v} ({CPU_SETTINGS[k][1]})" for k, v in results.get("cpu_settings", {}).items())
     return (f"Dataset {results['dataset']}, configuration {results['configuration']}, folds {results['folds']}, "
-            f"device {results['device']}. Methods: {trained}; the first is the baseline. Each method trains on "
+            f"each run's host and device in the Runs table. Methods: {trained}; the first is the baseline. Each method trains on "
             f"its own plans (patch and batch size in the Cost table) over the same cross-validation splits; each "
             f"run's budget (the _<epochs>ep<iterations>it of its trainer name) and training setup are in the Runs "
             f"table. Validation rows pool every fold's validation cases; ensemble rows are nnU-Net's pairwise "
@@ -261,10 +289,13 @@ def _notes() -> str:
             "the training network (deep supervision on) at the plans' patch size, batch 1, forward: torch's "
             "FlopCounterMode (multiply-add = 2 FLOPs) plus the selective scan's 9·B·L·D·N per scan, which the "
             "counter does not see. train s/it: median epoch wall time (nnU-Net's log) / training iterations per "
-            "epoch (the run's training_setup.json; data loading and per-epoch validation included). Learning "
+            "epoch (the run's training_setup.json; data loading and per-epoch validation included). train wall: "
+            "first epoch's start to last epoch's end, mean over the method's runs. Learning "
             "curves: nnU-Net's pseudo Dice on the validation iterations of each epoch and its exponential moving "
             "average, against epochs x iterations per epoch and against summed epoch wall time. infer s/case: "
-            "nnUNetv2_predict wall time / cases (start-up and model loading included). Peak memory: one fwd+bwd at "
+            "nnUNetv2_predict's time from its first output file (written once the model is loaded) to its last "
+            "prediction, per case: preprocessing, inference and export, without start-up and model loading, on the "
+            "device its prediction job ran on. Peak memory: one fwd+bwd at "
             "the plans' batch size in a fresh process (CUDA: max allocated; CPU: peak RSS incl. runtime). GFLOPs / "
             "step: GFLOPs / patch x batch size, the forward compute of one training iteration; the compute-matched "
             "baseline of each of our networks is the other method nearest to it in that (by ratio). nnU-Net CV "
@@ -291,19 +322,25 @@ def _render_markdown(sections, report_dir: Path) -> str:
 def _render_html(sections, report_dir: Path) -> str:
     parts = ["<html><head><meta charset='utf-8'><title>Benchmark report</title><style>"
              "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body><h1>Benchmark report</h1>"]
+             "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%;height:auto}"
+             "pre{white-space:pre-wrap;overflow-wrap:anywhere}</style></head><body><h1>Benchmark report</h1>"]
     for heading, body in sections:
         if heading == "intro":
             parts.append(f"<p>{html.escape(body)}</p>")
         elif isinstance(body, Code):
-            parts.append(f"<h2>{html.escape(heading)}</h2><pre>{html.escape(body.strip())}</pre>")
+            parts.append(f"<h2>{_inline(heading)}</h2><pre>{html.escape(body.strip())}</pre>")
         elif isinstance(body, Path):
-            parts.append(f"<h2>{html.escape(heading)}</h2><img src='{body.relative_to(report_dir)}'>")
+            parts.append(f"<h2>{_inline(heading)}</h2><img src='{body.relative_to(report_dir)}'>")
         elif isinstance(body, list):
-            parts.append(f"<h2>{html.escape(heading)}</h2>{html_table(body)}")
+            parts.append(f"<h2>{_inline(heading)}</h2>{html_table(body)}")
         else:
-            parts.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(body)}</p>")
+            parts.append(f"<h2>{_inline(heading)}</h2><p>{_inline(body)}</p>")
     return "".join(parts) + "</body></html>\n"
+
+
+def _inline(text: str) -> str:
+    """Markdown's `code` spans as HTML <code>, the rest escaped."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def save_results(results: dict, report_dir: Path) -> Path:

@@ -49,15 +49,13 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from nnunetv2_mamba.comparison.environment import (NnUNetPaths, nnunet_command, nnunet_environment,
-                                                      resolve_device)
-    from nnunetv2_mamba.comparison.harness import BenchmarkConfig, run_benchmark
+    from nnunetv2_mamba.comparison.workspace import NnUNetPaths, nnunet_command, nnunet_environment
+    from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig, run_benchmark
     from nnunetv2_mamba.synthetic import write_phantom_dataset
 
     setting = QUICK if args.quick else FULL
     work = Path(args.work_dir).resolve()
     paths = NnUNetPaths(work / "nnUNet_raw", work / "nnUNet_preprocessed", work / "nnUNet_results")
-    device = resolve_device(args.device)
     start = time.perf_counter()
     raw = write_phantom_dataset(paths.raw, DATASET_ID, setting.cases, setting.image_size, args.seed,
                                 setting.test_cases)
@@ -69,15 +67,15 @@ def run(args) -> int:
         with log.open("w") as handle:
             result = subprocess.run([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(DATASET_ID), "-c", "2d",
                                      "-np", "2", "-npfp", "2", "--verify_dataset_integrity"],
-                                    env=nnunet_environment(paths), stdout=handle, stderr=subprocess.STDOUT)
+                                    env=nnunet_environment(paths, planning=True), stdout=handle, stderr=subprocess.STDOUT)
         if result.returncode != 0:
             raise SystemExit(f"nnUNetv2_plan_and_preprocess failed; see {log}")
     config = BenchmarkConfig(
         dataset_id=DATASET_ID, trainers=list(setting.trainers), folds=[0], epochs=setting.epochs,
         iterations_per_epoch=setting.iterations_per_epoch,
-        test_images=raw / "imagesTs", test_labels=raw / "labelsTs", report_dir=work / "report", device=device,
+        test_images=raw / "imagesTs", test_labels=raw / "labelsTs", report_dir=work / "report", device=args.device,
         disable_tta=setting.disable_tta)
     report = run_benchmark(config, paths)
     minutes = (time.perf_counter() - start) / 60
-    print(f"[demo] done in {minutes:.1f} min on {device}. Report: {report} (and {report.with_suffix('.html')})")
+    print(f"[demo] done in {minutes:.1f} min (where each run ran: the report's Runs table). Report: {report} (and {report.with_suffix('.html')})")
     return 0

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from nnunetv2_mamba.synthetic.kinds import KINDS
 from nnunetv2_mamba.synthetic.slices import DatasetKind, SyntheticSlice
 
-FILE_ENDING = ".nii.gz"
+FILE_ENDINGS = (".nii.gz", ".png")  # a one-slice NIfTI volume, or nnU-Net's 2-D natural-image format
 
 
 def _write_nifti(array: np.ndarray, spacing_rc: tuple[float, float], thickness: float, path: Path) -> None:
@@ -21,10 +21,27 @@ def _write_nifti(array: np.ndarray, spacing_rc: tuple[float, float], thickness: 
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
-def _write_case(case: SyntheticSlice, name: str, images_dir: Path, labels_dir: Path) -> None:
+def _write_png(array: np.ndarray, path: Path, is_label: bool) -> None:
+    """Store (H, W) ``array`` as an 8-bit grey PNG (nnU-Net's NaturalImage2DIO: spacing 1, no thickness); an image
+    is scaled to 0-255, labels are kept as they are."""
+    from PIL import Image
+
+    if not is_label:
+        low, high = float(array.min()), float(array.max())
+        array = (array - low) / (high - low or 1.0) * 255
+    Image.fromarray(np.round(array).astype(np.uint8)).save(path)
+
+
+def _write_case(case: SyntheticSlice, name: str, images_dir: Path, labels_dir: Path, file_ending: str) -> None:
+    def write(array, path, is_label):
+        if file_ending == ".png":
+            _write_png(array, path, is_label)
+        else:
+            _write_nifti(array, case.spacing, case.thickness, path)
+
     for channel, image in enumerate(case.images):
-        _write_nifti(image, case.spacing, case.thickness, images_dir / f"{name}_{channel:04d}{FILE_ENDING}")
-    _write_nifti(case.labels, case.spacing, case.thickness, labels_dir / f"{name}{FILE_ENDING}")
+        write(image, images_dir / f"{name}_{channel:04d}{file_ending}", False)
+    write(case.labels, labels_dir / f"{name}{file_ending}", True)
 
 
 def resolve_kind(kind: str | DatasetKind) -> DatasetKind:
@@ -38,15 +55,17 @@ def resolve_kind(kind: str | DatasetKind) -> DatasetKind:
 
 def write_dataset(kind: str | DatasetKind, nnunet_raw: str | Path, dataset_id: int | None = None,
                   num_cases: int = 20, image_size: tuple[int, int] = (128, 128), seed: int = 0,
-                  num_test_cases: int = 0) -> Path:
+                  num_test_cases: int = 0, file_ending: str = ".nii.gz") -> Path:
     """Write ``Dataset{dataset_id:03d}_{kind.dataset_name}`` under ``nnunet_raw`` and return its folder.
 
     imagesTr/labelsTr hold ``num_cases`` cases ``{case_prefix}000``...; imagesTs/labelsTs hold ``num_test_cases``
     more (``{case_prefix}test_000``...), one ``_XXXX`` image file per channel. ``dataset_id`` defaults to the
-    kind's own. Deterministic for a given ``seed`` (case i always comes from the same random stream, whatever
+    kind's own. ``file_ending``: one of ``FILE_ENDINGS`` (``.png``: 8-bit images, spacing 1). Deterministic for a given ``seed`` (case i always comes from the same random stream, whatever
     ``num_cases``).
     """
     kind = resolve_kind(kind)
+    if file_ending not in FILE_ENDINGS:
+        raise ValueError(f"file_ending={file_ending!r}: choose one of {', '.join(FILE_ENDINGS)}.")
     dataset_id = kind.default_id if dataset_id is None else dataset_id
     if num_cases < 2:
         raise ValueError(f"num_cases={num_cases}: nnU-Net needs at least 2 training cases; ask for more.")
@@ -64,12 +83,13 @@ def write_dataset(kind: str | DatasetKind, nnunet_raw: str | Path, dataset_id: i
         labels_dir.mkdir(parents=True, exist_ok=True)
         for index in range(count):
             rng = np.random.default_rng([seed, stream, index])
-            _write_case(kind.make_slice(rng, tuple(image_size)), f"{prefix}{index:03d}", images_dir, labels_dir)
+            _write_case(kind.make_slice(rng, tuple(image_size)), f"{prefix}{index:03d}", images_dir, labels_dir,
+                        file_ending)
     dataset_json = {
         "channel_names": dict(kind.channel_names),
         "labels": dict(kind.labels),
         "numTraining": num_cases,
-        "file_ending": FILE_ENDING,
+        "file_ending": file_ending,
         "name": f"Dataset{dataset_id:03d}_{kind.dataset_name}",
         "description": kind.description,
         "phantom": {"seed": seed, "image_size": list(image_size), "num_test_cases": num_test_cases},
@@ -80,7 +100,8 @@ def write_dataset(kind: str | DatasetKind, nnunet_raw: str | Path, dataset_id: i
 
 def write_phantom_dataset(nnunet_raw: str | Path, dataset_id: int = 900, num_cases: int = 20,
                           image_size: tuple[int, int] = (128, 128), seed: int = 0,
-                          num_test_cases: int = 0) -> Path:
+                          num_test_cases: int = 0, file_ending: str = ".nii.gz") -> Path:
     """The cardiac phantom (``Dataset{dataset_id:03d}_CardiacPhantom``, cases ``phantom_000``...; background 0,
     RV 1, MYO 2, LV 3): :func:`write_dataset` for ``"cardiac"``."""
-    return write_dataset("cardiac", nnunet_raw, dataset_id, num_cases, image_size, seed, num_test_cases)
+    return write_dataset("cardiac", nnunet_raw, dataset_id, num_cases, image_size, seed, num_test_cases,
+                         file_ending)

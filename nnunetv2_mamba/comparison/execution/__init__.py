@@ -9,9 +9,10 @@ from pathlib import Path
 from .base import Executor, ExecutorError
 from .inline import InlineExecutor
 from .jobs import Job, Outcome
+from .report_only import ReportOnlyExecutor
 from .settings import KINDS, ExecutorSettings, SettingsError, add_executor_arguments, settings_from_arguments
 
-__all__ = ["Executor", "ExecutorError", "ExecutorSettings", "Job", "Outcome", "SettingsError",
+__all__ = ["Executor", "ExecutorError", "ExecutorSettings", "Job", "Outcome", "ReportOnlyExecutor", "SettingsError",
            "add_executor_arguments", "executor_from_arguments", "make_executor"]
 
 

@@ -22,6 +22,7 @@ class Executor:
     running (with a job id) is re-attached, not submitted again; every other job given is started: the caller
     decides what is left to do (the harness asks only for runs that are not finished)."""
     poll_max_s = 30.0
+    submits = True  # False for ReportOnlyExecutor, which answers from the record only
 
     def __init__(self, state_dir: Path, settings: ExecutorSettings):
         self.state_dir = Path(state_dir)
@@ -57,6 +58,11 @@ class Executor:
         """The ``keys`` that have a record (were given to ``run`` before): those ``poll`` can answer for."""
         self.book.reload()
         return [key for key in keys if self.book.get(key) is not None]
+
+    def gpus_for(self, device: str) -> int:
+        """The GPUs a job to run on ``device`` (nnU-Net's ``-device``: auto, cpu or cuda) asks for where this
+        executor runs it; the job itself decides its device there (comparison/job_device.py)."""
+        raise NotImplementedError
 
     def _needs_start(self, job: Job) -> bool:
         record = self.book.get(job.key)

@@ -8,6 +8,12 @@ from .jobs import exit_error
 
 
 class InlineExecutor(Executor):
+    def gpus_for(self, device: str) -> int:
+        """One GPU unless on CPU, where this machine has one (the jobs run here)."""
+        import torch
+
+        return int(device != "cpu" and torch.cuda.is_available())
+
     def _start_queued(self) -> None:
         while self._queued:
             job = self._queued.pop(0)

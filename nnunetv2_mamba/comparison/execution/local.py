@@ -31,6 +31,10 @@ class LocalExecutor(Executor):
         self.gpus = visible_gpus()
         self.slots = settings.max_parallel or max(1, len(self.gpus))
 
+    def gpus_for(self, device: str) -> int:
+        """One GPU unless on CPU, where this machine has one (the jobs run here)."""
+        return int(device != "cpu" and bool(self.gpus))
+
     def _start_queued(self) -> None:
         started = [key for key, record in self.book.records.items()
                    if record["state"] in ACTIVE and record["job_id"] is not None]

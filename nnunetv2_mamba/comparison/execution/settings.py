@@ -25,7 +25,7 @@ class ExecutorSettings:
     """None means: the scheduler's default (SLURM's partition defaults; for `local`, max_parallel = the number of
     visible GPUs or 1 and no time limit). The TOML file uses these names as keys."""
     partition: str | None = None      # SLURM partition
-    gpus: int | None = None           # GPUs requested for each job that wants a GPU (default: the job's own count)
+    gpus: int | None = None           # GPUs per job that may use one (-device auto/cuda; default: 1 for cuda, 0 for auto)
     cpus: int | None = None           # CPUs per job (SLURM --cpus-per-task)
     mem_gb: float | None = None       # memory per job, GB (SLURM --mem)
     time_min: int | None = None       # time limit per job, minutes (SLURM --time; local: the job is stopped then)
@@ -95,7 +95,9 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
                             "(flags override it)")
     group.add_argument("--slurm-partition", dest="executor_partition", metavar="NAME",
                        help="SLURM partition (checked with sinfo before submitting)")
-    group.add_argument("--slurm-gpus", dest="executor_gpus", type=int, metavar="N", help="GPUs per GPU job")
+    group.add_argument("--slurm-gpus", dest="executor_gpus", type=int, metavar="N", help="GPUs per job that may use one (every job but CPU ones such as nnU-Net's model selection): "
+                            "with -device auto the job runs on CUDA when it asked for a GPU, on the CPU otherwise; "
+                            "default 1 with -device cuda, 0 with auto")
     group.add_argument("--slurm-cpus", dest="executor_cpus", type=int, metavar="N", help="CPUs per job")
     group.add_argument("--slurm-mem-gb", dest="executor_mem_gb", type=float, metavar="GB", help="memory per job")
     group.add_argument("--slurm-time-min", dest="executor_time_min", type=int, metavar="MIN", help="time limit per job")

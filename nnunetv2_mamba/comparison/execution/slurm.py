@@ -43,9 +43,15 @@ class SlurmExecutor(Executor):
         super().__init__(state_dir, settings)
         self.submitit = submitit
 
+    def gpus_for(self, device: str) -> int:
+        """``--slurm-gpus`` (settings ``gpus``) unless on CPU; without it one for ``-device cuda``, none for
+        ``auto`` (never this login node's hardware)."""
+        if device == "cpu":
+            return 0
+        return self.settings.gpus if self.settings.gpus is not None else int(device == "cuda")
+
     def _parameters(self, gpus: int) -> dict:
         settings = self.settings
-        gpus = settings.gpus if gpus and settings.gpus is not None else gpus
         return {"partition": settings.partition, "time": settings.time_min, "cpus_per_task": settings.cpus,
                 "mem": None if settings.mem_gb is None else f"{round(settings.mem_gb * 1024)}M",
                 "gpus_per_node": gpus or None, "account": settings.account,

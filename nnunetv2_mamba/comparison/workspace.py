@@ -1,4 +1,5 @@
-"""Where the benchmark's nnU-Net folders are, and the environment its nnUNetv2_* subprocesses run in."""
+"""nnU-Net's workspace: its three folders (``NnUNetPaths``), the environment its nnUNetv2_* commands run in
+(``nnunet_environment``: for the package, the benchmarks and the tests) and what the CPU settings change there."""
 from __future__ import annotations
 
 import os
@@ -6,6 +7,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from nnunetv2_mamba.training.ext_trainer_folder import trainers_folder
 
@@ -27,6 +29,11 @@ class NnUNetPaths:
     raw: Path
     preprocessed: Path
     results: Path
+
+    @classmethod
+    def under(cls, root: Path) -> "NnUNetPaths":
+        """``root/raw``, ``root/preprocessed``, ``root/results``."""
+        return cls(Path(root) / "raw", Path(root) / "preprocessed", Path(root) / "results")
 
     @classmethod
     def from_environment(cls) -> "NnUNetPaths":
@@ -56,38 +63,27 @@ def nnunet_command(name: str) -> str:
     raise SystemExit(f"{name} not found beside {sys.executable} or on PATH; install nnunetv2 into this environment.")
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values pass through."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def nnunet_environment(paths: NnUNetPaths) -> dict:
-    """os.environ plus nnU-Net's folders and our trainers first in ``nnUNet_extTrainer``; without
+def nnunet_environment(paths: NnUNetPaths, *, planning: bool = False, trainer_folders: Sequence[Path] = (),
+                       base: Mapping[str, str] | None = None) -> dict:
+    """The environment of an nnUNetv2_* command: ``base`` (default os.environ) with nnU-Net's three folders and
+    ``trainer_folders``, then our trainers, then the user's in ``nnUNet_extTrainer``. ``planning``: without
     ``nnUNet_n_proc_DA`` (the planner calls torch.set_num_threads with it and fails on 0)."""
-    env = dict(os.environ, nnUNet_raw=str(paths.raw), nnUNet_preprocessed=str(paths.preprocessed),
-               nnUNet_results=str(paths.results))
-    env.pop("nnUNet_n_proc_DA", None)
+    env = dict(os.environ if base is None else base, nnUNet_raw=str(paths.raw),
+               nnUNet_preprocessed=str(paths.preprocessed), nnUNet_results=str(paths.results))
+    if planning:
+        env.pop("nnUNet_n_proc_DA", None)
     ext = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
-    env["nnUNet_extTrainer"] = os.pathsep.join(dict.fromkeys([str(trainers_folder()), *ext]))
+    env["nnUNet_extTrainer"] = os.pathsep.join(dict.fromkeys([*map(str, trainer_folders), str(trainers_folder()),
+                                                              *ext]))
     return env
 
 
-def subprocess_environment(paths: NnUNetPaths, device: str) -> tuple[dict, dict[str, str]]:
-    """``nnunet_environment`` for training/prediction, and {variable: value} of what the CPU settings changed:
-    on CPU ``nnUNet_n_proc_DA=0`` and, unless set, ``nnUNet_def_n_proc=2`` and ``OMP_WAIT_POLICY=PASSIVE``
-    (``CPU_SETTINGS``). A user's ``nnUNet_n_proc_DA`` is kept off CPU."""
-    env = nnunet_environment(paths)
-    if "nnUNet_n_proc_DA" in os.environ:
-        env["nnUNet_n_proc_DA"] = os.environ["nnUNet_n_proc_DA"]
-    applied = {}
-    if device == "cpu":
-        applied["nnUNet_n_proc_DA"] = CPU_SETTINGS["nnUNet_n_proc_DA"][0]
-        for variable in ("nnUNet_def_n_proc", "OMP_WAIT_POLICY"):
-            if variable not in env:
-                applied[variable] = CPU_SETTINGS[variable][0]
-    env.update(applied)
-    return env, applied
+def cpu_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """{variable: value} of what the CPU settings change in ``env`` (``CPU_SETTINGS``): ``nnUNet_n_proc_DA=0`` always,
+    ``nnUNet_def_n_proc`` and ``OMP_WAIT_POLICY`` unless set. Decided where the command runs, for the device it
+    gets there."""
+    applied = {"nnUNet_n_proc_DA": CPU_SETTINGS["nnUNet_n_proc_DA"][0]}
+    for variable in ("nnUNet_def_n_proc", "OMP_WAIT_POLICY"):
+        if variable not in env:
+            applied[variable] = CPU_SETTINGS[variable][0]
+    return applied

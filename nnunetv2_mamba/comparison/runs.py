@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunetv2_mamba.comparison.environment import nnunet_command
+from nnunetv2_mamba.comparison.job_device import DEVICE
+from nnunetv2_mamba.comparison.methods import Model
+from nnunetv2_mamba.comparison.workspace import nnunet_command
 
 
 @dataclass(frozen=True)
@@ -19,9 +21,13 @@ class FoldRun:
     results_root: Path
 
     @property
+    def model(self) -> Model:
+        return Model(self.trainer, self.plans, self.configuration)
+
+    @property
     def identifier(self) -> str:
         """nnU-Net's ``TRAINER__PLANS__CONFIG``: the model folder's name."""
-        return f"{self.trainer}__{self.plans}__{self.configuration}"
+        return self.model.identifier
 
     @property
     def key(self) -> str:
@@ -30,7 +36,7 @@ class FoldRun:
 
     @property
     def folder(self) -> Path:
-        return self.results_root / self.dataset / self.identifier / f"fold_{self.fold}"
+        return self.model.folder(self.results_root, self.dataset) / f"fold_{self.fold}"
 
     @property
     def validation_folder(self) -> Path:
@@ -72,19 +78,23 @@ class FoldRun:
         own = _budget_split_or_none(self.trainer)
         base = own[0] if own else self.trainer
         names = []
-        for folder in sorted((self.results_root / self.dataset).glob(f"{base}_*__{self.plans}__{self.configuration}")):
-            trainer = folder.name.split("__")[0]
-            split = _budget_split_or_none(trainer)
-            other = FoldRun(self.dataset, trainer, self.plans, self.configuration, self.fold, self.results_root)
-            if trainer != self.trainer and split and split[0] == base and other.is_finished():
-                names.append(trainer)
+        for folder in sorted((self.results_root / self.dataset).glob(f"{base}_*")):
+            try:
+                model = Model.from_identifier(folder.name)
+            except ValueError:
+                continue
+            split = _budget_split_or_none(model.trainer)
+            other = FoldRun(self.dataset, model.trainer, self.plans, self.configuration, self.fold, self.results_root)
+            if ((model.plans, model.configuration) == (self.plans, self.configuration) and model.trainer != self.trainer
+                    and split and split[0] == base and other.is_finished()):
+                names.append(model.trainer)
         return names
 
-    def train_command(self, dataset_id: int, device: str, npz: bool = False) -> list[str]:
+    def train_command(self, dataset_id: int, npz: bool = False) -> list[str]:
         """``nnUNetv2_train`` for what is left: from scratch, ``--c`` to continue, or ``--val`` for a trained run
-        whose validation (or its ``--npz`` probabilities) is missing."""
+        whose validation (or its ``--npz`` probabilities) is missing; ``-device`` the job's own (``DEVICE``)."""
         command = [nnunet_command("nnUNetv2_train"), str(dataset_id), self.configuration, str(self.fold),
-                   "-tr", self.trainer, "-p", self.plans, "-device", device] + (["--npz"] if npz else [])
+                   "-tr", self.trainer, "-p", self.plans, "-device", DEVICE] + (["--npz"] if npz else [])
         if self.is_trained():
             return command + ["--val"]
         return command + (["--c"] if self.can_continue() else [])

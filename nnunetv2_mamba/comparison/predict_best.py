@@ -14,15 +14,16 @@ import shutil
 from pathlib import Path
 
 from nnunetv2_mamba.comparison.ensembles import read_selection, selected_identifiers
-from nnunetv2_mamba.comparison.environment import nnunet_command
+from nnunetv2_mamba.comparison.workspace import nnunet_command
 from nnunetv2_mamba.comparison.execution import Job
-from nnunetv2_mamba.comparison.prediction import is_predicted, test_cases
+from nnunetv2_mamba.comparison.methods import Model
+from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, test_cases
 
 FINAL = "postprocessed"
 
 
-def prediction_steps(dataset_id: int, selection: dict, input_dir: Path, output_dir: Path, device: str, env: dict,
-                     logs: Path, disable_tta: bool = False) -> list[list[Job]]:
+def prediction_steps(dataset_id: int, selection: dict, input_dir: Path, output_dir: Path, device: str, executor,
+                     env: dict, logs: Path, disable_tta: bool = False) -> list[list[Job]]:
     """The stock commands, in stages that run one after the other: the members' ``nnUNetv2_predict`` (together),
     ``nnUNetv2_ensemble`` for an ensemble, ``nnUNetv2_apply_postprocessing`` into ``output_dir/postprocessed``."""
     best, folds = selection["best_model_or_ensemble"], [str(f) for f in selection["folds"]]
@@ -32,12 +33,10 @@ def prediction_steps(dataset_id: int, selection: dict, input_dir: Path, output_d
     processes = env.get("nnUNet_def_n_proc", "2")
     predict = []
     for identifier, folder in zip(identifiers, members):
-        trainer, plans, configuration = identifier.split("__")
-        predict.append(Job(f"predict__{folder.name}", (
-            nnunet_command("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(folder), "-d", str(dataset_id),
-            "-c", configuration, "-tr", trainer, "-p", plans, "-f", *folds, "-device", device, "-npp", "1",
-            "-nps", "1", *(["--save_probabilities"] if ensemble else []), *(["--disable_tta"] if disable_tta else [])),
-            env, logs / f"predict_{folder.name}.log", gpus=int(device.startswith("cuda"))))
+        model = Model.from_identifier(identifier)
+        predict.append(prediction_job(f"predict__{folder.name}", dataset_id, model, folds,
+                                      input_dir, folder, device, executor, env, logs / f"predict_{folder.name}.log",
+                                      disable_tta, probabilities=ensemble))
     stages = [predict]
     merged = members[0]
     if ensemble:
@@ -56,10 +55,11 @@ def export_jobs(dataset_id: int, selection: dict, export_dir: Path, env: dict, l
     folds = [str(f) for f in selection["folds"]]
     jobs = []
     for identifier in selected_identifiers(selection):
-        trainer, plans, configuration = identifier.split("__")
+        model = Model.from_identifier(identifier)
         jobs.append(Job(f"export__{identifier}", (
             nnunet_command("nnUNetv2_export_model_to_zip"), "-d", str(dataset_id), "-o",
-            str(export_dir / f"{identifier}.zip"), "-c", configuration, "-tr", trainer, "-p", plans, "-f", *folds),
+            str(export_dir / f"{identifier}.zip"), "-c", model.configuration, "-tr", model.trainer, "-p",
+            model.plans, "-f", *folds),
             env, logs / f"export_{identifier}.log"))
     return jobs
 
@@ -89,7 +89,7 @@ def predict_best(dataset_id: int, dataset_results: Path, input_dir: Path, output
             raise SystemExit(f"{output_dir} is not empty and holds no finished prediction of {input_dir}; give an "
                              "empty or new folder (nothing was deleted).")
         shutil.rmtree(output_dir)
-    run_stages(executor, prediction_steps(dataset_id, selection, input_dir, output_dir, device, env,
+    run_stages(executor, prediction_steps(dataset_id, selection, input_dir, output_dir, device, executor, env,
                                           output_dir / "logs", disable_tta))
     return final
 
@@ -122,22 +122,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--labels", default=None, help="reference segmentations: score OUT/postprocessed")
     parser.add_argument("--export", default=None, help="folder for the models' zip files")
     parser.add_argument("-device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto: cuda when available, else cpu")
+                        help="auto: cuda where the prediction runs has a GPU, else cpu")
     parser.add_argument("--disable-tta", action="store_true", help="no mirroring")
 
 
 def run(args) -> int:
-    from nnunetv2_mamba.comparison.environment import NnUNetPaths, resolve_device, subprocess_environment
     from nnunetv2_mamba.comparison.execution import make_executor
+    from nnunetv2_mamba.comparison.workspace import NnUNetPaths, nnunet_environment
     from nnunetv2_mamba.evaluation.folder import evaluate_folder, write_results
 
     paths = NnUNetPaths.from_environment()
     dataset = paths.dataset_name(args.dataset_id)
-    device = resolve_device(args.device)
-    env, _ = subprocess_environment(paths, device)
+    env = nnunet_environment(paths)
     output_dir = Path(args.output_dir)
     executor = make_executor("inline", output_dir / "jobs")
-    final = predict_best(args.dataset_id, paths.results / dataset, Path(args.input_dir), output_dir, device, env,
+    final = predict_best(args.dataset_id, paths.results / dataset, Path(args.input_dir), output_dir, args.device, env,
                          executor, args.disable_tta)
     print(f"submission: {final}")
     if args.labels:
