@@ -17,18 +17,15 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
+from nnunetv2_mamba.comparison.workspace import NnUNetPaths, nnunet_environment
 from helpers import REPO, run
 
 
 def planning_environment(root: Path, *trainer_folders: Path) -> dict:
     """nnU-Net's folders under ``root``, ``trainer_folders`` and then our trainers on its search path, one thread
-    and process each."""
-    env = {**os.environ, "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"),
-           "nnUNet_results": str(root / "results"),
-           "nnUNet_extTrainer": os.pathsep.join(map(str, [*trainer_folders, REPO / "trainers"])),
-           "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("nnUNet_n_proc_DA", None)  # the planner calls torch.set_num_threads(nnUNet_n_proc_DA): 0 crashes it
-    return env
+    and process each (the package's nnunet_environment, as the benchmark builds it)."""
+    return nnunet_environment(NnUNetPaths.under(root), planning=True, trainer_folders=trainer_folders,
+                              base={**os.environ, "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1"})
 
 
 def on_planned_phantom(phantom: dict, results: Path, *trainer_folders: Path) -> dict:

@@ -12,8 +12,9 @@ from nnunetv2_mamba.synthetic import write_phantom_dataset
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny"]
 
 
-def test_a_png_dataset_is_benchmarked_ensembled_predicted_and_reported_with_overlays(tmp_path):
-    paths = NnUNetPaths.under(tmp_path)
+def test_a_png_dataset_is_benchmarked_ensembled_predicted_and_reported_with_overlays(nnunet_workspace):
+    root = nnunet_workspace["root"]
+    paths = NnUNetPaths.under(root)
     env = nnunet_environment(paths, planning=True, base={**os.environ, "nnUNet_def_n_proc": "1",
                                                          "OMP_NUM_THREADS": "1"})
     raw = write_phantom_dataset(paths.raw, dataset_id=901, num_cases=6, image_size=(64, 64), num_test_cases=2,
@@ -23,7 +24,7 @@ def test_a_png_dataset_is_benchmarked_ensembled_predicted_and_reported_with_over
     planned = subprocess.run(["nnUNetv2_plan_and_preprocess", "-d", "901", "-c", "2d", "-np", "1", "-npfp", "1"],
                              env=env, capture_output=True, text=True, timeout=600)
     assert planned.returncode == 0, planned.stdout[-3000:] + planned.stderr[-3000:]
-    report = tmp_path / "report"
+    report = root / "report"
     result = subprocess.run(
         [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "901", "--trainers", *TRAINERS, "--folds", "0",
          "1", "--ensembles", "--epochs", "1", "--iterations-per-epoch", "1", "-device", "cpu", "--test-folder",
