@@ -1,4 +1,4 @@
-"""Check ``cross_scan``: the fused Triton cross scan / merge against the torch autograd functions, forward and
+"""Check ``cross_scan``: the fused Triton cross scan / merge against their torch definitions, forward and
 backward, at the SS2D shapes (B, d_inner = 2C, H, W); both timed.
 
 The cross scan and the merge's backward only move values: they must be equal. The merge and the scan's backward
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from nnunetv2_mamba.ops.cross_scan import CrossMerge, CrossScan
+from nnunetv2_mamba.ops import cross_merge, cross_scan
 
 from gpu_checks.measure import DTYPES, backend_device, errors, median, milliseconds, ms, timed_runs
 from gpu_checks.registry import Outcome, register, run_case, skip_row
@@ -40,7 +40,7 @@ def measure(inputs: dict, dtype: str, settings, device: str) -> Outcome:
     from nnunetv2_mamba.ops.cross_scan_triton import cross_merge_triton, cross_scan_triton
     timing = (device, settings.warmup, settings.repeats, settings.max_measure_seconds)
     fused_times, found = timed_runs(lambda: forward_backward(cross_scan_triton, cross_merge_triton, inputs), *timing)
-    torch_times, expected = timed_runs(lambda: forward_backward(CrossScan.apply, CrossMerge.apply, inputs), *timing)
+    torch_times, expected = timed_runs(lambda: forward_backward(cross_scan, cross_merge, inputs), *timing)
     largest_term = max(inputs[name].abs().max().item() for name in ("ys", "grad_scanned"))
     rounding = 8 * torch.finfo(DTYPES[dtype]).eps * largest_term
     table = {key: errors(found[key], expected[key], 0.0, 0.0 if key in MOVED else rounding)
