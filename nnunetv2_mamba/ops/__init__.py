@@ -10,7 +10,7 @@ from nnunetv2_mamba.ops.dispatch import scan_on, selective_scan
 from nnunetv2_mamba.ops.scan_directions import IMAGE_DIRECTIONS, ScanDirections, volume_directions
 from nnunetv2_mamba.ops.scan_reference import selective_scan_reference
 
-__all__ = ["selective_scan", "scan_on", "selective_scan_reference", "cross_scan", "cross_merge", "cross_scan_channels_last",
-           "cross_merge_channels_last", "cross_scan_3d", "cross_merge_3d", "cross_scan_3d_channels_last",
-           "cross_merge_3d_channels_last", "ScanDirections", "IMAGE_DIRECTIONS", "volume_directions", "scan_backend",
-           "ScanBackend"]
+__all__ = ["selective_scan", "scan_on", "selective_scan_reference", "cross_scan", "cross_merge",
+           "cross_scan_channels_last", "cross_merge_channels_last", "cross_scan_3d", "cross_merge_3d",
+           "cross_scan_3d_channels_last", "cross_merge_3d_channels_last", "ScanDirections", "IMAGE_DIRECTIONS",
+           "volume_directions", "scan_backend", "ScanBackend"]

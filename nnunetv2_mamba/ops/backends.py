@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import math
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -25,7 +24,7 @@ from typing import Callable
 import torch
 
 from nnunetv2_mamba.ops.scan_directions import ScanDirections
-from nnunetv2_mamba.ops.scan_reference import selective_scan_reference
+from nnunetv2_mamba.ops.scan_smoke_test import scan_failure
 
 ENV_VARIABLE = "nnUNet_mamba_scan"
 BACKENDS = ("cuda", "triton", "cpu", "torch")
@@ -141,54 +140,11 @@ def choose_backend(requested: str, device: torch.device) -> tuple[str, str]:
     return requested, f"requested: {probe.reason}"
 
 
-#: the smoke test's scan: d_state 16 as in the networks, B/C in 2 groups of 24 channels and L = 150, so that every
-#: kernel runs several channel blocks (Triton 4, the C kernel 16 per block) and several time chunks with a partial
-#: last one (Triton 32, the C kernel 64 positions)
-SMOKE_SHAPE = {"batch": 2, "groups": 2, "channels": 48, "d_state": 16, "length": 150}
-#: the largest error a smoke-tested output or gradient may have, relative to the reference's largest magnitude:
-#: two fp32 evaluations in other orders differ by at most 2·γ_n of the terms' magnitude (n ≈ 2L + N + b·L ≈ 620
-#: roundings for the parameter gradients: 7.4e-5), well inside; a wrong kernel is off by the values' own size
-SMOKE_RELATIVE_ERROR = 1e-3
-SCAN_ARGUMENTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-
-
-def smoke_test_inputs() -> dict[str, torch.Tensor]:
-    """Inputs of the smoke test's scan (:data:`SMOKE_SHAPE`, mamba-ssm's test recipe) and an output gradient."""
-    b, G, d, N, L = (SMOKE_SHAPE[k] for k in ("batch", "groups", "channels", "d_state", "length"))
-    generator = torch.Generator().manual_seed(0)
-    return {"u": torch.randn(b, d, L, generator=generator), "delta": 0.5 * torch.rand(b, d, L, generator=generator),
-            "A": -0.5 * torch.rand(d, N, generator=generator), "B": torch.randn(b, G, N, L, generator=generator),
-            "C": torch.randn(b, G, N, L, generator=generator), "D": torch.randn(d, generator=generator),
-            "z": torch.randn(b, d, L, generator=generator), "delta_bias": 0.5 * torch.rand(d, generator=generator),
-            "grad": torch.randn(b, d, L, generator=generator)}
-
-
-def _forward_backward(scan, inputs: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    """{"y", "du", ...}: one scan (softplus on) on ``device`` and the gradients of <y, grad>."""
-    leaves = {k: inputs[k].to(device).requires_grad_() for k in SCAN_ARGUMENTS}
-    y = scan(*(leaves[k] for k in SCAN_ARGUMENTS), True, False)
-    gradients = torch.autograd.grad(y, list(leaves.values()), inputs["grad"].to(device))
-    return {"y": y, **{"d" + k: g for k, g in zip(leaves, gradients)}}
-
-
-def _scan_failure(name: str, device: str) -> str | None:
-    inputs = smoke_test_inputs()
-    expected = _forward_backward(selective_scan_reference, inputs, "cpu")
-    found = _forward_backward(availability(name).function, inputs, device)
-    for key, reference in expected.items():
-        result = found[key].detach().float().cpu()
-        scale = reference.abs().max().item()
-        error = (result - reference).abs().max().item() / scale if result.shape == reference.shape else math.inf
-        if not error <= SMOKE_RELATIVE_ERROR:
-            return (f"a test scan's {key} differs from the reference scan's by {error:.3g} of its largest value "
-                    f"(at most {SMOKE_RELATIVE_ERROR:g} allowed)")
-    return None
-
-
 @functools.cache
 def smoke_test_failure(name: str, device: str) -> str | None:
     """None if backend ``name`` runs a test scan on ``device``, forward and backward, at the networks' state size
-    and the kernels' real block sizes (:data:`SMOKE_SHAPE`), and matches the reference loop; else what went wrong.
+    and the kernels' real block sizes, and matches the reference loop (:mod:`.scan_smoke_test`); else what went
+    wrong.
     For triton the fused cross scans (2D and 3D) must also equal their torch definitions, as they decide
     :func:`fused_cross_scans`.
 
@@ -200,7 +156,7 @@ def smoke_test_failure(name: str, device: str) -> str | None:
     try:
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False), \
                 torch.autocast(torch.device(device).type, enabled=False):
-            failure = _scan_failure(name, device)
+            failure = scan_failure(availability(name).function, device)
             if failure is None and name == "triton":
                 from nnunetv2_mamba.ops.cross_scan_smoke_test import fused_cross_scan_failure
                 failure = fused_cross_scan_failure(device)

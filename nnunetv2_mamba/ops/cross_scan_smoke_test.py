@@ -1,7 +1,7 @@
-"""The smoke test of the fused Triton cross scans, run in production: before a scan backend uses them on a GPU
-(:func:`~.backends.fused_cross_scans`, as part of the triton smoke test :func:`~.backends.smoke_test_failure`),
-the fused cross scan / merge of an image (4 directions) and of a volume (6) must give exactly what their torch
-definitions (:mod:`.cross_scan`, :mod:`.cross_scan_3d`) give on that device."""
+"""The smoke test of the fused Triton cross scans, run in production beside the scan's (:mod:`.scan_smoke_test`):
+before a scan backend uses them on a GPU (:func:`~.backends.fused_cross_scans`, as part of the triton smoke test
+:func:`~.backends.smoke_test_failure`), the fused cross scan / merge of an image (4 directions) and of a volume (6)
+must give exactly what their torch definitions (:mod:`.cross_scan`, :mod:`.cross_scan_3d`) give on that device."""
 from __future__ import annotations
 
 import torch
