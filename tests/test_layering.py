@@ -2,8 +2,9 @@
 
 Layers, lowest first: ops < nets < training / experiment_planning / evaluation (with synthetic, measurement and the
 installed trainers folder, nnunetv2_mamba.ext_trainers) < comparison < demo / cli (with doctor and __main__). A module may
-import its own layer and the ones below, never one above, not even inside a function; and the modules imported at
-module level never form a cycle (the import statements Python runs while importing a module).
+import its own layer and the ones below, never one above, not even inside a function; and the imports never form a
+cycle, neither the ones Python runs while importing a module nor, with them, the ones inside functions (a cycle
+through a function-level import is a circle of modules that need each other, only hidden from the importer).
 """
 from __future__ import annotations
 
@@ -146,6 +147,11 @@ def test_no_import_cycle_at_module_level(sources):
     assert cycle is None, "module-level import cycle: " + " -> ".join(cycle)
 
 
+def test_no_import_cycle_through_function_level_imports(sources):
+    cycle = find_cycle(import_graph(sources, module_level_only=False))
+    assert cycle is None, "import cycle (function-level imports included): " + " -> ".join(cycle)
+
+
 def test_no_import_from_a_lower_layer_to_a_higher_one(sources):
     violations = upward_imports(import_graph(sources, module_level_only=False))
     assert not violations, "a lower layer imports a higher one:\n" + "\n".join(violations)
@@ -153,7 +159,8 @@ def test_no_import_from_a_lower_layer_to_a_higher_one(sources):
 
 def test_the_checks_see_function_level_relative_and_package_imports():
     """The checks on a made-up package: a cycle through a package __init__, and an upward import hidden in a
-    function as a relative import, are both found; function-level imports make no module-level cycle."""
+    function as a relative import, are both found; function-level imports make no module-level cycle, but the full
+    check finds the cycle they close."""
     made_up = {
         f"{PACKAGE}.ops": ("from nnunetv2_mamba.ops.scan import run\n", True),
         f"{PACKAGE}.ops.scan": ("def run():\n    from ..nets import model\n", False),
@@ -169,3 +176,5 @@ def test_the_checks_see_function_level_relative_and_package_imports():
     del made_up[f"{PACKAGE}.nets.helper"]
     made_up[f"{PACKAGE}.nets.model"] = ("import nnunetv2_mamba.ops.scan\n", False)
     assert find_cycle(import_graph(made_up, module_level_only=True)) is None
+    assert find_cycle(import_graph(made_up, module_level_only=False)) == [
+        f"{PACKAGE}.nets", f"{PACKAGE}.nets.model", f"{PACKAGE}.ops", f"{PACKAGE}.ops.scan", f"{PACKAGE}.nets"]

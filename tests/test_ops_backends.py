@@ -1,6 +1,6 @@
 """Backend choice (argument, $nnUNet_mamba_scan, auto), its errors and log line, the doctor, and that
 importing the package survives a missing or broken mamba-ssm / causal-conv1d / triton."""
-import importlib
+import dataclasses
 import logging
 import os
 import subprocess
@@ -152,23 +152,30 @@ def test_smoke_test_runs_the_backward_at_real_sizes_and_auto_falls_back_with_the
 
 
 def test_the_fused_cross_scans_follow_the_triton_smoke_test(monkeypatch, caplog):
-    """On CUDA the channels-first cross scans use the Triton kernels only where triton's smoke test passed; else
-    the torch permutations, and the reason is logged once."""
-    cross_scan, cross_scan_3d = (importlib.import_module(f"nnunetv2_mamba.ops.{name}")
-                                 for name in ("cross_scan", "cross_scan_3d"))
+    """On CUDA the GPU kernel backends run their channels-first cross scans as the Triton kernels only where
+    triton's smoke test passed; else the torch permutations, and the reason is logged once. The choice is made with
+    the backend's (:class:`ScanBackend`'s ``fused_cross_scans``), and the crossing follows it."""
+    from nnunetv2_mamba.ops import IMAGE_DIRECTIONS
     monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", None))
-    monkeypatch.setenv("nnUNet_mamba_scan", "auto")
+    monkeypatch.setattr(backends, "_CHOSEN", {})
     verdicts = {"cuda:0": None, "cuda:1": "a test scan raised RuntimeError('no kernel image')"}
     monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: verdicts[device])
-    on = {device: SimpleNamespace(is_cuda=True, device=torch.device(device)) for device in verdicts}
     with caplog.at_level(logging.WARNING, logger="nnunetv2_mamba"):
-        for module in (cross_scan, cross_scan_3d):
-            assert module._use_triton(on["cuda:0"]) and not module._use_triton(on["cuda:1"])
+        for name in ("cuda", "triton"):
+            assert backends.fused_cross_scans(name, torch.device("cuda:0"))
+            assert not backends.fused_cross_scans(name, torch.device("cuda:1"))
     assert caplog.text.count("fused Triton cross scans are not used on cuda:1") == 1
     assert "no kernel image" in caplog.text
-    monkeypatch.setenv("nnUNet_mamba_scan", "torch")
-    assert not cross_scan._use_triton(on["cuda:0"])
-    assert not backends.fused_cross_scan(torch.device("cpu"))
+    assert not backends.fused_cross_scans("torch", torch.device("cuda:0"))
+    assert not backends.fused_cross_scans("cpu", torch.device("cpu"))
+    fused = backends.scan_backend(torch.device("cuda:0"), "cuda")
+    assert fused.fused_cross_scans and not backends.scan_backend(torch.device("cuda:1"), "cuda").fused_cross_scans
+    fused_pair = SimpleNamespace(scan="fused scan", merge="fused merge")
+    directions = dataclasses.replace(IMAGE_DIRECTIONS, fused_channels_first=lambda: fused_pair)
+    assert fused.crossing(directions) == ("fused scan", "fused merge")
+    assert dataclasses.replace(fused, fused_cross_scans=False).crossing(directions) == (
+        directions.scan_channels_first, directions.merge_channels_first)
+    assert not backends.scan_backend(torch.device("cuda:0"), "torch").fused_cross_scans
 
 
 def test_choice_is_logged_once(caplog, monkeypatch):
@@ -186,18 +193,40 @@ def test_scan_backend_bundles_each_scan_with_its_layout(monkeypatch):
     directions in that layout (an image's four, a volume's K)."""
     from nnunetv2_mamba.ops import IMAGE_DIRECTIONS, volume_directions
     monkeypatch.setattr(backends, "availability", lambda name: Availability(True, f"fake {name}", f"scan {name}"))
+    monkeypatch.setattr(backends, "smoke_test_failure", lambda name, device: None)
     monkeypatch.setattr(backends, "_CHOSEN", {})
     for name, device in [("cuda", "cuda"), ("triton", "cuda"), ("cpu", "cpu"), ("torch", "cpu"),
                          ("torch", "cuda")]:
         backend = backends.scan_backend(torch.device(device), name)
         assert backend is backends.scan_backend(device, name.upper())  # chosen once
-        assert (backend.name, backend.scan) == (name, f"scan {name}")
+        assert (backend.name, backend.scan, backend.device) == (name, f"scan {name}", torch.device(device))
         expected_layout = "channels_first" if name in ("cuda", "triton") else "channels_last"
         assert backend.layout == expected_layout
+        assert backend.fused_cross_scans == (name in ("cuda", "triton"))  # on CUDA, where the smoke test passed
         for directions in (IMAGE_DIRECTIONS, volume_directions(6)):
             layout = expected_layout.removeprefix("channels_")
-            assert backend.crossing(directions) == (getattr(directions, f"scan_channels_{layout}"),
+            unfused = dataclasses.replace(backend, fused_cross_scans=False)
+            assert unfused.crossing(directions) == (getattr(directions, f"scan_channels_{layout}"),
                                                     getattr(directions, f"merge_channels_{layout}"))
+
+
+def test_a_mixer_chooses_its_backend_once_per_device_and_carries_it(monkeypatch):
+    """SS2D asks for its backend the first time it meets a device and keeps it (a later $nnUNet_mamba_scan does not
+    change a mixer that already ran); its scan and cross scans run on that value without resolving the request
+    again, with or without gradients."""
+    from nnunetv2_mamba.nets import SS2D
+    monkeypatch.setenv("nnUNet_mamba_scan", "torch")
+    requests = []
+    real = backends.requested_backend
+    monkeypatch.setattr(backends, "requested_backend", lambda *args: requests.append(args) or real(*args))
+    torch.manual_seed(0)
+    layer, x = SS2D(8), torch.randn(1, 5, 6, 8, requires_grad=True)
+    layer(x).sum().backward()
+    monkeypatch.setenv("nnUNet_mamba_scan", "auto")
+    with torch.no_grad():
+        layer(x)
+    layer(x).sum().backward()
+    assert len(requests) == 1 and layer.scan_backend_for(x.device).name == "torch"
 
 
 def test_bad_shapes_raise_one_clear_error():

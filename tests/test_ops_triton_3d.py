@@ -1,4 +1,4 @@
-"""Triton 3D cross scan/merge against the torch autograd functions, bit for bit, forward and backward.
+"""Triton 3D cross scan/merge against the torch definitions, bit for bit, forward and backward.
 
 As in test_ops_triton.py, the kernels run in ONE subprocess (this file run as a script): under
 ``TRITON_INTERPRET=1`` on a machine without CUDA, compiled on the GPU otherwise; the assertions run here.
@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("triton", reason="triton cannot be imported; the Triton backend is optional")
 
-from nnunetv2_mamba.ops.cross_scan_3d import CrossMerge3D, CrossScan3D  # noqa: E402
+from nnunetv2_mamba.ops import cross_merge_3d, cross_scan_3d  # noqa: E402
 from triton_runs import compile_offline, run_worker  # noqa: E402
 
 CASES = {  # name: (B, C, D, H, W, K, dtype)
@@ -57,7 +57,7 @@ def triton_results(tmp_path_factory):
 
 @pytest.mark.parametrize("name", CASES)
 def test_triton_3d_cross_scan_and_merge_equal_the_torch_functions_exactly(name, triton_results):
-    expected = run_cross(CrossScan3D.apply, CrossMerge3D.apply, make_inputs(name))
+    expected = run_cross(cross_scan_3d, cross_merge_3d, make_inputs(name))
     for key in expected:
         torch.testing.assert_close(triton_results[name][key], expected[key], rtol=0, atol=0,
                                    msg=lambda m: f"{key}: {m}")

@@ -16,7 +16,7 @@ from torch import nn
 
 from nnunetv2_mamba.nets.drop_path import DropPath
 from nnunetv2_mamba.nets.scan_variants import CROSS_SCAN, NO_SCAN, ONE_WAY, check_scan, one_way_directions
-from nnunetv2_mamba.ops import IMAGE_DIRECTIONS, ScanBackend, ScanDirections, scan_backend, selective_scan
+from nnunetv2_mamba.ops import IMAGE_DIRECTIONS, ScanBackend, ScanDirections, scan_backend, scan_on
 
 CONVOLUTIONS = {2: nn.Conv2d, 3: nn.Conv3d}
 
@@ -47,7 +47,8 @@ class SelectiveScanMixer(nn.Module):
     ``directions`` gives the grid's dimension n, which names the depthwise convolution ``conv{n}d``, the number of
     directions K, and the cross scan / merge in both sequence layouts. ``scan`` (nets/scan_variants.py) replaces
     them for the scan controls: ``"one_way"`` scans direction 0 only (K = 1), ``"none"`` makes :meth:`scan` the
-    identity and the mixer has no scan parameters.
+    identity and the mixer has no scan parameters. The scan backend is chosen when the mixer
+    first meets a device (:meth:`scan_backend_for`) and kept.
     """
 
     def __init__(self, d_model: int, directions: ScanDirections, d_state: int = 16, expand: int = 2,
@@ -71,6 +72,7 @@ class SelectiveScanMixer(nn.Module):
         self.out_proj = nn.Linear(D, d_model, bias=False)
         if scan != NO_SCAN:
             self._init_ssm_parameters(dt_min, dt_max, dt_init_floor)
+        self._scan_backend: ScanBackend | None = None
 
     def _add_ssm_parameters(self, K: int) -> None:
         """The scan's own parameters, one slice per direction: ``x_proj_weight`` (K, R+2N, D), ``dt_projs_weight``
@@ -100,19 +102,27 @@ class SelectiveScanMixer(nn.Module):
         """The ``conv{n}d`` layer: (B, D, *S) -> (B, D, *S)."""
         return self._modules[f"conv{self.directions.spatial_dims}d"]
 
-    def scan(self, x: torch.Tensor) -> torch.Tensor:
-        """The K-direction selective scan core: (B, *S, D) -> (B, *S, D) in fp32 (fp64 for fp64 inputs).
+    def scan_backend_for(self, device: torch.device) -> ScanBackend:
+        """The scan backend of this mixer on ``device``: :func:`~nnunetv2_mamba.ops.scan_backend` (the
+        ``nnUNet_mamba_scan`` choice) asked the first time the mixer meets that device, then kept."""
+        if self._scan_backend is None or self._scan_backend.device != device:
+            self._scan_backend = scan_backend(device)
+        return self._scan_backend
 
-        The backend for x's device (:func:`~nnunetv2_mamba.ops.scan_backend`, chosen once per device) gives the
-        scan, the sequence layout it is fastest on, and this mixer's cross scan / merge in that layout
-        (``ScanBackend.crossing(self.directions)``): channels-first (B, K, D, L) sequences for the compiled GPU
+    def scan(self, x: torch.Tensor) -> torch.Tensor:
+        """The K-direction selective scan core: cross scan, selective scan, merge; (B, *S, D) -> (B, *S, D) in fp32
+        (fp64 for fp64 inputs).
+
+        The backend for x's device (:meth:`scan_backend_for`) gives the scan, the sequence layout it is fastest
+        on, and this mixer's cross scan / merge in that layout (``ScanBackend.crossing(self.directions)``, fused
+        Triton kernels where the backend chose them): channels-first (B, K, D, L) sequences for the compiled GPU
         kernels, which want time innermost; channels-last (B, L, K, D) ones for the CPU scans, whose reads (and the
         layout copies around them) then move whole rows of channels. Both compute the same numbers. With
         ``scan="none"`` it is the identity (x as it is).
         """
         if self.scan_kind == NO_SCAN:
             return x
-        backend = scan_backend(x.device)
+        backend = self.scan_backend_for(x.device)
         if backend.layout == "channels_last":
             return self._scan_channels_last(x, backend)
         return self._scan_channels_first(x, backend)
@@ -129,9 +139,8 @@ class SelectiveScanMixer(nn.Module):
         x_dbl = torch.matmul(self.x_proj_weight, xs)  # (K, R+2N, D) @ (B, K, D, L) -> (B, K, R+2N, L)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
         dts = torch.matmul(self.dt_projs_weight, dts)  # (K, D, R) @ (B, K, R, L) -> (B, K, D, L)
-        ys = selective_scan(_scan_precision(xs).reshape(batch, -1, L), _scan_precision(dts).reshape(batch, -1, L),
-                            B=_scan_precision(Bs).contiguous(), C=_scan_precision(Cs).contiguous(),
-                            backend=backend.name, **self._ssm_parameters())
+        ys = scan_on(backend, _scan_precision(xs).reshape(batch, -1, L), _scan_precision(dts).reshape(batch, -1, L),
+                     B=_scan_precision(Bs).contiguous(), C=_scan_precision(Cs).contiguous(), **self._ssm_parameters())
         merged = cross_merge(ys.reshape(batch, self.directions.num_directions, -1, L), spatial)
         return merged.transpose(1, 2).reshape(x.shape)
 
@@ -143,8 +152,8 @@ class SelectiveScanMixer(nn.Module):
         x_dbl = torch.einsum("blkd,kcd->blkc", xs, self.x_proj_weight)  # (B, L, K, R+2N)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=3)
         dts = torch.einsum("blkr,kdr->blkd", dts, self.dt_projs_weight).contiguous()  # (B, L, K, D)
-        ys = selective_scan(_channels_view(xs), _channels_view(dts), B=_groups_view(Bs), C=_groups_view(Cs),
-                            backend=backend.name, **self._ssm_parameters())
+        ys = scan_on(backend, _channels_view(xs), _channels_view(dts), B=_groups_view(Bs), C=_groups_view(Cs),
+                     **self._ssm_parameters())
         return cross_merge(ys.transpose(1, 2).reshape(batch, L, self.directions.num_directions, D), spatial)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

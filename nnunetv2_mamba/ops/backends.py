@@ -1,4 +1,4 @@
-"""Which selective-scan implementation runs, and why.
+"""Which selective-scan implementation runs, and why: the scan backend's policy, decided once per device.
 
 Backends: ``cuda`` (mamba-ssm's compiled ``selective_scan_fn``), ``triton`` (our Triton kernel,
 :mod:`nnunetv2_mamba.ops.scan_triton`), ``cpu`` (our C kernel compiled at first use, :mod:`.scan_cpu`),
@@ -7,23 +7,24 @@ triton, else torch; for CPU tensors, cpu if it compiles, else torch; torch on an
 warning) a kernel whose first small test scan on that device fails or disagrees with the reference loop. The
 choice comes from the ``backend=`` argument, else the environment variable ``nnUNet_mamba_scan``, else
 ``auto``. The optional imports and the compilation happen on first need only, and any exception they raise just
-marks that backend unavailable. :func:`scan_backend` bundles the chosen scan with the sequence layout it wants,
-and through it with the cross scan / merge of any scan directions (:class:`~.scan_directions.ScanDirections`).
+marks that backend unavailable. :func:`scan_backend` makes the choice once per device (and request) and returns it
+as a :class:`ScanBackend`: the scan, the sequence layout it wants, and whether the cross scans run as the fused
+Triton kernels (:func:`fused_cross_scans`, behind their smoke test :mod:`.cross_scan_smoke_test`); the mixers keep
+that value and carry it into the scan (:func:`~.dispatch.scan_on`) and the cross scans (:meth:`ScanBackend.crossing`).
 """
 from __future__ import annotations
 
 import functools
 import importlib
 import logging
-import math
 import os
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from nnunetv2_mamba.ops.scan_reference import selective_scan_reference
-from nnunetv2_mamba.ops.tolerances import REORDERED_FP32_RELATIVE_ERROR
+from nnunetv2_mamba.ops.scan_directions import ScanDirections
+from nnunetv2_mamba.ops.scan_smoke_test import scan_failure
 
 ENV_VARIABLE = "nnUNet_mamba_scan"
 BACKENDS = ("cuda", "triton", "cpu", "torch")
@@ -139,54 +140,13 @@ def choose_backend(requested: str, device: torch.device) -> tuple[str, str]:
     return requested, f"requested: {probe.reason}"
 
 
-#: the smoke test's scan: d_state 16 as in the networks, B/C in 2 groups of 24 channels and L = 150, so that every
-#: kernel runs several channel blocks (Triton 4, the C kernel 16 per block) and several time chunks with a partial
-#: last one (Triton 32, the C kernel 64 positions)
-SMOKE_SHAPE = {"batch": 2, "groups": 2, "channels": 48, "d_state": 16, "length": 150}
-#: the largest error a smoke-tested output or gradient may have, relative to the reference's largest magnitude
-SMOKE_RELATIVE_ERROR = REORDERED_FP32_RELATIVE_ERROR
-SCAN_ARGUMENTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-
-
-def smoke_test_inputs() -> dict[str, torch.Tensor]:
-    """Inputs of the smoke test's scan (:data:`SMOKE_SHAPE`, mamba-ssm's test recipe) and an output gradient."""
-    b, G, d, N, L = (SMOKE_SHAPE[k] for k in ("batch", "groups", "channels", "d_state", "length"))
-    generator = torch.Generator().manual_seed(0)
-    return {"u": torch.randn(b, d, L, generator=generator), "delta": 0.5 * torch.rand(b, d, L, generator=generator),
-            "A": -0.5 * torch.rand(d, N, generator=generator), "B": torch.randn(b, G, N, L, generator=generator),
-            "C": torch.randn(b, G, N, L, generator=generator), "D": torch.randn(d, generator=generator),
-            "z": torch.randn(b, d, L, generator=generator), "delta_bias": 0.5 * torch.rand(d, generator=generator),
-            "grad": torch.randn(b, d, L, generator=generator)}
-
-
-def _forward_backward(scan, inputs: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    """{"y", "du", ...}: one scan (softplus on) on ``device`` and the gradients of <y, grad>."""
-    leaves = {k: inputs[k].to(device).requires_grad_() for k in SCAN_ARGUMENTS}
-    y = scan(*(leaves[k] for k in SCAN_ARGUMENTS), True, False)
-    gradients = torch.autograd.grad(y, list(leaves.values()), inputs["grad"].to(device))
-    return {"y": y, **{"d" + k: g for k, g in zip(leaves, gradients)}}
-
-
-def _scan_failure(name: str, device: str) -> str | None:
-    inputs = smoke_test_inputs()
-    expected = _forward_backward(selective_scan_reference, inputs, "cpu")
-    found = _forward_backward(availability(name).function, inputs, device)
-    for key, reference in expected.items():
-        result = found[key].detach().float().cpu()
-        scale = reference.abs().max().item()
-        error = (result - reference).abs().max().item() / scale if result.shape == reference.shape else math.inf
-        if not error <= SMOKE_RELATIVE_ERROR:
-            return (f"a test scan's {key} differs from the reference scan's by {error:.3g} of its largest value "
-                    f"(at most {SMOKE_RELATIVE_ERROR:g} allowed)")
-    return None
-
-
 @functools.cache
 def smoke_test_failure(name: str, device: str) -> str | None:
     """None if backend ``name`` runs a test scan on ``device``, forward and backward, at the networks' state size
-    and the kernels' real block sizes (:data:`SMOKE_SHAPE`), and matches the reference loop; else what went wrong.
+    and the kernels' real block sizes, and matches the reference loop (:mod:`.scan_smoke_test`); else what went
+    wrong.
     For triton the fused cross scans (2D and 3D) must also equal their torch definitions, as they decide
-    :func:`fused_cross_scan`.
+    :func:`fused_cross_scans`.
 
     Run once per backend and device before auto picks a kernel backend (and before the cross scans use Triton): a
     kernel that imports can still fail to compile for this GPU (e.g. Triton on an unsupported architecture) or be
@@ -196,9 +156,9 @@ def smoke_test_failure(name: str, device: str) -> str | None:
     try:
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False), \
                 torch.autocast(torch.device(device).type, enabled=False):
-            failure = _scan_failure(name, device)
+            failure = scan_failure(availability(name).function, device)
             if failure is None and name == "triton":
-                from nnunetv2_mamba.ops.cross_scan_checks import fused_cross_scan_failure
+                from nnunetv2_mamba.ops.cross_scan_smoke_test import fused_cross_scan_failure
                 failure = fused_cross_scan_failure(device)
     except Exception as error:  # any failure to compile or launch means: do not pick this backend
         return f"a test scan raised {error!r}"
@@ -212,9 +172,10 @@ def _log_choice(name: str, reason: str) -> None:
 
 @dataclass(frozen=True)
 class ScanBackend:
-    """One backend as used on one device: its name (the mixers pass it to ``selective_scan``), its function ``scan``
-    (``selective_scan``'s signature without ``backend`` and the shape checks), and the sequence layout it is
-    fastest on, which picks the cross scan / merge of a mixer's directions (:meth:`crossing`).
+    """One backend as chosen for one ``device``: its name (what the registered scan operator carries), its function
+    ``scan`` (``selective_scan``'s signature without ``backend`` and the shape checks), the sequence layout it is
+    fastest on and whether the channels-first cross scans run as the fused Triton kernels (``fused_cross_scans``),
+    which together pick the cross scan / merge of a mixer's directions (:meth:`crossing`).
 
     ``layout`` "channels_first": (B, K*D, L) sequences of (B, K, D, L) memory, scanned from (B, C, *S) grids
     (time innermost, what the compiled GPU kernels read); "channels_last": (B, K*D, L) views of (B, L, K, D) memory,
@@ -224,14 +185,20 @@ class ScanBackend:
     reason: str
     scan: Callable
     layout: str
+    device: torch.device
+    fused_cross_scans: bool
 
-    def crossing(self, directions: "ScanDirections") -> tuple[Callable, Callable]:
+    def crossing(self, directions: ScanDirections) -> tuple[Callable, Callable]:
         """(cross scan, cross merge) of ``directions`` (an image's four, a volume's K) in this backend's layout,
-        with the shapes of :mod:`~.scan_directions` (not imported here: it imports the cross scans, which import
-        this module): merge(ys, S) takes the grid shape S."""
-        if self.layout == "channels_first":
-            return directions.scan_channels_first, directions.merge_channels_first
-        return directions.scan_channels_last, directions.merge_channels_last
+        with the shapes of :mod:`~.scan_directions`: merge(ys, S) takes the grid shape S. Channels first: the fused
+        Triton pair where chosen, except while torch.compile traces (its own kernels fuse the permutations), else
+        the torch definitions."""
+        if self.layout == "channels_last":
+            return directions.scan_channels_last, directions.merge_channels_last
+        if self.fused_cross_scans and not compiling():
+            fused = directions.fused_channels_first()
+            return fused.scan, fused.merge
+        return directions.scan_channels_first, directions.merge_channels_first
 
 
 def compiling() -> bool:
@@ -260,7 +227,8 @@ def _choice_key(device: torch.device, backend: str | None) -> str:
     key = f"{requested} on {device}"
     if key not in _CHOSEN:
         name, reason = choose_backend(requested, device)
-        _CHOSEN[key] = ScanBackend(name, reason, availability(name).function, LAYOUTS[name])
+        _CHOSEN[key] = ScanBackend(name, reason, availability(name).function, LAYOUTS[name], device,
+                                   fused_cross_scans(name, device))
         _log_choice(name, reason)
     return key
 
@@ -272,12 +240,12 @@ def scan_backend(device: torch.device, backend: str | None = None) -> ScanBacken
     return _CHOSEN[_choice_key(torch.device(device), backend)]
 
 
-@_constant_under_compile
-def fused_cross_scan(device: torch.device) -> bool:
-    """Whether the channels-first cross scans / merges use the fused Triton kernels on ``device``: CUDA tensors,
-    the torch scan not requested, triton importable and its smoke test (scan and cross scans) passed on that
-    device; otherwise they run as torch permutations, and a failed smoke test is logged once."""
-    if device.type != "cuda" or requested_backend() == "torch" or not availability("triton").available:
+def fused_cross_scans(name: str, device: torch.device) -> bool:
+    """Whether backend ``name`` on ``device`` runs its channels-first cross scans / merges as the fused Triton
+    kernels: for the GPU kernel backends (cuda, triton) on CUDA, where triton imports and its smoke test (scan and
+    cross scans) passed on that device; otherwise they run as torch permutations, and a failed smoke test is logged
+    once."""
+    if name not in ("cuda", "triton") or device.type != "cuda" or not availability("triton").available:
         return False
     failure = smoke_test_failure("triton", str(device))
     if failure is not None:

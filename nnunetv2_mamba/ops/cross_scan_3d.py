@@ -4,18 +4,19 @@ A (D, H, W) volume of L = D*H*W voxels is read in K in {2, 4, 6} orders: the fir
 index (d*H + h)*W + w), "H fastest" ((d*W + w)*H + h) and "D fastest" ((h*W + w)*D + d), then the same K/2 orders
 reversed. K = 6 is every axis-major order both ways; K = 4 is SS2D's four directions slice by slice with the slices
 in order (2D direction k is 3D direction k); K = 2 is one flattened sequence both ways. Both maps are permutation
-sums, so each one's backward is the other one. On CUDA, unless the torch backend is forced
-(``nnUNet_mamba_scan=torch``) or the triton smoke test failed there, the fused Triton kernels of
-:mod:`.cross_scan_3d_triton` run instead. The ``*_channels_last`` pair is the same map on (B, D, H, W, C) volumes
-and (B, L, K, C) sequences, for the CPU scans (cpu and torch).
+sums, each the other's adjoint, so :func:`volume_pair` runs each as the other's backward (:mod:`.adjoint`). These are
+the torch definitions; the fused Triton kernels of the same maps are :mod:`.cross_scan_3d_triton`, and which of the
+two a mixer runs is its scan backend's choice (:class:`~.backends.ScanBackend`). The ``*_channels_last`` pair is the
+same map on (B, D, H, W, C) volumes and (B, L, K, C) sequences, for the CPU scans (cpu and torch).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
-from nnunetv2_mamba.ops.backends import compiling, fused_cross_scan
+from nnunetv2_mamba.ops.adjoint import AdjointPair
 
 FAST_AXES = (2, 1, 0)  # W, H, D of a (D, H, W) volume: the fastest-varying axis of directions 0, 1, 2
 DIRECTION_COUNTS = (2, 4, 6)
@@ -44,7 +45,7 @@ def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(order.index(axis) for axis in range(len(order)))
 
 
-def _scan(x: torch.Tensor, num_directions: int) -> torch.Tensor:
+def scan_volume(x: torch.Tensor, num_directions: int) -> torch.Tensor:
     """(B, C, D, H, W) -> (B, K, C, L)."""
     batch, channels, *shape = x.shape
     half, length = num_directions // 2, math.prod(shape)
@@ -55,7 +56,7 @@ def _scan(x: torch.Tensor, num_directions: int) -> torch.Tensor:
     return out
 
 
-def _merge(ys: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+def merge_volume(ys: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """(B, K, C, L) -> (B, C, L) row-major: each axis order's forward + reversed pair mapped back, summed in order."""
     batch, num_directions, channels, length = ys.shape
     half = num_directions // 2
@@ -69,37 +70,11 @@ def _merge(ys: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     return total.reshape(batch, channels, length)
 
 
-class CrossScan3D(torch.autograd.Function):
-    """(B, C, D, H, W) -> (B, K, C, L)."""
-
-    @staticmethod
-    def forward(ctx, x, num_directions):
-        ctx.spatial = tuple(x.shape[2:])
-        return _scan(x, num_directions)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _merge(grad, ctx.spatial).view(grad.shape[0], grad.shape[2], *ctx.spatial), None
-
-
-class CrossMerge3D(torch.autograd.Function):
-    """(B, K, C, L) -> (B, C, L)."""
-
-    @staticmethod
-    def forward(ctx, ys, shape):
-        ctx.spatial, ctx.num_directions = tuple(shape), ys.shape[1]
-        return _merge(ys, ctx.spatial)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _scan(grad.view(grad.shape[0], grad.shape[1], *ctx.spatial), ctx.num_directions), None
-
-
-def _use_triton(t: torch.Tensor) -> bool:
-    """True for CUDA tensors where the fused Triton kernels passed the triton smoke test and the pure-torch path is
-    not requested (:func:`~.backends.fused_cross_scan`); not while torch.compile traces, whose own kernels fuse
-    the permutations."""
-    return t.is_cuda and not compiling() and fused_cross_scan(t.device)
+@functools.cache
+def volume_pair(num_directions: int) -> AdjointPair:
+    """The K-direction scan of a volume and its merge, each the other's backward."""
+    return AdjointPair(functools.partial(scan_volume, num_directions=check_num_directions(num_directions)),
+                       merge_volume)
 
 
 def _check_sequences(ys: torch.Tensor, shape, directions_axis: int, name: str, layout: str) -> None:
@@ -115,19 +90,13 @@ def cross_scan_3d(x: torch.Tensor, num_directions: int = 6) -> torch.Tensor:
     check_num_directions(num_directions)
     if x.dim() != 5:
         raise ValueError(f"cross_scan_3d expects a (B, C, D, H, W) tensor, got shape {tuple(x.shape)}")
-    if _use_triton(x):
-        from nnunetv2_mamba.ops.cross_scan_3d_triton import cross_scan_3d_triton
-        return cross_scan_3d_triton(x, num_directions)
-    return CrossScan3D.apply(x, num_directions)
+    return volume_pair(num_directions).scan(x)
 
 
 def cross_merge_3d(ys: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """(B, K, C, D*H*W) -> (B, C, D*H*W): the adjoint of :func:`cross_scan_3d` (merge(scan(x)) == K x)."""
     _check_sequences(ys, shape, 1, "cross_merge_3d", "(B, K, C, L)")
-    if _use_triton(ys):
-        from nnunetv2_mamba.ops.cross_scan_3d_triton import cross_merge_3d_triton
-        return cross_merge_3d_triton(ys, tuple(shape))
-    return CrossMerge3D.apply(ys.contiguous(), tuple(shape))
+    return volume_pair(ys.shape[1]).merge(ys.contiguous(), shape)
 
 
 def cross_scan_3d_channels_last(x: torch.Tensor, num_directions: int = 6) -> torch.Tensor:

@@ -4,12 +4,15 @@ Directions of a (D, H, W) volume flattened to L = D*H*W positions (see :mod:`.cr
 row-major position p), H fastest, D fastest (the first K/2 of them), then the same reversed (L - 1 - position).
 One program per (batch, channel) row and block of row-major positions: it reads each voxel once and writes it
 to its K places (scan), or gathers its K values and sums them in the torch merge's order (merge), so the results
-equal the torch ops bit for bit. Availability follows ``scan_triton``.
+equal the torch definitions bit for bit. Availability follows ``scan_triton``.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
+from nnunetv2_mamba.ops.adjoint import AdjointPair
 from nnunetv2_mamba.ops.cross_scan_3d import check_num_directions
 from nnunetv2_mamba.ops.scan_triton import TRITON_AVAILABLE, launch_guard, require_triton_device, tl, triton
 
@@ -66,6 +69,10 @@ if TRITON_AVAILABLE:
 
 
 def _launch_cross_scan(x: torch.Tensor, num_directions: int) -> torch.Tensor:
+    """(B, C, D, H, W) -> (B, K, C, D*H*W)."""
+    require_triton_device(x)
+    if x.dim() != 5:
+        raise ValueError(f"cross_scan_3d expects x of shape (B, C, D, H, W); got {tuple(x.shape)}.")
     B, C, D, H, W = x.shape
     x = x.contiguous()
     ys = torch.empty(B, num_directions, C, D * H * W, device=x.device, dtype=x.dtype)
@@ -76,7 +83,10 @@ def _launch_cross_scan(x: torch.Tensor, num_directions: int) -> torch.Tensor:
 
 
 def _launch_cross_merge(ys: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """(B, K, C, D*H*W), (D, H, W) -> (B, C, D*H*W)."""
+    require_triton_device(ys)
     B, K, C, L = ys.shape
+    check_num_directions(K)
     D, H, W = shape
     if L != D * H * W:
         raise ValueError(f"cross_merge_3d expects ys of shape (B, K, C, D*H*W={D * H * W}); got {tuple(ys.shape)}.")
@@ -88,41 +98,18 @@ def _launch_cross_merge(ys: torch.Tensor, shape: tuple[int, int, int]) -> torch.
     return y
 
 
-class CrossScan3DTriton(torch.autograd.Function):
-    """(B, C, D, H, W) -> (B, K, C, D*H*W); backward is the cross merge."""
-
-    @staticmethod
-    def forward(ctx, x, num_directions):
-        require_triton_device(x)
-        if x.dim() != 5:
-            raise ValueError(f"cross_scan_3d expects x of shape (B, C, D, H, W); got {tuple(x.shape)}.")
-        ctx.spatial = tuple(x.shape[2:])
-        return _launch_cross_scan(x, check_num_directions(num_directions))
-
-    @staticmethod
-    def backward(ctx, dys):
-        return _launch_cross_merge(dys, ctx.spatial).view(dys.shape[0], dys.shape[2], *ctx.spatial), None
-
-
-class CrossMerge3DTriton(torch.autograd.Function):
-    """(B, K, C, D*H*W) -> (B, C, D*H*W); backward is the cross scan."""
-
-    @staticmethod
-    def forward(ctx, ys, shape):
-        require_triton_device(ys)
-        ctx.spatial, ctx.num_directions = tuple(shape), check_num_directions(ys.shape[1])
-        return _launch_cross_merge(ys, ctx.spatial)
-
-    @staticmethod
-    def backward(ctx, dy):
-        return _launch_cross_scan(dy.reshape(dy.shape[0], dy.shape[1], *ctx.spatial), ctx.num_directions), None
+@functools.cache
+def fused_volume_pair(num_directions: int) -> AdjointPair:
+    """The fused K-direction scan of a volume and its merge, each the other's backward."""
+    return AdjointPair(functools.partial(_launch_cross_scan, num_directions=check_num_directions(num_directions)),
+                       _launch_cross_merge)
 
 
 def cross_scan_3d_triton(x: torch.Tensor, num_directions: int = 6) -> torch.Tensor:
     """(B, C, D, H, W) -> (B, K, C, D*H*W): the K orders of ``cross_scan_3d.scan_orders``."""
-    return CrossScan3DTriton.apply(x, num_directions)
+    return fused_volume_pair(num_directions).scan(x)
 
 
 def cross_merge_3d_triton(ys: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """(B, K, C, D*H*W) -> (B, C, D*H*W): row-major sum of the K directions (the adjoint of the cross scan)."""
-    return CrossMerge3DTriton.apply(ys, shape)
+    return fused_volume_pair(ys.shape[1]).merge(ys, shape)

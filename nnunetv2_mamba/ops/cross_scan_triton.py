@@ -2,12 +2,14 @@
 
 Directions of a (H, W) map flattened to L = H*W positions: k=0 row-major (h*W + w), k=1 column-major (w*H + h),
 k=2 the reverse of k=0, k=3 the reverse of k=1. The kernels compute every direction's position from the row-major
-one by index arithmetic, so no flipped or transposed copy is ever made. Availability follows ``scan_triton``.
+one by index arithmetic, so no flipped or transposed copy is ever made; they equal the torch definitions of
+:mod:`.cross_scan` bit for bit. Availability follows ``scan_triton``.
 """
 from __future__ import annotations
 
 import torch
 
+from nnunetv2_mamba.ops.adjoint import AdjointPair
 from nnunetv2_mamba.ops.scan_triton import TRITON_AVAILABLE, launch_guard, require_triton_device, tl, triton
 
 BLOCK_POSITIONS = 1024
@@ -55,6 +57,10 @@ if TRITON_AVAILABLE:
 
 
 def _launch_cross_scan(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 4, C, H*W)."""
+    require_triton_device(x)
+    if x.dim() != 4:
+        raise ValueError(f"cross_scan expects x of shape (B, C, H, W); got {tuple(x.shape)}.")
     B, C, H, W = x.shape
     x = x.contiguous()
     ys = torch.empty(B, 4, C, H * W, device=x.device, dtype=x.dtype)
@@ -63,7 +69,10 @@ def _launch_cross_scan(x: torch.Tensor) -> torch.Tensor:
     return ys
 
 
-def _launch_cross_merge(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
+def _launch_cross_merge(ys: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(B, 4, C, H*W), (H, W) -> (B, C, H*W)."""
+    require_triton_device(ys)
+    H, W = shape
     B, K, C, L = ys.shape
     if K != 4 or L != H * W:
         raise ValueError(f"cross_merge expects ys of shape (B, 4, C, H*W={H * W}); got {tuple(ys.shape)}.")
@@ -74,43 +83,15 @@ def _launch_cross_merge(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
     return y
 
 
-class CrossScanTriton(torch.autograd.Function):
-    """(B, C, H, W) -> (B, 4, C, H*W); backward is the cross merge."""
-
-    @staticmethod
-    def forward(ctx, x):
-        require_triton_device(x)
-        if x.dim() != 4:
-            raise ValueError(f"cross_scan expects x of shape (B, C, H, W); got {tuple(x.shape)}.")
-        ctx.spatial = x.shape[2:]
-        return _launch_cross_scan(x)
-
-    @staticmethod
-    def backward(ctx, dys):
-        H, W = ctx.spatial
-        return _launch_cross_merge(dys, H, W).view(dys.shape[0], dys.shape[2], H, W)
-
-
-class CrossMergeTriton(torch.autograd.Function):
-    """(B, 4, C, H*W) -> (B, C, H*W); backward is the cross scan."""
-
-    @staticmethod
-    def forward(ctx, ys, H, W):
-        require_triton_device(ys)
-        ctx.spatial = (H, W)
-        return _launch_cross_merge(ys, H, W)
-
-    @staticmethod
-    def backward(ctx, dy):
-        H, W = ctx.spatial
-        return _launch_cross_scan(dy.reshape(dy.shape[0], dy.shape[1], H, W)), None, None
+FUSED_IMAGE_PAIR = AdjointPair(_launch_cross_scan, _launch_cross_merge)
 
 
 def cross_scan_triton(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 4, C, H*W): row-major, column-major, and both reversed."""
-    return CrossScanTriton.apply(x)
+    """(B, C, H, W) -> (B, 4, C, H*W): row-major, column-major, and both reversed; backward: the cross merge."""
+    return FUSED_IMAGE_PAIR.scan(x)
 
 
 def cross_merge_triton(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
-    """(B, 4, C, H*W) -> (B, C, H*W): row-major sum of the 4 directions (the adjoint of cross_scan)."""
-    return CrossMergeTriton.apply(ys, H, W)
+    """(B, 4, C, H*W) -> (B, C, H*W): row-major sum of the 4 directions (the adjoint of cross_scan); backward: the
+    cross scan."""
+    return FUSED_IMAGE_PAIR.merge(ys, (H, W))

@@ -1,11 +1,12 @@
-"""``selective_scan``: checks the shapes once, then runs the backend chosen by :mod:`.backends`: through the
+"""``selective_scan``: checks the shapes once, resolves the backend's name (:func:`~.backends.scan_backend`), then
+runs it (:func:`scan_on`, which the mixers call with the :class:`~.backends.ScanBackend` they keep): through the
 registered operator of :mod:`.scan_op` when no gradient is needed or ``torch.compile`` is tracing, else through the
 backend's own autograd function."""
 from __future__ import annotations
 
 import torch
 
-from nnunetv2_mamba.ops.backends import compiling, scan_backend
+from nnunetv2_mamba.ops.backends import ScanBackend, compiling, scan_backend
 from nnunetv2_mamba.ops.scan_op import DIFFERENTIABLE, selective_scan_op
 
 
@@ -42,9 +43,15 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     ``backend``: "auto", "cuda", "triton", "cpu", "torch" or None (= $nnUNet_mamba_scan, default auto).
     """
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
-    chosen = scan_backend(u.device, backend)
+    return scan_on(scan_backend(u.device, backend), u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                   return_last_state)
+
+
+def scan_on(backend: ScanBackend, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+            return_last_state=False):
+    """:func:`selective_scan` on an already chosen ``backend`` (shapes as checked there, not checked again)."""
     tensors = (u, delta, A, B, C, D, z, delta_bias)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     if not return_last_state and (not needs_grad or (DIFFERENTIABLE and compiling())):
-        return selective_scan_op(*tensors, delta_softplus, chosen.name)
-    return chosen.scan(*tensors, delta_softplus, return_last_state)
+        return selective_scan_op(*tensors, delta_softplus, backend.name)
+    return backend.scan(*tensors, delta_softplus, return_last_state)

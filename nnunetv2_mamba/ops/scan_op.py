@@ -47,6 +47,8 @@ def _like_strides(t: torch.Tensor) -> tuple[int, ...]:
 
 
 def _function(backend: str):
+    """The scan function of the backend named ``backend``, already chosen (an operator carries names, not functions;
+    this is a cached look-up, no probe or smoke test runs here)."""
     from nnunetv2_mamba.ops.backends import availability
 
     return availability(backend).function

@@ -1,4 +1,4 @@
-"""Check ``cross_scan``: the fused Triton cross scan / merge against the torch autograd functions, forward and
+"""Check ``cross_scan``: the fused Triton cross scan / merge against their torch definitions, forward and
 backward, at the SS2D shapes (B, d_inner = 2C, H, W); both timed.
 
 The cross scan and the merge's backward only move values: they must be equal. The merge and the scan's backward
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nnunetv2_mamba.measurement import median, timed_runs
-from nnunetv2_mamba.ops.cross_scan import CrossMerge, CrossScan
+from nnunetv2_mamba.ops import cross_merge, cross_scan
 from nnunetv2_mamba.ops.tolerances import rounded_sum_bound
 
 from gpu_outcome import Outcome, errors, in_ms, milliseconds, ms
@@ -58,7 +58,7 @@ def test_fused_cross_scan_matches_the_torch_functions(dtype, shape, settings, re
     inputs = cross_inputs(settings.scan_batch, 2 * C, H, W, dtype, device)
     timing = (device, settings.warmup, settings.repeats, settings.max_measure_seconds)
     fused_times, found = timed_runs(lambda: forward_backward(cross_scan_triton, cross_merge_triton, inputs), *timing)
-    torch_times, expected = timed_runs(lambda: forward_backward(CrossScan.apply, CrossMerge.apply, inputs), *timing)
+    torch_times, expected = timed_runs(lambda: forward_backward(cross_scan, cross_merge, inputs), *timing)
     largest_term = max(inputs[name].abs().max().item() for name in ("ys", "grad_scanned"))
     rounding = rounded_sum_bound(DTYPES[dtype], largest_term)
     table = {key: errors(found[key], expected[key], 0.0, 0.0 if key in MOVED else rounding)
