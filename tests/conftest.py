@@ -5,13 +5,15 @@ test files live here too.
 
 Test tiers, marked from the fixtures a test uses (pytest_collection_modifyitems below): ``slurm`` for a test that
 needs the one-node SLURM (the ``slurm`` fixture, or a parameter ``"slurm"`` of a fixture that requests it at run
-time), ``e2e`` for one that runs nnU-Net's commands or trainings (one of ``E2E_FIXTURES``). The inner loop is
+time), ``e2e`` for one that runs nnU-Net's commands, trainings or other whole programs in subprocesses (one of
+``E2E_FIXTURES``). The inner loop is
 ``pytest -m "not e2e and not slurm"``.
 """
 import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -120,9 +122,25 @@ def slurm():
         subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=120)
 
 
-#: fixtures that run nnU-Net's commands or trainings (or give a test the folders to run them in), directly or
-#: through the fixtures they use: their tests are e2e (``workspace``: a module's own planned dataset)
-E2E_FIXTURES = frozenset({"planned_phantom", "nnunet_workspace", "workspace"})
+@pytest.fixture
+def nnunet_trainer_search():
+    """nnU-Net's trainer search as ``nnUNetv2_train`` starts it, in a fresh Python: ``search(script, env, *args)``
+    runs ``script`` (dedented) with ``env`` and returns the finished process (text stdout, stderr), failing the test
+    with its output when it exits non-zero. Each call imports nnU-Net and our trainers afresh (seconds)."""
+    def search(script: str, env: dict, *arguments: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *arguments], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"exit {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done
+    return search
+
+
+#: fixtures that run nnU-Net's commands, trainings or whole programs in subprocesses (or give a test the folders
+#: to run them in), directly or through the fixtures they use: their tests are e2e (``workspace``: a module's own
+#: planned dataset; ``injected_run``: the GPU check's dry run, which trains; ``triton_results``: the Triton
+#: kernels' whole case list in one worker under Triton's interpreter)
+E2E_FIXTURES = frozenset({"planned_phantom", "nnunet_workspace", "workspace", "nnunet_trainer_search",
+                          "injected_run", "triton_results"})
 
 
 def tiers_of(fixture_names, parameters) -> set[str]:

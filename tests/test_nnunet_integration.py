@@ -89,7 +89,7 @@ def test_vm_unet_trains_and_predicts_with_a_stock_patch_not_divisible_by_32(work
     assert ours == []
 
 
-def test_trainer_shim_finds_every_trainer_from_a_fresh_python(tmp_path):
+def test_trainer_shim_finds_every_trainer_from_a_fresh_python(tmp_path, nnunet_trainer_search):
     from nnunetv2_mamba.training.ext_trainer_folder import trainers_folder
     from nnunetv2_mamba.training.trainers import __all__ as names
 
@@ -97,11 +97,11 @@ def test_trainer_shim_finds_every_trainer_from_a_fresh_python(tmp_path):
               "print(*[f(n).__module__ for n in sys.argv[1:]])")
     for folder in (REPO / "trainers", trainers_folder()):
         env = {**os.environ, "nnUNet_extTrainer": f"{tmp_path}{os.pathsep}{folder}"}
-        output = run([sys.executable, "-c", script, *names], env)
+        output = nnunet_trainer_search(script, env, *names).stdout
         assert output.splitlines()[-1].split() == ["nnunetv2_mamba.training.trainers"] * len(names)
 
 
-def test_any_trainer_composes_with_a_budget_in_nnunets_own_search_from_a_fresh_python():
+def test_any_trainer_composes_with_a_budget_in_nnunets_own_search_from_a_fresh_python(nnunet_trainer_search):
     """nnU-Net's CNN, nnU-Net's own variants, ours and our recipes, each with a budget that no class was written
     for; the synthesised classes carry our safeguards, pickle by name, and bad budget names get one clear error."""
     script = """
@@ -124,7 +124,7 @@ for bad in ('nnUNetTrainer_1ep2it_3ep4it', 'nnUNetTrainerNotThere_1ep2it'):
     except ValueError as error:
         print('ERROR', error)
 """
-    output = run([sys.executable, "-c", script], {**os.environ, "nnUNet_extTrainer": str(REPO / "trainers")})
+    output = nnunet_trainer_search(script, {**os.environ, "nnUNet_extTrainer": str(REPO / "trainers")}).stdout
     assert [line for line in output.splitlines() if line.startswith("BUDGET")] == [
         "BUDGET nnUNetTrainer_1ep2it 1 2 1", "BUDGET nnUNetTrainerNoMirroring_3ep10it 3 10 2",
         "BUDGET nnUNetTrainerVMUNet_Tiny_1ep2it 1 2 1", "BUDGET nnUNetTrainerVMUNet_PaperRecipe_8ep25it 8 25 5"]
@@ -135,7 +135,8 @@ for bad in ('nnUNetTrainer_1ep2it_3ep4it', 'nnUNetTrainerNotThere_1ep2it'):
                                 "budget, but nnUNetTrainerNotThere was not found")
 
 
-def test_a_broken_install_is_reported_without_stopping_nnunets_search_of_other_folders(tmp_path):
+def test_a_broken_install_is_reported_without_stopping_nnunets_search_of_other_folders(tmp_path,
+                                                                                      nnunet_trainer_search):
     (tmp_path / "my_trainers.py").write_text(
         "from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer\n"
         "class nnUNetTrainerMine(nnUNetTrainer):\n    pass\n")
@@ -143,6 +144,6 @@ def test_a_broken_install_is_reported_without_stopping_nnunets_search_of_other_f
               "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f\n"
               "print(f('nnUNetTrainerMine').__name__)")
     env = {**os.environ, "nnUNet_extTrainer": f"{REPO / 'trainers'}{os.pathsep}{tmp_path}"}
-    output = run([sys.executable, "-c", script], env)
+    output = nnunet_trainer_search(script, env).stdout
     assert "nnunetv2_mamba: its trainers are unavailable because importing them failed" in output
     assert output.splitlines()[-1] == "nnUNetTrainerMine"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 
 import pytest
 import torch
@@ -87,7 +86,7 @@ def test_the_scan_controls_build_3d_networks_from_3d_plans():
         assert network(torch.zeros(1, 1, 32, 32, 32)).shape == (1, 2, 32, 32, 32)
 
 
-def test_nnunets_own_search_finds_every_variant_from_a_fresh_python():
+def test_nnunets_own_search_finds_every_variant_from_a_fresh_python(nnunet_trainer_search):
     """Through the shim folder, as nnUNetv2_train, --c, --val and nnUNetv2_predict look trainers up."""
     script = """
 import pickle
@@ -99,7 +98,7 @@ for name in ('nnUNetTrainerMambaUNet_NoScan', 'nnUNetTrainerVMUNet_OneWay_2ep4it
     print('FOUND', name, cls.fixed_network_kwargs.get('scan') if hasattr(cls, 'fixed_network_kwargs') else None,
           getattr(cls, 'seed', None))
 """
-    output = run([sys.executable, "-c", script], {**os.environ, "nnUNet_extTrainer": str(REPO / "trainers")})
+    output = nnunet_trainer_search(script, {**os.environ, "nnUNet_extTrainer": str(REPO / "trainers")}).stdout
     assert [line for line in output.splitlines() if line.startswith("FOUND")] == [
         "FOUND nnUNetTrainerMambaUNet_NoScan none None", "FOUND nnUNetTrainerVMUNet_OneWay_2ep4it_seed0 one_way 0",
         "FOUND nnUNetTrainer_seed2 None 2", "FOUND nnUNetTrainerMambaUNet_Tiny_seed3 None 3"]
