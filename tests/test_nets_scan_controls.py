@@ -117,3 +117,22 @@ def test_a_control_mixer_is_its_parent_with_the_scan_reduced(cls, kwargs, shape,
 def test_an_unknown_scan_is_one_clear_error():
     with pytest.raises(ValueError, match="scan='two_way': choose 'cross'.*'one_way'.*'none'"):
         MambaUNet(1, 2, scan="two_way", **TINY)
+
+
+@pytest.mark.parametrize("spatial_dims,shape", [(2, (3, 5)), (3, (2, 3, 4))])
+def test_the_one_way_pair_for_fusing_backends_is_the_plain_reshape(spatial_dims, shape):
+    """cuda/triton take ``fused_channels_first``; for one direction it must give the reshape's values and
+    gradients."""
+    from nnunetv2_mamba.nets.scan_variants import one_way_directions
+
+    directions = one_way_directions(spatial_dims)
+    pair = directions.fused_channels_first()
+    x = torch.randn(2, 4, *shape, requires_grad=True)
+    plain = x.detach().clone().requires_grad_()
+    outputs = []
+    for leaf, scan, merge in ((x, pair.scan, pair.merge),
+                              (plain, directions.scan_channels_first, directions.merge_channels_first)):
+        ys = scan(leaf)
+        merged = merge(2 * ys, shape)
+        outputs.append((ys, merged, torch.autograd.grad(merged.sum() + ys.pow(2).sum(), leaf)[0]))
+    assert all(torch.equal(a, b) for a, b in zip(*outputs))

@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 
 from nnunetv2_mamba.ops import ScanDirections
+from nnunetv2_mamba.ops.adjoint import AdjointPair
 
 CROSS_SCAN, ONE_WAY, NO_SCAN = "cross", "one_way", "none"
 SCANS = (CROSS_SCAN, ONE_WAY, NO_SCAN)
@@ -49,10 +50,16 @@ def _merge_channels_last(ys: torch.Tensor, shape: Sequence[int]) -> torch.Tensor
     return ys.reshape(ys.shape[0], *shape, ys.shape[-1])
 
 
+def _one_way_pair() -> AdjointPair:
+    """Where a backend fuses its cross scans: one direction is a reshape, there is nothing to fuse."""
+    return AdjointPair(_flatten_channels_first, _merge_channels_first)
+
+
 @functools.cache
 def one_way_directions(spatial_dims: int) -> ScanDirections:
     """The single row-major forward direction of a grid of ``spatial_dims`` axes (K = 1): the cross scans'
     direction 0 in 2D and 3D, as a reshape."""
     return ScanDirections(spatial_dims=spatial_dims, num_directions=1,
                           scan_channels_first=_flatten_channels_first, merge_channels_first=_merge_channels_first,
-                          scan_channels_last=_flatten_channels_last, merge_channels_last=_merge_channels_last)
+                          scan_channels_last=_flatten_channels_last, merge_channels_last=_merge_channels_last,
+                          fused_channels_first=_one_way_pair)
