@@ -12,7 +12,7 @@ import sys
 #: subcommand -> (module implementing it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("nnunetv2_mamba.doctor", "report which selective-scan backend is used and why"),
-    "trainers-path": ("nnunetv2_mamba.training.search_path", "print the folder to put in nnUNet_extTrainer"),
+    "trainers-path": ("nnunetv2_mamba.training.ext_trainer_folder", "print the folder to put in nnUNet_extTrainer"),
     "plan_and_preprocess": ("nnunetv2_mamba.experiment_planning.cli",
                             "fingerprint, plan with the Mamba planner and preprocess a dataset"),
     "convert-vmamba": ("nnunetv2_mamba.training.convert_vmamba",

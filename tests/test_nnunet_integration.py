@@ -90,7 +90,7 @@ def test_vm_unet_trains_and_predicts_with_a_stock_patch_not_divisible_by_32(work
 
 
 def test_trainer_shim_finds_every_trainer_from_a_fresh_python(tmp_path):
-    from nnunetv2_mamba.training.search_path import trainers_folder
+    from nnunetv2_mamba.training.ext_trainer_folder import trainers_folder
     from nnunetv2_mamba.training.trainers import __all__ as names
 
     script = ("import sys; from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f; "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from nnunetv2_mamba.training.search_path import trainers_folder
+from nnunetv2_mamba.training.ext_trainer_folder import trainers_folder
 from helpers import run_python
 
 BLOCKER = """

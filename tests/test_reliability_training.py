@@ -38,7 +38,7 @@ def workspace(tmp_path_factory) -> dict:
     trainers.mkdir()
     (trainers / "every_epoch.py").write_text(
         "import random\n\nimport numpy as np\nimport torch\n\n"
-        f"from nnunetv2_mamba.training.available import {BUDGETED_BASE}\n\n\n"
+        f"from nnunetv2_mamba.training.trainer_exports import {BUDGETED_BASE}\n\n\n"
         f"class {EVERY_EPOCH_TRAINER}({BUDGETED_BASE}):\n"
         "    def __init__(self, plans, configuration, fold, dataset_json, device=torch.device('cuda')):\n"
         "        random.seed(0), np.random.seed(0), torch.manual_seed(0)\n"

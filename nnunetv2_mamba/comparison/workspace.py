@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from nnunetv2_mamba.training.search_path import trainers_folder
+from nnunetv2_mamba.training.ext_trainer_folder import trainers_folder
 
 #: what the benchmark sets for nnU-Net's subprocesses on CPU: {variable: (value, why)}; printed and reported
 CPU_SETTINGS = {

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from torch import nn
 
+from nnunetv2_mamba.nets.scan_variants import CROSS_SCAN, check_scan
 from nnunetv2_mamba.nets.ss2d import SS2D
 from nnunetv2_mamba.nets.ss3d import DEFAULT_DIRECTIONS, SS3D
 
@@ -26,11 +27,13 @@ STEM_STEPS = 2  # the stem's patch of 4 = two halvings
 
 @dataclass(frozen=True)
 class Geometry:
-    """Per-axis tiling of a VSS U-Net with ``len(merge_factors) + 1`` stages, and its blocks' scan directions."""
+    """Per-axis tiling of a VSS U-Net with ``len(merge_factors) + 1`` stages, and its blocks' scan directions
+    (``num_directions`` of the cross scan, which ``scan`` keeps or replaces: nets/scan_variants.py)."""
 
     patch_size: tuple[int, ...]
     merge_factors: tuple[tuple[int, ...], ...]
     num_directions: int
+    scan: str = CROSS_SCAN
 
     @property
     def spatial_dims(self) -> int:
@@ -51,7 +54,9 @@ class Geometry:
 
     def mixer(self) -> Callable[..., nn.Module]:
         """The blocks' mixer, called as ``mixer(dim, d_state=...)``: SS2D, or SS3D with K directions."""
-        return SS2D if self.spatial_dims == 2 else functools.partial(SS3D, num_directions=self.num_directions)
+        if self.spatial_dims == 2:
+            return functools.partial(SS2D, scan=self.scan)
+        return functools.partial(SS3D, num_directions=self.num_directions, scan=self.scan)
 
 
 def _per_axis(value, spatial_dims: int, name: str) -> tuple[int, ...]:
@@ -63,7 +68,7 @@ def _per_axis(value, spatial_dims: int, name: str) -> tuple[int, ...]:
 
 def make_geometry(spatial_dims: int, num_stages: int, patch_size: int | Sequence[int] = DEFAULT_PATCH_SIZE,
                   merge_factors: Sequence[int | Sequence[int]] | None = None,
-                  num_directions: int | None = None) -> Geometry:
+                  num_directions: int | None = None, scan: str = CROSS_SCAN) -> Geometry:
     """Validated geometry; ``merge_factors`` defaults to 2 on every axis, ``num_directions`` to 4 (2D) / 6 (3D)."""
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 (images) or 3 (volumes); got {spatial_dims!r}")
@@ -78,7 +83,7 @@ def make_geometry(spatial_dims: int, num_stages: int, patch_size: int | Sequence
     default_directions = 4 if spatial_dims == 2 else DEFAULT_DIRECTIONS
     return Geometry(_per_axis(patch_size, spatial_dims, "patch_size"),
                     tuple(_per_axis(f, spatial_dims, "each of merge_factors") for f in merge_factors),
-                    default_directions if num_directions is None else num_directions)
+                    default_directions if num_directions is None else num_directions, check_scan(scan))
 
 
 def factors_for_spacing(spacing: Sequence[float], patch_size: Sequence[int],

@@ -20,6 +20,7 @@ from torch import nn
 from nnunetv2_mamba.nets.encoder import VSSEncoder, stage_drop_path_rates
 from nnunetv2_mamba.nets.geometry import DEFAULT_PATCH_SIZE, Geometry, make_geometry
 from nnunetv2_mamba.nets.patches import PatchExpand
+from nnunetv2_mamba.nets.scan_variants import CROSS_SCAN
 from nnunetv2_mamba.nets.ss2d import CONVOLUTIONS, init_vssm_weights, make_blocks
 from nnunetv2_mamba.nets.unet_base import DeepSupervisedDecoder, VSSUNet
 
@@ -87,7 +88,8 @@ class MambaUNet(VSSUNet):
 
     Defaults are the paper's ACDC network (19,121,664 parameters with 3 input channels and 4 classes; in 3D at the
     same widths and channels: 24,653,568). ``patch_size``, ``merge_factors`` (per axis or one
-    for all) and ``num_directions`` (SS3D's K) set the geometry (nets/geometry.py). With ``deep_supervision`` the
+    for all) and ``num_directions`` (SS3D's K) set the geometry (nets/geometry.py); ``scan`` picks the blocks'
+    scan or a control of it (``"one_way"``, ``"none"``: nets/scan_variants.py). With ``deep_supervision`` the
     output is a list of logits at ``deep_supervision_scales``.
     """
 
@@ -95,8 +97,9 @@ class MambaUNet(VSSUNet):
                  depths: Sequence[int] = (2, 2, 2, 2), decoder_depths: Sequence[int] = (2, 2, 2), d_state: int = 16,
                  drop_path_rate: float = 0.2, deep_supervision: bool = False, spatial_dims: int = 2,
                  patch_size: int | Sequence[int] = DEFAULT_PATCH_SIZE,
-                 merge_factors: Sequence[int | Sequence[int]] | None = None, num_directions: int | None = None):
-        geometry = make_geometry(spatial_dims, len(dims), patch_size, merge_factors, num_directions)
+                 merge_factors: Sequence[int | Sequence[int]] | None = None, num_directions: int | None = None,
+                 scan: str = CROSS_SCAN):
+        geometry = make_geometry(spatial_dims, len(dims), patch_size, merge_factors, num_directions, scan)
         super().__init__(input_channels, num_classes, dims, depths, decoder_depths, len(dims) - 1, geometry)
         self.encoder = VSSEncoder(input_channels, dims, depths, d_state, drop_path_rate, True, geometry)
         encoder_rates = stage_drop_path_rates(drop_path_rate, depths)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
+from nnunetv2_mamba.nets.scan_variants import CROSS_SCAN, NO_SCAN, ONE_WAY, check_scan, one_way_directions
 from nnunetv2_mamba.ops import IMAGE_DIRECTIONS, ScanBackend, ScanDirections, scan_backend, selective_scan
 
 CONVOLUTIONS = {2: nn.Conv2d, 3: nn.Conv3d}
@@ -44,30 +45,42 @@ class SelectiveScanMixer(nn.Module):
     """K-direction selective scan over a grid: (B, *S, C) -> (B, *S, C), channel-last.
 
     ``directions`` gives the grid's dimension n, which names the depthwise convolution ``conv{n}d``, the number of
-    directions K, and the cross scan / merge in both sequence layouts.
+    directions K, and the cross scan / merge in both sequence layouts. ``scan`` (nets/scan_variants.py) replaces
+    them for the scan controls: ``"one_way"`` scans direction 0 only (K = 1), ``"none"`` makes :meth:`scan` the
+    identity and the mixer has no scan parameters.
     """
 
     def __init__(self, d_model: int, directions: ScanDirections, d_state: int = 16, expand: int = 2,
-                 d_conv: int = 3, dt_min: float = 1e-3, dt_max: float = 1e-1, dt_init_floor: float = 1e-4):
+                 d_conv: int = 3, dt_min: float = 1e-3, dt_max: float = 1e-1, dt_init_floor: float = 1e-4,
+                 scan: str = CROSS_SCAN):
         super().__init__()
-        self.directions = directions
+        self.scan_kind = check_scan(scan)
+        self.directions = one_way_directions(directions.spatial_dims) if scan == ONE_WAY else directions
         self.d_model = d_model
         self.d_state = d_state
         self.d_inner = expand * d_model
         self.dt_rank = dt_rank_for(d_model)
-        K, D, N, R = directions.num_directions, self.d_inner, d_state, self.dt_rank
+        D = self.d_inner
 
         self.in_proj = nn.Linear(d_model, 2 * D, bias=False)
         self.add_module(f"conv{directions.spatial_dims}d", CONVOLUTIONS[directions.spatial_dims](
             D, D, d_conv, padding=(d_conv - 1) // 2, groups=D, bias=True))
+        if scan != NO_SCAN:
+            self._add_ssm_parameters(self.directions.num_directions)
+        self.out_norm = nn.LayerNorm(D)
+        self.out_proj = nn.Linear(D, d_model, bias=False)
+        if scan != NO_SCAN:
+            self._init_ssm_parameters(dt_min, dt_max, dt_init_floor)
+
+    def _add_ssm_parameters(self, K: int) -> None:
+        """The scan's own parameters, one slice per direction: ``x_proj_weight`` (K, R+2N, D), ``dt_projs_weight``
+        (K, D, R), ``dt_projs_bias`` (K, D), ``A_logs`` (K*D, N), ``Ds`` (K*D); uninitialised."""
+        D, N, R = self.d_inner, self.d_state, self.dt_rank
         self.x_proj_weight = nn.Parameter(torch.empty(K, R + 2 * N, D))
         self.dt_projs_weight = nn.Parameter(torch.empty(K, D, R))
         self.dt_projs_bias = nn.Parameter(torch.empty(K, D))
         self.A_logs = nn.Parameter(torch.empty(K * D, N))
         self.Ds = nn.Parameter(torch.empty(K * D))
-        self.out_norm = nn.LayerNorm(D)
-        self.out_proj = nn.Linear(D, d_model, bias=False)
-        self._init_ssm_parameters(dt_min, dt_max, dt_init_floor)
 
     @torch.no_grad()
     def _init_ssm_parameters(self, dt_min: float, dt_max: float, dt_init_floor: float) -> None:
@@ -94,8 +107,11 @@ class SelectiveScanMixer(nn.Module):
         scan, the sequence layout it is fastest on, and this mixer's cross scan / merge in that layout
         (``ScanBackend.crossing(self.directions)``): channels-first (B, K, D, L) sequences for the compiled GPU
         kernels, which want time innermost; channels-last (B, L, K, D) ones for the CPU scans, whose reads (and the
-        layout copies around them) then move whole rows of channels. Both compute the same numbers.
+        layout copies around them) then move whole rows of channels. Both compute the same numbers. With
+        ``scan="none"`` it is the identity (x as it is).
         """
+        if self.scan_kind == NO_SCAN:
+            return x
         backend = scan_backend(x.device)
         if backend.layout == "channels_last":
             return self._scan_channels_last(x, backend)
@@ -139,11 +155,12 @@ class SelectiveScanMixer(nn.Module):
 
 
 class SS2D(SelectiveScanMixer):
-    """Four-direction selective scan over an image: (B, H, W, C) -> (B, H, W, C), channel-last."""
+    """Four-direction selective scan over an image: (B, H, W, C) -> (B, H, W, C), channel-last (``scan``: one
+    direction or none, nets/scan_variants.py)."""
 
     def __init__(self, d_model: int, d_state: int = 16, expand: int = 2, d_conv: int = 3,
-                 dt_min: float = 1e-3, dt_max: float = 1e-1, dt_init_floor: float = 1e-4):
-        super().__init__(d_model, IMAGE_DIRECTIONS, d_state, expand, d_conv, dt_min, dt_max, dt_init_floor)
+                 dt_min: float = 1e-3, dt_max: float = 1e-1, dt_init_floor: float = 1e-4, scan: str = CROSS_SCAN):
+        super().__init__(d_model, IMAGE_DIRECTIONS, d_state, expand, d_conv, dt_min, dt_max, dt_init_floor, scan)
 
 
 class VSSBlock(nn.Module):

@@ -7,6 +7,7 @@ scan and its backends are SS2D's.
 """
 from __future__ import annotations
 
+from nnunetv2_mamba.nets.scan_variants import CROSS_SCAN
 from nnunetv2_mamba.nets.ss2d import SelectiveScanMixer
 from nnunetv2_mamba.ops import volume_directions
 
@@ -14,10 +15,11 @@ DEFAULT_DIRECTIONS = 6
 
 
 class SS3D(SelectiveScanMixer):
-    """K-direction selective scan over a volume: (B, D, H, W, C) -> (B, D, H, W, C), channel-last."""
+    """K-direction selective scan over a volume: (B, D, H, W, C) -> (B, D, H, W, C), channel-last (``scan``: one
+    direction or none, nets/scan_variants.py; ``num_directions`` is then the cross scan's that it replaces)."""
 
     def __init__(self, d_model: int, d_state: int = 16, expand: int = 2, d_conv: int = 3,
                  num_directions: int = DEFAULT_DIRECTIONS, dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 dt_init_floor: float = 1e-4):
+                 dt_init_floor: float = 1e-4, scan: str = CROSS_SCAN):
         super().__init__(d_model, volume_directions(num_directions), d_state, expand, d_conv, dt_min, dt_max,
-                         dt_init_floor)
+                         dt_init_floor, scan)

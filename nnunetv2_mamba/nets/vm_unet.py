@@ -18,6 +18,7 @@ from torch import nn
 from nnunetv2_mamba.nets.encoder import VSSEncoder
 from nnunetv2_mamba.nets.geometry import DEFAULT_PATCH_SIZE, Geometry, make_geometry
 from nnunetv2_mamba.nets.patches import PatchExpand
+from nnunetv2_mamba.nets.scan_variants import CROSS_SCAN
 from nnunetv2_mamba.nets.ss2d import CONVOLUTIONS, init_vssm_weights, make_blocks
 from nnunetv2_mamba.nets.unet_base import DeepSupervisedDecoder, VSSUNet
 
@@ -77,8 +78,8 @@ class VMUNet(VSSUNet):
     ``spatial_dims=3``, any volume (D, H, W) (no sigmoid).
 
     Defaults are the paper's network (27,427,561 parameters with 3 input channels and 1 class; in 3D at the
-    same widths and channels: 33,552,745). ``patch_size``, ``merge_factors`` and
-    ``num_directions`` set the geometry as in ``MambaUNet``. With ``deep_supervision`` the output is a list of
+    same widths and channels: 33,552,745). ``patch_size``, ``merge_factors`` and ``num_directions`` set the
+    geometry and ``scan`` the blocks' scan as in ``MambaUNet``. With ``deep_supervision`` the output is a list of
     logits at ``deep_supervision_scales``.
     """
 
@@ -86,8 +87,9 @@ class VMUNet(VSSUNet):
                  depths: Sequence[int] = (2, 2, 2, 2), decoder_depths: Sequence[int] = (2, 2, 2, 1),
                  d_state: int = 16, drop_path_rate: float = 0.2, deep_supervision: bool = False,
                  spatial_dims: int = 2, patch_size: int | Sequence[int] = DEFAULT_PATCH_SIZE,
-                 merge_factors: Sequence[int | Sequence[int]] | None = None, num_directions: int | None = None):
-        geometry = make_geometry(spatial_dims, len(dims), patch_size, merge_factors, num_directions)
+                 merge_factors: Sequence[int | Sequence[int]] | None = None, num_directions: int | None = None,
+                 scan: str = CROSS_SCAN):
+        geometry = make_geometry(spatial_dims, len(dims), patch_size, merge_factors, num_directions, scan)
         super().__init__(input_channels, num_classes, dims, depths, decoder_depths, len(dims), geometry)
         if dims[0] % 4:
             raise ValueError(f"VMUNet's final x4 expand needs dims[0] divisible by 4; got dims={dims}")

@@ -1,14 +1,11 @@
 """Training length as part of a trainer's name: ``<Trainer>_<E>ep<I>it`` is ``<Trainer>`` trained for E epochs of I
 iterations, with max(1, round(I / 5)) validation iterations per epoch (nnU-Net's 250:50 ratio).
 
-Such classes are synthesised on demand (``budget_variant``) for any trainer nnU-Net can find — ours, nnU-Net's own
-(``nnUNetTrainer_8ep25it``), recipe variants — so no ``X_Budget`` class has to be written. The module nnU-Net's
-trainer search imports resolves these names (PEP 562, ``nnunetv2_mamba.training.available``), so
-``nnUNetv2_train``, ``--c``, ``--val`` and ``nnUNetv2_predict`` (which looks up the name stored in the checkpoint)
-all find them. The budget is part of the trainer's name and so of its results folder: a run with another budget
-is another run. A synthesised class adds the machinery our trainers share (``NonFiniteLossGuard``,
-``SafeCheckpoints``, ``CompileOnRequest``) where the base lacks it, and every budgeted run writes what it used to
-``training_setup.json`` in its fold folder at training start.
+Such classes are synthesised on demand (:mod:`nnunetv2_mamba.training.trainer_variants`) for any trainer nnU-Net
+can find — ours, nnU-Net's own (``nnUNetTrainer_8ep25it``), recipe variants — so no ``X_Budget`` class has to be
+written. The budget is part of the trainer's name and so of its results folder: a run with another budget is
+another run. This module holds the budget itself, its name, the ``TrainingBudget`` mixin, and what every budgeted
+or seeded run writes to ``training_setup.json`` in its fold folder at training start (``RecordsTrainingSetup``).
 """
 from __future__ import annotations
 
@@ -23,19 +20,21 @@ from torch._dynamo import OptimizedModule
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunetv2_mamba.training.base import CompileOnRequest, unwrap_network
+from nnunetv2_mamba.training.base import unwrap_network
 from nnunetv2_mamba.training.checkpoints import SafeCheckpoints
 from nnunetv2_mamba.training.nonfinite import NonFiniteLossGuard
 
 BUDGET_NAME = re.compile(r"^(?P<base>\w+?)_(?P<epochs>\d+)ep(?P<iterations>\d+)it$")
 SETUP_FILE = "training_setup.json"
-#: the module whose PEP 562 ``__getattr__`` resolves budget names: synthesised classes say they live there, so
-#: that pickle (by module and name) finds them again in a fresh process
-RESOLVING_MODULE = "nnunetv2_mamba.training.available"
 OPTIMIZER_SETTINGS = ("lr", "momentum", "nesterov", "dampening", "weight_decay", "betas", "eps")
 
 
-class BudgetNameError(ValueError):
+class TrainerNameError(ValueError):
+    """A trainer name whose variant suffixes (scan control, budget, seed) cannot name a run; the message says what
+    to type instead."""
+
+
+class BudgetNameError(TrainerNameError):
     """A ``<Trainer>_<E>ep<I>it`` name that cannot be a budget variant; the message says what to type instead."""
 
 
@@ -93,9 +92,19 @@ def budget_trainer_name(trainer: str, epochs: int, iterations_per_epoch: int) ->
     return trainer + Budget.of(epochs, iterations_per_epoch).suffix
 
 
-class TrainingBudget:
-    """Mixin for nnU-Net trainers: the training length is the class attribute ``budget``, and the setup in effect
-    (``training_setup``) is written to ``training_setup.json`` in the fold folder when training starts."""
+class RecordsTrainingSetup:
+    """Mixin for nnU-Net trainers: the setup in effect (``training_setup``) is written to ``training_setup.json`` in
+    the fold folder when training starts."""
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.local_rank == 0:
+            path = Path(self.output_folder) / SETUP_FILE
+            path.write_text(json.dumps(training_setup(self), indent=2))
+
+
+class TrainingBudget(RecordsTrainingSetup):
+    """Mixin for nnU-Net trainers: the training length is the class attribute ``budget``; the setup is recorded."""
 
     budget: Budget
 
@@ -107,26 +116,23 @@ class TrainingBudget:
         self.num_val_iterations_per_epoch = self.budget.val_iterations_per_epoch
         self.print_to_log_file(f"Training budget: {self.budget}")
 
-    def on_train_start(self):
-        super().on_train_start()
-        if self.local_rank == 0:
-            path = Path(self.output_folder) / SETUP_FILE
-            path.write_text(json.dumps(training_setup(self), indent=2))
-
 
 def training_setup(trainer: nnUNetTrainer) -> dict:
-    """What an initialised trainer trains with: budget, batch, patch, deep supervision, drop path (the largest
-    stochastic-depth rate in the network; None for a network without any), optimizer, schedule and our safeguards."""
+    """What an initialised trainer trains with: budget, seed (None: unseeded), batch, patch, deep supervision, the
+    network's scan (None for a network without one), drop path (the largest stochastic-depth rate in the network;
+    None for a network without any), optimizer, schedule and our safeguards."""
     group = trainer.optimizer.param_groups[0]
     network = trainer.network
     if isinstance(network, torch.nn.parallel.DistributedDataParallel):
         network = network.module
+    bare = unwrap_network(network)
     return {"trainer": type(trainer).__name__,
             "epochs": trainer.num_epochs, "iterations_per_epoch": trainer.num_iterations_per_epoch,
             "val_iterations_per_epoch": trainer.num_val_iterations_per_epoch,
+            "seed": getattr(trainer, "seed", None),
             "batch_size": trainer.batch_size, "patch_size": list(trainer.configuration_manager.patch_size),
             "deep_supervision": bool(trainer.enable_deep_supervision),
-            "network": type(unwrap_network(trainer.network)).__name__,
+            "network": type(bare).__name__, "scan": getattr(getattr(bare, "geometry", None), "scan", None),
             "drop_path_rate": max((m.drop_prob for m in network.modules() if isinstance(m, DropPath)), default=None),
             "optimizer": type(trainer.optimizer).__name__, "initial_lr": trainer.initial_lr,
             "optimizer_settings": {k: group[k] for k in OPTIMIZER_SETTINGS if k in group},
@@ -138,52 +144,10 @@ def training_setup(trainer: nnUNetTrainer) -> dict:
 
 
 def read_training_setup(fold_folder: str | Path) -> dict:
-    """The ``training_setup.json`` a budgeted run wrote; one clear error when the fold has none."""
+    """The ``training_setup.json`` a budgeted or seeded run wrote; one clear error when the fold has none."""
     path = Path(fold_folder) / SETUP_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: this fold was not trained by a budgeted trainer "
-                                "(<Trainer>_<E>ep<I>it or _Tiny) of this version. Delete the fold folder and train "
-                                "it again.")
+        raise FileNotFoundError(f"{path} is missing: this fold was not trained by a budgeted or seeded trainer "
+                                "(<Trainer>_<E>ep<I>it, _Tiny or _seed<K>) of this version. Delete the fold folder "
+                                "and train it again.")
     return json.loads(path.read_text())
-
-
-_variants: dict[str, type] = {}
-
-
-def budget_variant(name: str) -> type:
-    """The class ``<base>_<E>ep<I>it``: ``base`` (ours first, else found by nnU-Net's own trainer search) with
-    ``budget``, plus the mixins it lacks. AttributeError for a name that is not a budget name (so that nnU-Net's
-    search goes on); ``BudgetNameError`` for a malformed or nested budget or a base that does not exist. Nested
-    names are refused before any search, so looking up the base (which nnU-Net does through the module that calls
-    this function) never comes back here: no recursion."""
-    if name in _variants:
-        return _variants[name]
-    split = split_budget_name(name)
-    if split is None:
-        raise AttributeError(f"{name} is not a budget variant name (<Trainer>_<E>ep<I>it)")
-    base_name, budget = split
-    base = find_trainer(base_name, name)
-    mixins = [TrainingBudget] if not issubclass(base, TrainingBudget) else []
-    if not issubclass(base, NonFiniteLossGuard) and base.train_step is nnUNetTrainer.train_step:
-        mixins.append(NonFiniteLossGuard)  # a base with its own train_step keeps it: training_setup says so
-    mixins += [m for m in (SafeCheckpoints, CompileOnRequest) if not issubclass(base, m)]
-    variant = type(name, (*mixins, base), {
-        "budget": budget, "__module__": RESOLVING_MODULE, "__qualname__": name,
-        "__doc__": f"{base_name} trained for {budget}; synthesised by nnunetv2_mamba.training.budget."})
-    _variants[name] = variant
-    return variant
-
-
-def find_trainer(base_name: str, requested: str) -> type:
-    """Trainer class ``base_name``: ours, else nnU-Net's search (its own trainers, then nnUNet_extTrainer)."""
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-    from nnunetv2_mamba.training import trainers
-
-    if base_name in trainers.__all__:
-        return getattr(trainers, base_name)
-    try:
-        return recursive_find_trainer_class_by_name(base_name)
-    except RuntimeError as error:
-        raise BudgetNameError(f"{requested} is trainer {base_name} with a budget, but {base_name} was not found: "
-                              f"{error}") from None

@@ -8,9 +8,12 @@
 | ``_Pretrained`` | encoder from the VMamba checkpoint named in the plans (``nnunetv2_mamba set-pretrained``) |
 | ``_Tiny`` | dims (16, 32, 64, 128) and a 2 x 3-iteration budget: tests and CPU smoke runs |
 
-Any of them, and any other trainer nnU-Net finds, trains for E epochs of I iterations as ``<Trainer>_<E>ep<I>it``
-(e.g. ``nnUNetTrainerVMUNet_PaperRecipe_8ep25it``, ``nnUNetTrainer_8ep25it``), synthesised on demand by
-:mod:`nnunetv2_mamba.training.budget`; no class is written for a budget.
+Any of them has the scan controls ``<Trainer>_NoScan`` and ``<Trainer>_OneWay`` (the selective scan removed, or
+one direction only: nets/scan_variants.py); any of them, and any other trainer nnU-Net finds, trains for E epochs
+of I iterations as ``<Trainer>_<E>ep<I>it`` (e.g. ``nnUNetTrainerVMUNet_PaperRecipe_8ep25it``,
+``nnUNetTrainer_8ep25it``) and with seed K as ``<Trainer>_seed<K>``, in that order
+(``nnUNetTrainerMambaUNet_NoScan_2ep4it_seed1``). These classes are synthesised on demand by
+:mod:`nnunetv2_mamba.training.trainer_variants`; none is written here.
 """
 from __future__ import annotations
 
