@@ -12,7 +12,7 @@ import pytest
 
 from nnunetv2_mamba.comparison.job_device import DEVICE, NoGPUError, decide_device, read_where, wrap
 from nnunetv2_mamba.comparison.workspace import CPU_SETTINGS, NnUNetPaths, cpu_settings, nnunet_environment
-from nnunetv2_mamba.training.search_path import trainers_folder
+from nnunetv2_mamba.training.ext_trainer_folder import trainers_folder
 
 PATHS = NnUNetPaths(Path("/raw"), Path("/preprocessed"), Path("/results"))
 
