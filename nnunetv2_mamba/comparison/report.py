@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from nnunetv2_mamba.comparison import figures, verdict
+from nnunetv2_mamba.comparison.formatting import number, p_value as _p_value
 from nnunetv2_mamba.comparison.workspace import CPU_SETTINGS
 from nnunetv2_mamba.comparison.statistics import compare_to_baseline
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN
@@ -21,10 +22,6 @@ COST_COLUMNS = (("Params (M)", "parameters", 1e-6, 2), ("GFLOPs / patch", "flops
 
 class Code(str):
     """A report section shown as preformatted text (nnU-Net's inference instructions)."""
-
-
-def number(value, digits: int = 4) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
 def _is_candidate(summary: dict) -> bool:
@@ -131,11 +128,6 @@ def wilcoxon_table(split: dict) -> list[list[str]]:
         rows.append([name, *(f"{_p_value(t['p'])} (Δ {number(t['mean_difference'], 4)}, n={t['n']})"
                              for t in per_metric.values())])
     return rows
-
-
-def _p_value(p: float) -> str:
-    """``p=0.0123``, or ``p < 0.0001`` where four digits would print zero."""
-    return "p < 0.0001" if p is not None and not math.isnan(p) and p < 1e-4 else f"p={number(p, 4)}"
 
 
 def markdown(rows: list[list[str]]) -> str:

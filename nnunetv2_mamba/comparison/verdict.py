@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from nnunetv2_mamba.comparison.formatting import number, p_value
 from nnunetv2_mamba.comparison.statistics import noise_floor, paired_comparison, paired_values, within_noise
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN
 
@@ -24,12 +25,6 @@ SCAN_COST = (("Params (M)", "parameters", 1e-6, 2), ("GFLOPs / patch", "flops", 
 
 class Bullets(tuple):
     """A report section shown as a bulleted list."""
-
-
-def _number(value: float | None, digits: int = 4, sign: bool = False) -> str:
-    if value is None or math.isnan(value):
-        return "n/a"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
 def _cv(dice_by_case: dict[str, float]) -> float:
@@ -68,10 +63,8 @@ def compare(results: dict, reference: str, other: str) -> dict:
 def _described(comparison: dict) -> str:
     """``Δ +0.0123 [-0.0040, +0.0300], p=0.1250 (n=16): within the noise floor (0.0150); interval covers 0``, or
     why it is a result: outside the noise floor, its interval excluding 0."""
-    p = comparison["p"]
-    text = (f"Δ {_number(comparison['difference'], sign=True)} [{_number(comparison['low'], sign=True)}, "
-            f"{_number(comparison['high'], sign=True)}], "
-            f"{'p < 0.0001' if p < 1e-4 else f'p={_number(p)}'} (n={comparison['n']})")
+    text = (f"Δ {number(comparison['difference'], sign=True)} [{number(comparison['low'], sign=True)}, "
+            f"{number(comparison['high'], sign=True)}], {p_value(comparison['p'])} (n={comparison['n']})")
     if comparison["noise"]:
         return f"{text}: {'; '.join(comparison['noise'])}"
     if comparison["floor"] is None:
@@ -85,9 +78,8 @@ def comparison_rows(results: dict, pairs: list[tuple[str, str, str]]) -> list[li
     rows = [["Comparison", "Δ Dice", "95 % bootstrap interval", "Wilcoxon p (n)", "Not a result when marked"]]
     for label, reference, other in pairs:
         c = compare(results, reference, other)
-        p = "p < 0.0001" if c["p"] < 1e-4 else f"p={_number(c['p'])}"
-        rows.append([label, _number(c["difference"], sign=True),
-                     f"[{_number(c['low'], sign=True)}, {_number(c['high'], sign=True)}]", f"{p} ({c['n']})",
+        interval = f"[{number(c['low'], sign=True)}, {number(c['high'], sign=True)}]"
+        rows.append([label, number(c["difference"], sign=True), interval, f"{p_value(c['p'])} ({c['n']})",
                      "; ".join(c["noise"]) or "–"])
     return rows
 
@@ -112,7 +104,7 @@ def scan_cost_rows(results: dict, parent: str) -> list[list[str]]:
         cells = [name]
         for _, key, scale, digits in SCAN_COST:
             value, own = costs.get(name, {}).get(key), costs.get(parent, {}).get(key)
-            text = _number(None if value is None else value * scale, digits)
+            text = number(None if value is None else value * scale, digits)
             if name != parent and value is not None and own:
                 text += f" ({value / own:.2f}x)"
             cells.append(text)
@@ -131,7 +123,7 @@ def repeat_rows(results: dict) -> list[list[str]]:
                     for f in folds]
         cv = [_cv(cases) for cases in by_seed.values()]
         rows.append([name, *map(_mean_sd, per_fold), _mean_sd(cv),
-                     ", ".join(f"{seed}: {_number(v)}" for seed, v in zip(by_seed, cv))])
+                     ", ".join(f"{seed}: {number(v)}" for seed, v in zip(by_seed, cv))])
     return rows
 
 
@@ -149,8 +141,10 @@ def floor_text(results: dict) -> str:
         return (f"The baseline {first} has fewer than two finished repeats: {NO_FLOOR}; differences are marked "
                 "only where their bootstrap interval covers 0.")
     return (f"Noise floor {value:.4f}: the largest difference in cross-validation Dice between two seeds of the "
-            f"baseline {first}. A difference between two methods' single runs no larger than it is marked "
-            "'within the noise floor'; one whose 95 % paired bootstrap interval covers 0, 'interval covers 0'.")
+            f"baseline {first}. Every row and comparison in this report is of each method's first seed (as are "
+            "nnU-Net's selection and the test predictions); a difference between two methods' runs no larger than "
+            "the floor is marked 'within the noise floor', one whose 95 % paired bootstrap interval covers 0, "
+            "'interval covers 0'.")
 
 
 def _best_single(results: dict) -> tuple[str, float, str]:
@@ -172,19 +166,20 @@ def _best_single(results: dict) -> tuple[str, float, str]:
 
 def _test_dice(results: dict, row: str) -> str:
     test = results["splits"].get("test", {})
-    return f", test Dice {_number(test[row]['aggregate'][CLASS_MEAN]['Dice']['mean'])}" if row in test else ""
+    return f", test Dice {number(test[row]['aggregate'][CLASS_MEAN]['Dice']['mean'])}" if row in test else ""
 
 
 def verdict(results: dict) -> Bullets:
     """The report's opening lines: the best single method and nnU-Net's choice with their CV (and test) Dice, the
     noise floor, and each Mamba network against the baseline and against its scan controls, marked."""
     best, dice, measured = _best_single(results)
-    lines = [f"Best single method: {best}, CV Dice {_number(dice)} ({measured}){_test_dice(results, best)}."]
+    lines = [f"Best single method: {best}, CV Dice {number(dice)} ({measured}){_test_dice(results, best)}."]
     selection = results.get("selection")
     if selection:
         row = next((r for r in results["splits"].get("test", {}) if r.startswith("best: ")), None)
-        lines.append(f"nnU-Net's choice: {selection['best']}, its CV Dice {_number(selection['dice_before_postprocessing'])}"
-                     f" ({_number(selection['dice_after_postprocessing'])} postprocessed)"
+        lines.append(f"nnU-Net's choice: {selection['best']}, its CV Dice "
+                     f"{number(selection['dice_before_postprocessing'])} "
+                     f"({number(selection['dice_after_postprocessing'])} postprocessed)"
                      + (_test_dice(results, row) if row else "") + ".")
     value = floor(results)
     lines.append(NO_FLOOR[0].upper() + NO_FLOOR[1:] + "." if value is None else
