@@ -129,6 +129,9 @@ class Benchmark:
     def preprocessed(self) -> Path:
         return self.paths.preprocessed / self.dataset
 
+    def dataset_json(self) -> dict:
+        return json.loads((self.preprocessed / "dataset.json").read_text())
+
     @property
     def dataset_results(self) -> Path:
         return self.paths.results / self.dataset
@@ -259,86 +262,108 @@ def _state(outcome) -> str:
 
 
 def collect_results(bench: Benchmark, executor) -> dict:
-    """Score every finished run, nnU-Net's selection and ensembles, the test predictions: the content of
-    results.json, with ``failed_jobs`` ({key: Outcome}) of the jobs that failed (cost, predictions). Every
-    command is a job of ``executor`` (one that never submits, for ``--report-only``, leaves only what exists)."""
+    """The content of results.json, stage by stage (cost, score, select, predict), with ``failed_jobs``
+    ({key: Outcome}) of the jobs that failed. Every command is a job of ``executor`` (one that never submits, for
+    ``--report-only``, leaves only what exists)."""
     config = bench.config
-    finished = bench.finished_runs()
-    dataset_json = json.loads((bench.preprocessed / "dataset.json").read_text())
-    references = bench.preprocessed / "gt_segmentations"
-    scored = {name: runs for name, runs in finished.items() if runs}
+    scored = {name: runs for name, runs in bench.finished_runs().items() if runs}
     if not scored:
         raise SystemExit("no run has finished yet: " + "; ".join(
             f"{r.key} {r.status(config.ensembles)}" for r in bench.unfinished_runs()))
+    costs, failed = cost_stage(bench, executor, scored)
+    results = {"dataset": bench.dataset, "dataset_id": config.dataset_id, "configuration": config.configuration,
+               "folds": config.folds, "device": config.device, "costs": costs,
+               "trained_as": {n: bench.trained_as[n] for n in scored},
+               "methods": {n: method_record(bench, n) for n in bench.methods if n in scored}, "seeds": config.seeds,
+               "fold_of_case": _fold_of_case(bench.preprocessed, config.folds), **score_stage(bench, scored)}
+    results["repeats"] = repeats_stage(bench, results["splits"]["validation"])
+    for name, folds in results["curves"].items():
+        costs[name]["train_seconds_per_iteration"] = _mean([c["seconds_per_iteration"] for c in folds.values()])
+    selection = select_stage(bench, executor, scored, results["splits"]["validation"])
+    if config.test_images is not None:
+        test, overlays, failed_predictions = predict_stage(bench, executor, scored, selection, costs)
+        failed.update(failed_predictions)
+        if test:
+            results["splits"]["test"], results["overlay_sources"]["test"] = test, overlays
+    results["failed_jobs"] = failed
+    return results if selection is None else {**results, "selection": selection}  # null would load back as NaN
+
+
+def cost_stage(bench: Benchmark, executor, scored: dict) -> tuple[dict, dict]:
+    """({method: cost}, {key: failed Outcome}): each method's cost, measured by a job where it is missing."""
     failed = {k: o for k, o in executor.run(bench.cost_jobs(executor, list(scored))).items() if o.state == "failed"}
     costs = {name: json.loads(bench.cost_file(name).read_text()) if bench.cost_file(name).is_file() else {}
              for name in scored}
+    return costs, failed
 
-    splits = {"validation": {}}
-    overlay_sources = {"validation": {"images": str(bench.paths.raw / bench.dataset / "imagesTr"),
-                                      "references": str(references), "predictions": {},
-                                      "file_ending": dataset_json["file_ending"]}}
-    curves, where = {}, {}
+
+def score_stage(bench: Benchmark, scored: dict) -> dict:
+    """{"splits": {"validation"}, "overlay_sources", "curves", "where", "cpu_settings"}: every finished run's
+    validation scored (a method's folds pooled), its training log and where its job ran."""
+    dataset_json = bench.dataset_json()
+    references = bench.preprocessed / "gt_segmentations"
+    validation, curves, where = {}, {}, {}
+    overlays = {"images": str(bench.paths.raw / bench.dataset / "imagesTr"), "references": str(references),
+                "predictions": {}, "file_ending": dataset_json["file_ending"]}
     for name, runs in scored.items():
         cases = {}
         for run in runs:
             scores = evaluate_folder(references, run.validation_folder, dataset_json)
             cases.update(scores["cases"])
-        splits["validation"][name] = _merged(scores, cases)
-        overlay_sources["validation"]["predictions"][name] = [str(r.validation_folder) for r in runs]
+        validation[name] = _merged(scores, cases)
+        overlays["predictions"][name] = [str(r.validation_folder) for r in runs]
         curves[name] = {str(r.fold): read_training_log(r) for r in runs}
         where[name] = {str(r.fold): read_where(where_file(bench.train_log(r))) for r in runs}
-        costs[name]["train_seconds_per_iteration"] = _mean([c["seconds_per_iteration"] for c in curves[name].values()])
+    return {"splits": {"validation": validation}, "overlay_sources": {"validation": overlays}, "curves": curves,
+            "where": where, "cpu_settings": _cpu_settings(where)}
 
-    selection = None
+
+def select_stage(bench: Benchmark, executor, scored: dict, validation: dict) -> dict | None:
+    """nnU-Net's selection (``select_and_ensemble``) once every fold of two or more methods has finished, its
+    ensembles' validation rows added to ``validation``; None otherwise (and said why under ``--ensembles``)."""
+    config = bench.config
     complete = len(scored) == len(bench.runs) and all(len(r) == len(config.folds) for r in scored.values())
-    if config.ensembles and complete and len(scored) > 1:
-        selection = select_and_ensemble(bench, executor)
-    elif config.ensembles:
+    if not config.ensembles:
+        return None
+    if not (complete and len(scored) > 1):
         print("[benchmark] --ensembles: nnU-Net's model selection needs every fold of two or more methods; not run "
               f"while {', '.join(r.key for r in bench.unfinished_runs()) or 'one method is compared'}", flush=True)
+        return None
+    selection = select_and_ensemble(bench, executor)
     for key, folder in (selection or {}).get("ensemble_folders", {}).items():
-        splits["validation"][key] = evaluate_folder(references, folder, dataset_json)
+        validation[key] = evaluate_folder(bench.preprocessed / "gt_segmentations", folder, bench.dataset_json())
+    return selection
 
-    if config.test_images is not None:
-        ending = dataset_json["file_ending"]
-        cases = test_cases(config.test_images, ending)
-        outputs = {name: bench.report_dir / "test_predictions" / _flat(name) for name in scored}
-        jobs = [prediction_job(f"predict__{_flat(name)}", config.dataset_id,
-                               bench.methods[name].model(bench.trained_as[name]), [r.fold for r in scored[name]],
-                               config.test_images, output, config.device, executor, bench.env,
-                               bench.logs / f"predict_{_flat(name)}.log", config.disable_tta)
-                for name, output in outputs.items() if not is_predicted(output, cases, ending)]
-        if jobs:
-            failed.update({k: o for k, o in executor.run(jobs).items() if o.state == "failed"})
-        splits["test"], overlay_sources["test"] = {}, {"images": str(config.test_images),
-                                                       "references": str(config.test_labels), "predictions": {},
-                                                       "file_ending": ending}
-        for name, output in outputs.items():
-            if is_predicted(output, cases, ending):
-                costs[name]["inference_seconds_per_case"] = prediction_timing(output, cases, ending)[
-                    "seconds_per_case"]
-                splits["test"][name] = evaluate_folder(config.test_labels, output, dataset_json)
-                overlay_sources["test"]["predictions"][name] = [str(output)]
-        best = bench.report_dir / "test_predictions" / f"{BEST}__{_flat(selection['best'])}" if selection else None
-        if best is not None and (executor.submits or is_predicted(best / "postprocessed", cases, ending)):
-            final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, best, config.device,
-                                 bench.env, executor, config.disable_tta, replace=True)
-            row = f"{BEST}: {selection['best']} (postprocessed)"
-            splits["test"][row] = evaluate_folder(config.test_labels, final, dataset_json)
-            overlay_sources["test"]["predictions"][row] = [str(final)]
-        if not splits["test"]:
-            del splits["test"], overlay_sources["test"]
 
-    results = {"dataset": bench.dataset, "dataset_id": config.dataset_id, "configuration": config.configuration,
-               "folds": config.folds, "device": config.device, "where": where,
-               "trained_as": {n: bench.trained_as[n] for n in scored},
-               "methods": {n: method_record(bench, n) for n in bench.methods if n in scored},
-               "seeds": config.seeds, "repeats": repeat_dice(bench, references, dataset_json, splits["validation"]),
-               "fold_of_case": _fold_of_case(bench.preprocessed, config.folds),
-               "cpu_settings": _cpu_settings(where), "splits": splits, "costs": costs, "curves": curves,
-               "overlay_sources": overlay_sources, "failed_jobs": failed}
-    return results if selection is None else {**results, "selection": selection}  # null would load back as NaN
+def predict_stage(bench: Benchmark, executor, scored: dict, selection: dict | None,
+                  costs: dict) -> tuple[dict, dict, dict]:
+    """(test split, its overlay sources, {key: failed Outcome}): the test folder predicted by each method (and by
+    nnU-Net's choice), as jobs where missing, scored; each method's inference time added to ``costs``."""
+    config, dataset_json = bench.config, bench.dataset_json()
+    ending = dataset_json["file_ending"]
+    cases = test_cases(config.test_images, ending)
+    outputs = {name: bench.report_dir / "test_predictions" / _flat(name) for name in scored}
+    jobs = [prediction_job(f"predict__{_flat(name)}", config.dataset_id,
+                           bench.methods[name].model(bench.trained_as[name]), [r.fold for r in scored[name]],
+                           config.test_images, output, config.device, executor, bench.env,
+                           bench.logs / f"predict_{_flat(name)}.log", config.disable_tta)
+            for name, output in outputs.items() if not is_predicted(output, cases, ending)]
+    failed = {k: o for k, o in executor.run(jobs).items() if o.state == "failed"} if jobs else {}
+    test, overlays = {}, {"images": str(config.test_images), "references": str(config.test_labels),
+                          "predictions": {}, "file_ending": ending}
+    for name, output in outputs.items():
+        if is_predicted(output, cases, ending):
+            costs[name]["inference_seconds_per_case"] = prediction_timing(output, cases, ending)["seconds_per_case"]
+            test[name] = evaluate_folder(config.test_labels, output, dataset_json)
+            overlays["predictions"][name] = [str(output)]
+    best = bench.report_dir / "test_predictions" / f"{BEST}__{_flat(selection['best'])}" if selection else None
+    if best is not None and (executor.submits or is_predicted(best / "postprocessed", cases, ending)):
+        final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, best, config.device,
+                             bench.env, executor, config.disable_tta, replace=True)
+        row = f"{BEST}: {selection['best']} (postprocessed)"
+        test[row] = evaluate_folder(config.test_labels, final, dataset_json)
+        overlays["predictions"][row] = [str(final)]
+    return test, overlays, failed
 
 
 def method_record(bench: Benchmark, name: str) -> dict:
@@ -355,7 +380,7 @@ def method_record(bench: Benchmark, name: str) -> dict:
     return record
 
 
-def repeat_dice(bench: Benchmark, references: Path, dataset_json: dict, validation: dict) -> dict:
+def repeats_stage(bench: Benchmark, validation: dict) -> dict:
     """{method: {seed: {case: Dice, mean over classes}}} of the scored methods: the first seed's from its rows in
     ``validation``, every other seed's once all its folds have finished; empty without seeded repeats."""
     if len(bench.config.seeds) < 2:
@@ -368,7 +393,8 @@ def repeat_dice(bench: Benchmark, references: Path, dataset_json: dict, validati
                 cases = validation[name]["cases"]
             elif all(run.is_finished(bench.config.ensembles) for run in runs):
                 cases = {case: scores for run in runs for case, scores in
-                         evaluate_folder(references, run.validation_folder, dataset_json)["cases"].items()}
+                         evaluate_folder(bench.preprocessed / "gt_segmentations", run.validation_folder,
+                                         bench.dataset_json())["cases"].items()}
             else:
                 continue
             repeats[name][str(seed)] = {case: scores[CLASS_MEAN]["Dice"] for case, scores in cases.items()}

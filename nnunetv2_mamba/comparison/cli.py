@@ -30,8 +30,9 @@ def add_arguments(parser) -> None:
         "plans are made with their planner (nnU-Net's for nnUNetPlans and the ResEnc presets, ours for "
         "nnUNetMambaUNetPlans / nnUNetVMUNetPlans), preprocessed data reused where the data identifier is the "
         "same. Resumable: finished folds (checkpoint_final.pth + validation/summary.json) of the same trainer, "
-        "plans and budget are never retrained, interrupted ones continue with --c. On CPU it sets "
-        "nnUNet_n_proc_DA=0 for nnU-Net's processes (and says so). Needs nnUNet_raw/nnUNet_preprocessed/"
+        "plans and budget are never retrained, interrupted ones continue with --c. Every command that costs compute "
+        "is a job that decides its device where it runs; a job on the CPU sets nnUNet_n_proc_DA=0 for its nnU-Net "
+        "command (and says so in its log). Needs nnUNet_raw/nnUNet_preprocessed/"
         "nnUNet_results set and the dataset planned and preprocessed (nnUNetv2_plan_and_preprocess).")
     parser.add_argument("-d", dest="dataset_id", type=int, required=True, help="dataset id")
     parser.add_argument("-c", dest="configuration", default="2d",
@@ -86,7 +87,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", dest="report_dir", default=None,
                         help="report folder (default nnUNet_results/DatasetXXX/benchmark_CONFIG)")
     parser.add_argument("-device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto: cuda when available, else cpu")
+                        help="nnU-Net's -device, decided by each job where it runs: auto is cuda when the job has a "
+                             "GPU (--slurm-gpus, or this machine's for inline/local), else cpu; cuda without a GPU "
+                             "fails the job with the way out")
     add_executor_arguments(parser)
 
 
