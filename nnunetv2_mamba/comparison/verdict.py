@@ -38,7 +38,7 @@ def baseline(results: dict) -> str:
 
 def mamba_networks(results: dict) -> list[str]:
     """Our compared networks with their scan (no control), in the report's order."""
-    return [n for n, m in results["methods"].items() if m.get("ours") and not isinstance(m.get("scan_control"), str)]
+    return [n for n, m in results["methods"].items() if m.get("ours") and "scan_control" not in m]
 
 
 def controls_of(results: dict, parent: str) -> list[str]:
