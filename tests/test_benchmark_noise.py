@@ -1,5 +1,6 @@
 """Does the scan matter, and is a difference more than noise? The paired bootstrap interval and the noise floor on
-numbers whose answer is known, the names of scan controls and seeded repeats, the input errors that stop a
+numbers whose answer is known, the names of scan controls and seeded repeats and which of their runs train and
+which the report shows, the input errors that stop a
 benchmark before anything is trained, and a report of a network, its controls and their repeats written from
 hand-made results."""
 import math
@@ -8,9 +9,11 @@ import numpy as np
 import pytest
 
 from nnunetv2_mamba.cli import main
-from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig
+from nnunetv2_mamba.comparison.benchmark import Benchmark, BenchmarkConfig
+from nnunetv2_mamba.comparison.execution import make_executor
 from nnunetv2_mamba.comparison.methods import Method, MethodError, run_trainer_name
 from nnunetv2_mamba.comparison.report import save_results, write_report
+from nnunetv2_mamba.comparison.workspace import NnUNetPaths
 from nnunetv2_mamba.comparison.statistics import bootstrap_interval, noise_floor, paired_comparison, within_noise
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN, aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
@@ -87,6 +90,29 @@ def test_controls_and_seeds_name_their_runs_in_the_order_trainer_names_are_writt
         BenchmarkConfig(900, ["nnUNetTrainerMambaUNet_2ep2it_seed1"], repeats=2)
     with pytest.raises(SystemExit, match="--controls adds the scan controls itself"):
         BenchmarkConfig(900, [MAMBA, "nnUNetTrainerMambaUNet_Tiny_NoScan__nnUNetMambaUNetPlans"], controls=True)
+
+
+def test_every_seed_of_every_method_trains_and_seed_0_is_what_the_report_and_the_selection_see(tmp_path):
+    paths = NnUNetPaths.under(tmp_path)
+    (paths.preprocessed / "Dataset900_X").mkdir(parents=True)
+    config = BenchmarkConfig(900, ["nnUNetTrainer", MAMBA], folds=[0, 1], epochs=1, iterations_per_epoch=1,
+                             controls=True, repeats=2, device="cpu")
+    bench = Benchmark(config, paths)
+    jobs = bench.training_jobs(make_executor("inline", tmp_path / "jobs"))
+    trained = sorted({job.key.split("__")[1] for job in jobs})
+    assert len(jobs) == 4 * 2 * 2 and trained == sorted(
+        f"{t}_1ep1it_seed{k}" for t in ("nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny",
+                                        "nnUNetTrainerMambaUNet_Tiny_NoScan", "nnUNetTrainerMambaUNet_Tiny_OneWay")
+        for k in (0, 1))
+    assert {run.trainer for runs in bench.runs.values() for run in runs} == {
+        trainer for trainer in trained if trainer.endswith("_seed0")}  # rows, costs, selection, test predictions
+    assert len(bench.unfinished_runs()) == 16
+    repeat = bench.seed_runs[MAMBA][1][0]
+    repeat.validation_folder.mkdir(parents=True)
+    (repeat.folder / "checkpoint_final.pth").write_bytes(b"")
+    (repeat.validation_folder / "summary.json").write_text("{}")
+    assert repeat not in bench.unfinished_runs() and len(bench.unfinished_runs()) == 15
+    assert not any(bench.finished_runs().values())  # a finished repeat is no row of its own
 
 
 @pytest.mark.parametrize("arguments, message", [
