@@ -1,8 +1,7 @@
 """Does the scan matter, and is a difference more than noise? The paired bootstrap interval and the noise floor on
 numbers whose answer is known, the names of scan controls and seeded repeats and which of their runs train and
-which the report shows, the input errors that stop a
-benchmark before anything is trained, and a report of a network, its controls and their repeats written from
-hand-made results."""
+which the report shows, the input errors that stop a benchmark before anything is trained, and a report of a
+network, its controls and their repeats written from hand-made results."""
 import math
 
 import numpy as np
