@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 from PIL import Image
-from scipy.stats import wilcoxon
+from scipy.stats import bootstrap, wilcoxon
 
 from nnunetv2_mamba.comparison import figures
 from nnunetv2_mamba.comparison.cost import count_flops
@@ -202,7 +202,14 @@ def test_report_from_saved_results(tmp_path):
            "yes, none | yes | yes | no |" in text  # the Runs table; a setup without drop_path_rate says none
     assert "| yes | yes | no | node7, cuda (NVIDIA H100) |" in text  # where the run's job ran
     assert "On CPU the benchmark set for nnU-Net's processes: nnUNet_n_proc_DA=0 (data augmentation" in text
-    assert (report_dir / "report.html").read_text().count("<table>") == 7
+    # it opens with the verdict: the best method, and ours against the baseline with scipy's paired bootstrap
+    # interval of the mean difference, no noise floor without repeats
+    interval = bootstrap((np.array(b), np.array(a)), lambda y, x, axis: np.mean(y - x, axis=axis), paired=True,
+                         random_state=0).confidence_interval
+    line = (f"- better vs the baseline base: Δ {np.mean(np.subtract(b, a)):+.4f} [{interval.low:+.4f}, "
+            f"{interval.high:+.4f}], p={wilcoxon(a, b).pvalue:.4f} (n=6): interval excludes 0; no noise floor")
+    assert text.index("## Verdict\n\n- Best single method: better, CV Dice") < text.index("|") and line in text
+    assert (report_dir / "report.html").read_text().count("<table>") == 8  # with the Dice-vs-baseline table
     pngs = ("dice_histogram_validation.png", "overlays_validation.png", "training_curves.png", "learning_curves.png")
     for name in pngs:
         image = np.asarray(Image.open(report_dir / name).convert("L"), dtype=float)

@@ -18,14 +18,14 @@ from nnunetv2_mamba.comparison import ensembles, plans as plans_module
 from nnunetv2_mamba.comparison.execution import ExecutorSettings, Job, ReportOnlyExecutor, make_executor
 from nnunetv2_mamba.comparison.execution.report_only import NOT_SUBMITTED
 from nnunetv2_mamba.comparison.job_device import DEVICE, device_job, read_where, where_file
-from nnunetv2_mamba.comparison.methods import Method, default_methods
+from nnunetv2_mamba.comparison.methods import Method, MethodError, default_methods, run_trainer_name
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, prediction_timing, test_cases
 from nnunetv2_mamba.comparison.report import save_results, write_report
 from nnunetv2_mamba.comparison.predict_best import predict_best
 from nnunetv2_mamba.comparison.runs import FoldRun, read_training_log
 from nnunetv2_mamba.comparison.workspace import CPU_SETTINGS, NnUNetPaths, cpu_settings, nnunet_environment
+from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN
 from nnunetv2_mamba.evaluation.folder import evaluate_folder
-from nnunetv2_mamba.training.budget import budget_trainer_name, split_budget_name
 
 NNUNET_EPOCHS, NNUNET_ITERATIONS_PER_EPOCH = 1000, 250
 ALL_FOLDS = [0, 1, 2, 3, 4]
@@ -37,7 +37,8 @@ class BenchmarkConfig:
     """What to compare and how; the first method is the baseline. ``trainers``: method specs (``TRAINER``,
     ``TRAINER__PLANS``, ``TRAINER__PLANS__CONFIG``), None for nnU-Net's recommended comparison
     (``default_methods``). Every trainer trains for ``epochs`` x ``iterations_per_epoch`` (default nnU-Net's
-    1000 x 250) unless its name carries a budget already."""
+    1000 x 250) unless its name carries a budget already. ``controls`` adds each Mamba method's scan controls;
+    ``repeats`` N trains every (method, fold) with seeds 0..N-1 (None: unseeded run names)."""
     dataset_id: int
     trainers: list[str] | None = None
     configuration: str = "2d"
@@ -56,24 +57,50 @@ class BenchmarkConfig:
     executor_settings: ExecutorSettings | None = None
     wait: bool = True
     report_only: bool = False
+    controls: bool = False
+    repeats: int | None = None
+
+    def __post_init__(self):
+        """Every method and run name checked (``MethodError``, ``TrainerNameError``) before anything runs."""
+        if self.repeats is not None and self.repeats < 1:
+            raise MethodError(f"--repeats {self.repeats}: give the number of seeded repeats of every run, 1 or more "
+                              "(2 or more measure the noise floor).")
+        self.trained_as_by_seed()
+
+    @property
+    def seeds(self) -> list[int | None]:
+        """The seeds every (method, fold) trains with: 0..repeats-1, or [None] (unseeded names) without repeats."""
+        return [None] if self.repeats is None else list(range(self.repeats))
 
     def methods(self) -> dict[str, Method]:
-        """{report name: method}, in the order given."""
+        """{report name: method}, in the order given, each Mamba method followed by its scan controls with
+        ``controls``."""
         methods = (default_methods(self.configuration, self.baseline_preset, self.baseline_batch_size)
                    if self.trainers is None else [Method.parse(s, self.configuration) for s in self.trainers])
+        if self.controls:
+            from nnunetv2_mamba.training.trainer_variants import CONTROLS
+
+            if not any(m.has_scan for m in methods):
+                raise MethodError("--controls trains the scan controls (NoScan, OneWay) of the Mamba-UNet and VM-UNet "
+                                  "methods, and --trainers names none: add one, e.g. "
+                                  "nnUNetTrainerMambaUNet__nnUNetMambaUNetPlans.")
+            methods = [c for m in methods for c in [m, *(m.control(k) for k in CONTROLS if m.has_scan)]]
         named = {m.name(self.configuration): m for m in methods}
         if len(named) != len(methods):
-            raise SystemExit("a method is named twice in --trainers; give each (trainer, plans, configuration) once.")
+            raise SystemExit("a method is named twice in --trainers; give each (trainer, plans, configuration) once"
+                             + (" (--controls adds the scan controls itself)." if self.controls else "."))
         return named
 
+    def trained_as_by_seed(self) -> dict[str, dict[int | None, str]]:
+        """{method name: {seed: trainer run}}: trainer X runs as ``X_<E>ep<I>it`` (a name with a budget keeps its
+        own), seeded repeats as ``X_<E>ep<I>it_seed<K>``."""
+        return {name: {seed: run_trainer_name(m.trainer, self.epochs, self.iterations_per_epoch, seed)
+                       for seed in self.seeds} for name, m in self.methods().items()}
+
     def trained_as(self) -> dict[str, str]:
-        """{method name: trainer run}: trainer X runs as ``X_<E>ep<I>it``; a name with a budget keeps its own."""
-        return {name: _budgeted(m.trainer, self.epochs, self.iterations_per_epoch)
-                for name, m in self.methods().items()}
-
-
-def _budgeted(trainer: str, epochs: int, iterations: int) -> str:
-    return trainer if split_budget_name(trainer) else budget_trainer_name(trainer, epochs, iterations)
+        """{method name: the trainer run of its first seed}: the run of its report rows, nnU-Net's selection, its
+        cost and its test predictions."""
+        return {name: runs[self.seeds[0]] for name, runs in self.trained_as_by_seed().items()}
 
 
 @dataclass
@@ -90,9 +117,12 @@ class Benchmark:
         self.logs = self.report_dir / "logs"
         self.methods = config.methods()
         self.trained_as = config.trained_as()
-        self.runs = {name: [FoldRun(self.dataset, self.trained_as[name], m.plans, m.configuration, fold,
-                                    self.paths.results) for fold in config.folds]
-                     for name, m in self.methods.items()}
+        self.seed_runs = {name: {seed: [FoldRun(self.dataset, trainer, self.methods[name].plans,
+                                                self.methods[name].configuration, fold, self.paths.results)
+                                        for fold in config.folds] for seed, trainer in by_seed.items()}
+                          for name, by_seed in config.trained_as_by_seed().items()}
+        # the first seed's runs: each method's report rows, nnU-Net's selection, cost and test predictions
+        self.runs = {name: by_seed[config.seeds[0]] for name, by_seed in self.seed_runs.items()}
         self.env = nnunet_environment(self.paths)
 
     @property
@@ -145,10 +175,10 @@ class Benchmark:
         """``nnUNetv2_train`` for every run that is not finished (with ``--npz`` probabilities for ensembles), each
         on the device its job gets, which checks the method's plans fit it first."""
         jobs, npz = [], self.config.ensembles
-        for name, runs in self.runs.items():
+        for name, by_seed in self.seed_runs.items():
             method = self.methods[name]
             check = (method.folder_name(method.trainer), self.plans_of(name), self.stock_plans())
-            for run in runs:
+            for run in (run for runs in by_seed.values() for run in runs):
                 others = run.finished_with_other_budgets()
                 tqdm.write(f"{run.identifier} fold {run.fold}: {run.status(npz)} -> {run.folder}"
                            + (f" (finished with another budget, not reused: {', '.join(others)})" if others else ""))
@@ -181,7 +211,9 @@ class Benchmark:
         return {name: [r for r in runs if r.is_finished(self.config.ensembles)] for name, runs in self.runs.items()}
 
     def unfinished_runs(self) -> list[FoldRun]:
-        return [r for runs in self.runs.values() for r in runs if not r.is_finished(self.config.ensembles)]
+        """Every seed's runs that have not finished."""
+        return [r for by_seed in self.seed_runs.values() for runs in by_seed.values() for r in runs
+                if not r.is_finished(self.config.ensembles)]
 
 
 def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path | None:
@@ -242,9 +274,9 @@ def collect_results(bench: Benchmark, executor) -> dict:
     results = {"dataset": bench.dataset, "dataset_id": config.dataset_id, "configuration": config.configuration,
                "folds": config.folds, "device": config.device, "costs": costs,
                "trained_as": {n: bench.trained_as[n] for n in scored},
-               "methods": {n: {"trainer": m.trainer, "plans": m.plans, "configuration": m.configuration,
-                               "ours": m.is_ours} for n, m in bench.methods.items() if n in scored},
+               "methods": {n: method_record(bench, n) for n in bench.methods if n in scored}, "seeds": config.seeds,
                "fold_of_case": _fold_of_case(bench.preprocessed, config.folds), **score_stage(bench, scored)}
+    results["repeats"] = repeats_stage(bench, results["splits"]["validation"])
     for name, folds in results["curves"].items():
         costs[name]["train_seconds_per_iteration"] = _mean([c["seconds_per_iteration"] for c in folds.values()])
     selection = select_stage(bench, executor, scored, results["splits"]["validation"])
@@ -332,6 +364,41 @@ def predict_stage(bench: Benchmark, executor, scored: dict, selection: dict | No
         test[row] = evaluate_folder(config.test_labels, final, dataset_json)
         overlays["predictions"][row] = [str(final)]
     return test, overlays, failed
+
+
+def method_record(bench: Benchmark, name: str) -> dict:
+    """What the report needs to know of a method: trainer, plans, configuration, whether it is ours, and for a scan
+    control, the control and the compared method it controls (``control_of``)."""
+    method = bench.methods[name]
+    record = {"trainer": method.trainer, "plans": method.plans, "configuration": method.configuration,
+              "ours": method.is_ours}
+    parents = {m: n for n, m in bench.methods.items()}
+    if method.scan_control:
+        record["scan_control"] = method.scan_control
+        if method.parent() in parents:
+            record["control_of"] = parents[method.parent()]
+    return record
+
+
+def repeats_stage(bench: Benchmark, validation: dict) -> dict:
+    """{method: {seed: {case: Dice, mean over classes}}} of the scored methods: the first seed's from its rows in
+    ``validation``, every other seed's once all its folds have finished; empty without seeded repeats."""
+    if len(bench.config.seeds) < 2:
+        return {}
+    repeats = {}
+    for name in (n for n in bench.seed_runs if n in validation):
+        repeats[name] = {}
+        for seed, runs in bench.seed_runs[name].items():
+            if runs is bench.runs[name]:
+                cases = validation[name]["cases"]
+            elif all(run.is_finished(bench.config.ensembles) for run in runs):
+                cases = {case: scores for run in runs for case, scores in
+                         evaluate_folder(bench.preprocessed / "gt_segmentations", run.validation_folder,
+                                         bench.dataset_json())["cases"].items()}
+            else:
+                continue
+            repeats[name][str(seed)] = {case: scores[CLASS_MEAN]["Dice"] for case, scores in cases.items()}
+    return repeats
 
 
 def select_and_ensemble(bench: Benchmark, executor) -> dict | None:

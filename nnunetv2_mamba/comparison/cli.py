@@ -23,8 +23,10 @@ def add_arguments(parser) -> None:
     parser.description = (
         "Train every method with nnUNetv2_train on its own plans (a method is TRAINER, TRAINER__PLANS or "
         "TRAINER__PLANS__CONFIG, nnU-Net's results-folder name; plain TRAINER means nnUNetPlans), score nnU-Net's "
-        "cross-validation predictions (and a test folder), and write report.md/.html: Table-1 metrics, per-class "
-        "and per-fold tables, Wilcoxon tests vs the first method over every fold's cases, costs, figures. Missing "
+        "cross-validation predictions (and a test folder), and write report.md/.html: a verdict first (the best "
+        "method, nnU-Net's choice, each Mamba network against the baseline and its scan controls, marked where a "
+        "difference is within the noise floor), Table-1 metrics, per-class and per-fold tables, Wilcoxon tests and "
+        "paired bootstrap intervals vs the first method over every fold's cases, costs, figures. Missing "
         "plans are made with their planner (nnU-Net's for nnUNetPlans and the ResEnc presets, ours for "
         "nnUNetMambaUNetPlans / nnUNetVMUNetPlans), preprocessed data reused where the data identifier is the "
         "same. Resumable: finished folds (checkpoint_final.pth + validation/summary.json) of the same trainer, "
@@ -64,6 +66,17 @@ def add_arguments(parser) -> None:
                              "trainer given with a budget in its name keeps it")
     parser.add_argument("--iterations-per-epoch", type=int, default=250,
                         help="training iterations per epoch (default nnU-Net's 250)")
+    parser.add_argument("--controls", action="store_true",
+                        help="add each Mamba-UNet / VM-UNet method's scan controls, TRAINER_NoScan (scan replaced "
+                             "by identity) and TRAINER_OneWay (one scan direction), on its plans and budget; the "
+                             "report compares each network with its controls (Dice difference, 95 %% paired "
+                             "bootstrap interval, Wilcoxon p) and shows what the scan costs")
+    parser.add_argument("--repeats", type=int, default=None, metavar="N",
+                        help="train every (method, fold) N times with seeds 0..N-1 (trainer X_<E>ep<I>it_seed<K>, "
+                             "each seed its own results folder); the report gives each method's mean ± sd over "
+                             "its repeats and the baseline's repeat-to-repeat difference as the noise floor, and "
+                             "marks every difference inside it. Report rows, nnU-Net's selection and test "
+                             "predictions use seed 0's runs. Without it runs keep their unseeded names")
     parser.add_argument("--test-folder", default=None, help="images to predict (imagesTs layout)")
     parser.add_argument("--test-labels", default=None, help="reference segmentations of --test-folder")
     parser.add_argument("--disable-tta", action="store_true", help="no mirroring when predicting --test-folder")
@@ -89,7 +102,7 @@ def run(args) -> int:
     from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig, run_benchmark
     from nnunetv2_mamba.comparison.methods import MethodError
     from nnunetv2_mamba.comparison.plans import PlansError
-    from nnunetv2_mamba.training.budget import BudgetNameError
+    from nnunetv2_mamba.training.budget import TrainerNameError
 
     try:
         config = BenchmarkConfig(
@@ -100,9 +113,9 @@ def run(args) -> int:
             test_labels=Path(args.test_labels) if args.test_labels else None,
             report_dir=Path(args.report_dir) if args.report_dir else None, device=args.device,
             disable_tta=args.disable_tta, executor=args.executor, executor_settings=settings_from_arguments(args),
-            wait=not args.no_wait, report_only=args.report_only)
+            wait=not args.no_wait, report_only=args.report_only, controls=args.controls, repeats=args.repeats)
         report = run_benchmark(config, NnUNetPaths.from_environment())
-    except (BudgetNameError, MethodError, PlansError, ExecutorError, SettingsError) as error:
+    except (TrainerNameError, MethodError, PlansError, ExecutorError, SettingsError) as error:
         raise SystemExit(str(error)) from None
     if report is not None:
         print(f"report: {report}")

@@ -6,7 +6,9 @@ place that builds or parses nnU-Net's ``TRAINER__PLANS__CONFIG`` identifier (wit
 
 ``TRAINER`` means ``TRAINER__nnUNetPlans__<-c>``, ``TRAINER__PLANS`` the benchmark's configuration in those plans,
 ``TRAINER__PLANS__CONFIG`` exactly that (nnU-Net's ``TRAINER__PLANS__CONFIG`` results-folder identifier). The
-budget is not part of a method: each run trains the method's trainer as ``<TRAINER>_<E>ep<I>it``.
+budget and the seed are not part of a method: each run trains the method's trainer as ``<TRAINER>_<E>ep<I>it``, a
+seeded repeat as ``<TRAINER>_<E>ep<I>it_seed<K>`` (``run_trainer_name``). A Mamba method's scan controls are methods
+of their own on its plans (``Method.control``).
 """
 from __future__ import annotations
 
@@ -103,8 +105,63 @@ class Method:
 
     @property
     def is_ours(self) -> bool:
-        """A Mamba-UNet / VM-UNet trainer (any recipe or budget variant of ours)."""
+        """A Mamba-UNet / VM-UNet trainer (any recipe, control, budget or seed variant of ours)."""
         return any(self.trainer == t or self.trainer.startswith(t + "_") for t in MAMBA_PLANS)
+
+    @property
+    def scan_control(self) -> str | None:
+        """The scan control in the trainer's name (``NoScan``, ``OneWay``), None for a trainer without one."""
+        return variant_suffixes(self.trainer)[1].get(CONTROL, "").removeprefix("_") or None
+
+    @property
+    def has_scan(self) -> bool:
+        """One of our networks with its selective scan: a method whose scan controls can be trained."""
+        return self.is_ours and self.scan_control is None
+
+    def control(self, control: str | None) -> "Method":
+        """This method with the scan ``control`` (``NoScan``, ``OneWay``) on the same plans and configuration; a
+        budget or seed in the trainer's name stays, after the control as variant names are written."""
+        core, suffixes = variant_suffixes(self.trainer)
+        return Method(_joined(core, {**suffixes, CONTROL: f"_{control}" if control else ""}), self.plans,
+                      self.configuration)
+
+    def parent(self) -> "Method":
+        """The method a scan control controls: this one without its control."""
+        return self.control(None)
+
+
+CONTROL, BUDGET, SEED = "scan control", "budget", "seed"  # the kinds of trainer_variants.split_variant_name
+
+
+def variant_suffixes(trainer: str) -> tuple[str, dict[str, str]]:
+    """(trainer without variant suffixes, {kind: its suffix as written}); ``TrainerNameError`` for a malformed,
+    repeated or misordered suffix (a seed that is not a number, say)."""
+    from nnunetv2_mamba.training.trainer_variants import split_variant_name
+
+    suffixes, name = {}, trainer
+    while (split := split_variant_name(name)) is not None:
+        kind, base, _ = split
+        suffixes[kind] = name[len(base):]
+        name = base
+    return name, suffixes
+
+
+def _joined(core: str, suffixes: dict[str, str]) -> str:
+    return core + "".join(suffixes.get(kind, "") for kind in (CONTROL, BUDGET, SEED))
+
+
+def run_trainer_name(trainer: str, epochs: int, iterations_per_epoch: int, seed: int | None) -> str:
+    """The trainer a run trains: ``trainer`` with the budget ``epochs`` x ``iterations_per_epoch`` unless its name
+    has one, and ``_seed<seed>`` (None: no seed suffix; a trainer whose name has a seed keeps it then)."""
+    from nnunetv2_mamba.training.budget import Budget
+    from nnunetv2_mamba.training.seeds import SeedNameError, seed_trainer_name
+
+    core, suffixes = variant_suffixes(trainer)
+    if seed is not None and SEED in suffixes:
+        raise SeedNameError(f"{trainer} has a seed in its name and --repeats names the seeds; give the trainer "
+                            f"without it, {_joined(core, {**suffixes, SEED: ''})}.")
+    name = _joined(core, {BUDGET: Budget.of(epochs, iterations_per_epoch).suffix, **suffixes})
+    return name if seed is None else seed_trainer_name(name, seed)
 
 
 def default_methods(configuration: str, preset: str, baseline_batch_size: int | None) -> list[Method]:

@@ -6,7 +6,8 @@ import math
 import re
 from pathlib import Path
 
-from nnunetv2_mamba.comparison import figures
+from nnunetv2_mamba.comparison import figures, verdict
+from nnunetv2_mamba.comparison.formatting import number, p_value as _p_value
 from nnunetv2_mamba.comparison.workspace import CPU_SETTINGS
 from nnunetv2_mamba.comparison.statistics import compare_to_baseline
 from nnunetv2_mamba.evaluation.aggregate import CLASS_MEAN
@@ -21,10 +22,6 @@ COST_COLUMNS = (("Params (M)", "parameters", 1e-6, 2), ("GFLOPs / patch", "flops
 
 class Code(str):
     """A report section shown as preformatted text (nnU-Net's inference instructions)."""
-
-
-def number(value, digits: int = 4) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
 def _is_candidate(summary: dict) -> bool:
@@ -133,11 +130,6 @@ def wilcoxon_table(split: dict) -> list[list[str]]:
     return rows
 
 
-def _p_value(p: float) -> str:
-    """``p=0.0123``, or ``p < 0.0001`` where four digits would print zero."""
-    return "p < 0.0001" if p is not None and not math.isnan(p) and p < 1e-4 else f"p={number(p, 4)}"
-
-
 def markdown(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
@@ -163,6 +155,7 @@ def write_report(report_dir: str | Path) -> Path:
         raise SystemExit(f"{results_path} does not exist; run the benchmark first.")
     results = load_results(results_path)
     sections: list[tuple[str, object]] = []  # (heading, markdown/html rows or an image path or a paragraph)
+    sections.append(("Verdict", verdict.verdict(results)))
     sections.append(("intro", _intro(results)))
     for split_name, split in results["splits"].items():
         labels = next(iter(split.values()))["labels"]
@@ -176,6 +169,9 @@ def write_report(report_dir: str | Path) -> Path:
         if len(split) > 1:
             sections.append((f"{split_name.capitalize()}: paired Wilcoxon signed-rank test vs the baseline "
                              "(per-case mean over classes, two-sided)", wilcoxon_table(split)))
+        if split_name == "validation" and len(split) > 1:
+            sections.append(("Validation: Dice vs the baseline, paired over every fold's cases (difference, 95 % "
+                             "paired bootstrap interval, Wilcoxon p)", verdict.baseline_rows(results)))
         histogram = figures.dice_histograms(split, report_dir / f"dice_histogram_{split_name}.png")
         sections.append((f"{split_name.capitalize()}: Dice histograms", histogram))
         sources = results["overlay_sources"].get(split_name)
@@ -185,6 +181,16 @@ def write_report(report_dir: str | Path) -> Path:
                 sections.append((heading, figures.overlays(sources, labels, report_dir / f"overlays_{split_name}.png")))
             except figures.FigureNotDrawn as reason:
                 sections.append((heading, f"Not drawn: {reason}."))
+    for network in verdict.mamba_networks(results):
+        if verdict.controls_of(results, network):
+            sections.append((f"Does the scan matter? {network} against its scan controls (Δ: what the scan adds)",
+                             verdict.comparison_rows(results, verdict.control_pairs(results, network))))
+            sections.append((f"What the scan costs: {network} and its controls", verdict.scan_cost_rows(results,
+                                                                                                     network)))
+    if results.get("repeats"):
+        sections.append(("Seeded repeats: Dice mean ± sd over each method's repeats (mean over classes)",
+                         verdict.repeat_rows(results)))
+        sections.append(("Noise floor", verdict.floor_text(results)))
     if results["costs"]:
         sections.append(("Cost (at each method's own patch and batch size)", cost_table(results)))
     selection = results.get("selection")
@@ -308,6 +314,8 @@ def _render_markdown(sections, report_dir: Path) -> str:
     for heading, body in sections:
         if heading == "intro":
             parts.append(body)
+        elif isinstance(body, verdict.Bullets):
+            parts.append(f"## {heading}\n\n" + "\n".join(f"- {line}" for line in body))
         elif isinstance(body, Code):
             parts.append(f"## {heading}\n\n```\n{body.strip()}\n```")
         elif isinstance(body, Path):
@@ -327,6 +335,9 @@ def _render_html(sections, report_dir: Path) -> str:
     for heading, body in sections:
         if heading == "intro":
             parts.append(f"<p>{html.escape(body)}</p>")
+        elif isinstance(body, verdict.Bullets):
+            parts.append(f"<h2>{_inline(heading)}</h2><ul>" + "".join(f"<li>{_inline(line)}</li>" for line in body)
+                         + "</ul>")
         elif isinstance(body, Code):
             parts.append(f"<h2>{_inline(heading)}</h2><pre>{html.escape(body.strip())}</pre>")
         elif isinstance(body, Path):

@@ -1,4 +1,6 @@
-"""Paired Wilcoxon signed-rank tests of every method against the baseline, per metric, over shared cases."""
+"""Paired comparisons over shared cases: Wilcoxon signed-rank tests of every method against the baseline, per
+metric; the mean difference with its paired bootstrap interval; the noise floor of seeded repeats and whether a
+difference stands out of it."""
 from __future__ import annotations
 
 import math
@@ -40,3 +42,52 @@ def compare_to_baseline(cases_by_method: dict[str, dict], metrics: list[str], cl
             table[name][metric] = {"p": wilcoxon_p(a, b), "n": int(a.size),
                                    "mean_difference": float(np.mean(b - a)) if a.size else math.nan}
     return table
+
+
+#: the paired bootstrap's confidence level, resamples and fixed random state (the same interval on every run)
+CONFIDENCE, RESAMPLES, RANDOM_STATE = 0.95, 9999, 0
+
+
+def _mean_difference(b: np.ndarray, a: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(b - a, axis=axis)
+
+
+def bootstrap_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """95 % interval of mean(b - a) from scipy's paired bootstrap (BCa, 9999 resamples, ``RANDOM_STATE``): cases
+    are resampled with both values of their pair. (d, d) when every pair differs by the same d (no spread to
+    resample); (NaN, NaN) with fewer than two pairs."""
+    from scipy.stats import bootstrap
+
+    if a.size < 2:
+        return math.nan, math.nan
+    differences = b - a
+    if np.allclose(differences, differences[0], rtol=0, atol=1e-12):
+        return float(differences.mean()), float(differences.mean())
+    result = bootstrap((b, a), _mean_difference, paired=True, vectorized=True, confidence_level=CONFIDENCE,
+                       n_resamples=RESAMPLES, random_state=RANDOM_STATE)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray) -> dict:
+    """{"n", "difference" (mean of b - a), "low", "high" (its bootstrap interval), "p" (Wilcoxon)} of pairs (a, b)."""
+    low, high = bootstrap_interval(a, b)
+    return {"n": int(a.size), "difference": float(np.mean(b - a)) if a.size else math.nan, "low": low,
+            "high": high, "p": wilcoxon_p(a, b)}
+
+
+def noise_floor(repeat_values: list[float]) -> float | None:
+    """The largest difference between two repeats of one method (max - min of its per-repeat values, NaN ones
+    left out): what two trainings differing only in their seed already differ by. None with fewer than two."""
+    values = [v for v in repeat_values if not math.isnan(v)]
+    return max(values) - min(values) if len(values) >= 2 else None
+
+
+def within_noise(comparison: dict, floor: float | None) -> list[str]:
+    """Why a comparison's difference is not a result: its size inside the noise floor, its interval covering 0
+    (both, one, or none: an empty list means it stands out of both)."""
+    reasons = []
+    if floor is not None and abs(comparison["difference"]) <= floor:
+        reasons.append(f"within the noise floor ({floor:.4f})")
+    if not comparison["low"] > 0 and not comparison["high"] < 0:  # NaN bounds: no interval, nothing excluded
+        reasons.append("interval covers 0")
+    return reasons
