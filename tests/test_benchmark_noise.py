@@ -10,7 +10,7 @@ import pytest
 from nnunetv2_mamba.cli import main
 from nnunetv2_mamba.comparison.benchmark import Benchmark, BenchmarkConfig
 from nnunetv2_mamba.comparison.execution import make_executor
-from nnunetv2_mamba.comparison.methods import Method, MethodError, run_trainer_name
+from nnunetv2_mamba.comparison.methods import Method, run_trainer_name
 from nnunetv2_mamba.comparison.report import save_results, write_report
 from nnunetv2_mamba.comparison.workspace import NnUNetPaths
 from nnunetv2_mamba.comparison.statistics import bootstrap_interval, noise_floor, paired_comparison, within_noise
