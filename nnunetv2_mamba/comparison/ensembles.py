@@ -16,6 +16,8 @@ import sys
 from dataclasses import astuple
 from pathlib import Path
 
+from nnunetv2.utilities.file_path_utilities import convert_ensemble_folder_to_model_identifiers_and_folds
+
 from nnunetv2_mamba.comparison.methods import Model
 
 INFERENCE_INFORMATION = "inference_information.json"
@@ -44,8 +46,9 @@ def ensemble_folder(dataset_results: Path, key: str) -> Path:
 
 
 def ensemble_members(key: str) -> list[str]:
-    """``TRAINER__PLANS__CONFIG`` of the two members of nnU-Net's ``ensemble___A___B___FOLDS`` key."""
-    return key.split("___")[1:3]
+    """``TRAINER__PLANS__CONFIG`` of the members of nnU-Net's ``ensemble___A___B___FOLDS`` key (read by nnU-Net's own
+    helper)."""
+    return convert_ensemble_folder_to_model_identifiers_and_folds(key)[0]
 
 
 def selected_identifiers(selection: dict) -> list[str]:
