@@ -126,10 +126,10 @@ def _write(array, path):
 
 
 def setup_of(trainer: str, epochs: int, iterations: int) -> dict:
-    """A training_setup.json as TrainingBudget writes it."""
+    """A training_setup.json as TrainingBudget writes it (the optimizer's lr is the first, warm-up step's)."""
     return {"trainer": trainer, "epochs": epochs, "iterations_per_epoch": iterations, "val_iterations_per_epoch": 1,
             "batch_size": 2, "patch_size": [24, 24], "deep_supervision": True, "network": "PlainConvUNet",
-            "optimizer": "SGD", "initial_lr": 0.01, "optimizer_settings": {"lr": 0.01, "momentum": 0.99},
+            "optimizer": "SGD", "initial_lr": 0.01, "optimizer_settings": {"lr": 0.0001, "momentum": 0.99},
             "lr_scheduler": "PolyLRScheduler", "non_finite_guard": True, "atomic_checkpoints": True,
             "torch_compile": False, "device": "cpu"}
 
@@ -198,8 +198,8 @@ def test_report_from_saved_results(tmp_path):
     assert "GFLOPs / step) | – | 0.5 |" in text  # measured on: not recorded; train wall: (2 x 11 + 6) s / 60
     per_fold = [np.mean([scored["better"][f"c{i}"]["mean"]["Dice"] for i in range(fold, 6, 2)]) for fold in (0, 1)]
     assert (f"| better | {per_fold[0]:.4f} | {per_fold[1]:.4f} | {better_dice['mean']:.4f} |") in text
-    assert "| better | better_3ep4it | 0 | 3 x 4, 1 | SGD (lr 0.01, momentum 0.99) | PolyLRScheduler | 2, 24 x 24 | " \
-           "yes, none | yes | yes | no |" in text  # the Runs table; a setup without drop_path_rate says none
+    assert "| better | better_3ep4it | 0 | 3 x 4, 1 | SGD (peak lr 0.01, momentum 0.99) | PolyLRScheduler | " \
+           "2, 24 x 24 | yes, none | yes | yes | no |" in text  # Runs table: the recipe's peak lr; no drop path: none
     assert "| yes | yes | no | node7, cuda (NVIDIA H100) |" in text  # where the run's job ran
     assert "On CPU the benchmark set for nnU-Net's processes: nnUNet_n_proc_DA=0 (data augmentation" in text
     # it opens with the verdict: the best method, and ours against the baseline with scipy's paired bootstrap

@@ -77,7 +77,8 @@ def training_curves(curves: dict, path: Path) -> Path:
 
 
 def learning_curve_figure(curves: dict):
-    """All methods on one figure: nnU-Net's validation pseudo Dice (dotted) and its EMA (solid) against training
+    """All methods on one figure: nnU-Net's validation pseudo Dice (dotted) and its EMA (solid; nnU-Net's own, which
+    trails the points while they rise: after 10 epochs the first epoch still weighs 0.35) against training
     iterations (epochs x the run's iterations per epoch, left) and against training wall-clock time (summed epoch
     durations, so pauses between a killed run and its --c do not count, right). One colour per method; with
     several folds, one line of each kind per fold."""
@@ -101,7 +102,8 @@ def learning_curve_figure(curves: dict):
     for ax in (by_iterations, by_time):
         ax.grid(alpha=0.3)
     handles = by_iterations.get_legend_handles_labels()[0]
-    handles += [plt.Line2D([], [], color="k", ls="-", marker="o", ms=3, label="EMA of the pseudo Dice"),
+    ema = "nnU-Net's EMA (0.9 x last + 0.1 x new): lags a rising curve"
+    handles += [plt.Line2D([], [], color="k", ls="-", marker="o", ms=3, label=ema),
                 plt.Line2D([], [], color="k", ls=":", marker=".", label="pseudo Dice")]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 4),
                fontsize=8)

@@ -147,6 +147,10 @@ def html_table(rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+#: beside every metric table: which mean is bold (metric_table)
+BEST_RULE = "bold: the best mean, lowest for HD95/ASD, among the means with no undefined case"
+
+
 def write_report(report_dir: str | Path) -> Path:
     """Regenerate every figure and ``report.md`` / ``report.html`` in ``report_dir`` from its results.json."""
     report_dir = Path(report_dir)
@@ -159,13 +163,13 @@ def write_report(report_dir: str | Path) -> Path:
     sections.append(("intro", _intro(results)))
     for split_name, split in results["splits"].items():
         labels = next(iter(split.values()))["labels"]
-        sections.append((f"{split_name.capitalize()}: mean over classes ({_case_count(split)} cases)",
+        sections.append((f"{split_name.capitalize()}: mean over classes ({_case_count(split)} cases; {BEST_RULE})",
                          metric_table(split, CLASS_MEAN)))
         if split_name == "validation" and results.get("fold_of_case"):
             sections.append(("Validation: Dice per fold (mean over classes, then over the fold's cases) and the "
                              "cross-validation mean", fold_table(split, results["fold_of_case"])))
         for class_name in labels:
-            sections.append((f"{split_name.capitalize()}: {class_name}", metric_table(split, class_name)))
+            sections.append((f"{split_name.capitalize()}: {class_name} ({BEST_RULE})", metric_table(split, class_name)))
         if len(split) > 1:
             sections.append((f"{split_name.capitalize()}: paired Wilcoxon signed-rank test vs the baseline "
                              "(per-case mean over classes, two-sided)", wilcoxon_table(split)))
@@ -230,7 +234,9 @@ def runs_table(results: dict) -> list[list[str]]:
         for fold, log in folds.items():
             where = results.get("where", {}).get(name, {}).get(fold)
             setup = log["setup"]
-            settings = ", ".join(f"{k} {v}" for k, v in setup["optimizer_settings"].items())
+            # the recipe's peak learning rate: the optimizer's own lr is the first (warm-up) step's when recorded
+            settings = ", ".join([f"peak lr {setup['initial_lr']:g}"] + [
+                f"{k} {v}" for k, v in setup["optimizer_settings"].items() if k != "lr"])
             rows.append([name, setup["trainer"], fold,
                          f"{setup['epochs']} x {setup['iterations_per_epoch']}, {setup['val_iterations_per_epoch']}",
                          f"{setup['optimizer']} ({settings})", setup["lr_scheduler"],
@@ -277,10 +283,10 @@ def _intro(results: dict) -> str:
     trained = ", ".join(described(n, t) for n, t in results["trained_as"].items())
     cpu = "; ".join(f"{k}={v} ({CPU_SETTINGS[k][1]})" for k, v in results.get("cpu_settings", {}).items())
     return (f"Dataset {results['dataset']}, configuration {results['configuration']}, folds {results['folds']}, "
-            f"each run's host and device in the Runs table. Methods: {trained}; the first is the baseline. Each method trains on "
-            f"its own plans (patch and batch size in the Cost table) over the same cross-validation splits; each "
-            f"run's budget (the _<epochs>ep<iterations>it of its trainer name) and training setup are in the Runs "
-            f"table. Validation rows pool every fold's validation cases; ensemble rows are nnU-Net's pairwise "
+            f"each run's host and device in the Runs table. Methods: {trained}; the first is the baseline. Each "
+            f"method trains on its own plans (patch and batch size in the Cost table) over the same cross-validation "
+            f"splits; each run's budget (the _<epochs>ep<iterations>it of its trainer name) and training setup are in "
+            f"the Runs table. Validation rows pool every fold's validation cases; ensemble rows are nnU-Net's pairwise "
             f"ensembles of the cross-validation predictions."
             + (f" On CPU the benchmark set for nnU-Net's processes: {cpu}." if cpu else ""))
 
