@@ -16,9 +16,10 @@ from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
+import torch
 
 from nnunetv2_mamba.comparison.workspace import NnUNetPaths, nnunet_environment
-from helpers import REPO, run
+from helpers import DATASET, REPO, run
 
 
 def planning_environment(root: Path, *trainer_folders: Path) -> dict:
@@ -34,6 +35,20 @@ def on_planned_phantom(phantom: dict, results: Path, *trainer_folders: Path) -> 
     data loading in the training process (``nnUNet_n_proc_DA=0``)."""
     return {**phantom["env"], "nnUNet_results": str(results), "nnUNet_n_proc_DA": "0",
             "nnUNet_extTrainer": os.pathsep.join(map(str, [*trainer_folders, REPO / "trainers"]))}
+
+
+def initialised_trainer(trainer_class, workspace: dict, plans_name: str, results: Path, monkeypatch):
+    """An initialised ``trainer_class`` on CPU, in this process, on the workspace's preprocessed phantom with the
+    plans ``plans_name`` (2d, fold 0), writing to ``results``."""
+    monkeypatch.setenv("nnUNet_preprocessed", workspace["env"]["nnUNet_preprocessed"])
+    monkeypatch.setenv("nnUNet_results", str(results))
+    preprocessed = workspace["root"] / "preprocessed" / DATASET
+    plans, dataset_json = (json.loads((preprocessed / name).read_text()) for name in (f"{plans_name}.json",
+                                                                                      "dataset.json"))
+    plans["continue_training"] = False  # nnU-Net 2.8.1's get_trainer_from_args adds this key
+    trainer = trainer_class(plans, "2d", 0, dataset_json, torch.device("cpu"))
+    trainer.initialize()
+    return trainer
 
 
 def plans_variant(plans_file: Path, name: str, edit: Callable[[dict], None] = lambda plans: None) -> Path:

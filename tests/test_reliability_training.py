@@ -19,7 +19,7 @@ import torch
 
 from nnunetv2_mamba.training.checkpoints import CheckpointError, read_training_checkpoint
 from helpers import DATASET, batch_of, run
-from nnunet_cli import on_planned_phantom, plans_variant
+from nnunet_cli import initialised_trainer, on_planned_phantom, plans_variant
 
 PLANS = "nnUNetMambaUNetPlansReliability"
 EVERY_EPOCH_TRAINER = "nnUNetTrainerMambaUNet_TinyEveryEpoch"
@@ -144,15 +144,7 @@ def trainer(workspace, monkeypatch, tmp_path):
     """An initialised nnUNetTrainerMambaUNet_Tiny on CPU, in process, writing to ``tmp_path``."""
     from nnunetv2_mamba.training.trainers import nnUNetTrainerMambaUNet_Tiny
 
-    monkeypatch.setenv("nnUNet_preprocessed", workspace["env"]["nnUNet_preprocessed"])
-    monkeypatch.setenv("nnUNet_results", str(tmp_path))
-    preprocessed = workspace["root"] / "preprocessed" / DATASET
-    plans, dataset_json = (json.loads((preprocessed / name).read_text()) for name in (f"{PLANS}.json",
-                                                                                      "dataset.json"))
-    plans["continue_training"] = False  # nnU-Net 2.8.1's get_trainer_from_args adds this key
-    trainer = nnUNetTrainerMambaUNet_Tiny(plans, "2d", 0, dataset_json, torch.device("cpu"))
-    trainer.initialize()
-    return trainer
+    return initialised_trainer(nnUNetTrainerMambaUNet_Tiny, workspace, PLANS, tmp_path, monkeypatch)
 
 
 def parameters_of(trainer) -> dict:

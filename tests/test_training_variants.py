@@ -19,7 +19,7 @@ from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 from nnunetv2_mamba.training.seeds import SeedNameError, derived_seeds, seed_trainer_name, split_seed_name
 from nnunetv2_mamba.training.trainer_variants import split_variant_name, trainer_variant
 from helpers import DATASET, REPO, run
-from nnunet_cli import on_planned_phantom
+from nnunet_cli import initialised_trainer, on_planned_phantom
 
 PLANS = "nnUNetMambaUNetPlans32"  # conftest.tiny_mamba_plans: our planner, patch 32x32, the stock data
 TINY = "nnUNetTrainerMambaUNet_Tiny"
@@ -131,15 +131,7 @@ def restore_deterministic_algorithms():
 
 def seeded_trainer(workspace, monkeypatch, tmp_path, name: str):
     """An initialised ``name`` trainer on CPU, in process, writing to ``tmp_path``."""
-    monkeypatch.setenv("nnUNet_preprocessed", workspace["env"]["nnUNet_preprocessed"])
-    monkeypatch.setenv("nnUNet_results", str(tmp_path))
-    preprocessed = workspace["root"] / "preprocessed" / DATASET
-    plans, dataset_json = (json.loads((preprocessed / file).read_text()) for file in (f"{PLANS}.json",
-                                                                                      "dataset.json"))
-    plans["continue_training"] = False  # nnU-Net 2.8.1's get_trainer_from_args adds this key
-    trainer = trainer_variant(name)(plans, "2d", 0, dataset_json, torch.device("cpu"))
-    trainer.initialize()
-    return trainer
+    return initialised_trainer(trainer_variant(name), workspace, PLANS, tmp_path, monkeypatch)
 
 
 def first_training_batch(trainer) -> torch.Tensor:
