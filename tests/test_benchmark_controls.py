@@ -10,10 +10,13 @@ import sys
 
 from helpers import DATASET
 
-MAMBA = "nnUNetTrainerMambaUNet_Tiny__nnUNetMambaUNetPlans"
+PLANS = "nnUNetMambaUNetPlans32"  # conftest.tiny_mamba_plans: the session's plans of our planner (nnUNetMambaUNetPlans
+# itself is what test_benchmark_ensembles asserts the benchmark plans)
+MAMBA = f"nnUNetTrainerMambaUNet_Tiny__{PLANS}"
 
 
-def test_controls_and_repeats_train_every_run_and_report_the_scan_and_the_noise_floor(planned_phantom, tmp_path):
+def test_controls_and_repeats_train_every_run_and_report_the_scan_and_the_noise_floor(planned_phantom,
+                                                                                     tiny_mamba_plans, tmp_path):
     env = {**planned_phantom["env"], "nnUNet_results": str(tmp_path / "results")}
     report = tmp_path / "report"
     command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", "--trainers", MAMBA, "--controls",
@@ -28,15 +31,14 @@ def test_controls_and_repeats_train_every_run_and_report_the_scan_and_the_noise_
         for seed in (0, 1):
             trainer = f"nnUNetTrainerMambaUNet_Tiny{control}_1ep1it_seed{seed}"
             for fold in (0, 1):
-                folder = results / f"{trainer}__nnUNetMambaUNetPlans__2d" / f"fold_{fold}"
+                folder = results / f"{trainer}__{PLANS}__2d" / f"fold_{fold}"
                 assert (folder / "checkpoint_final.pth").is_file()
                 assert (folder / "validation" / "summary.json").is_file()
                 setup = json.loads((folder / "training_setup.json").read_text())
                 assert (setup["trainer"], setup["seed"], setup["scan"]) == (trainer, seed, scan)
 
     saved = json.loads((report / "results.json").read_text())
-    names = [MAMBA, "nnUNetTrainerMambaUNet_Tiny_NoScan__nnUNetMambaUNetPlans",
-             "nnUNetTrainerMambaUNet_Tiny_OneWay__nnUNetMambaUNetPlans"]
+    names = [MAMBA, f"nnUNetTrainerMambaUNet_Tiny_NoScan__{PLANS}", f"nnUNetTrainerMambaUNet_Tiny_OneWay__{PLANS}"]
     assert list(saved["splits"]["validation"]) == names and saved["seeds"] == [0, 1]
     splits = json.loads((planned_phantom["root"] / "preprocessed" / DATASET / "splits_final.json").read_text())
     cross_validation = sorted(case for fold in (0, 1) for case in splits[fold]["val"])
