@@ -90,11 +90,13 @@ def test_a_benchmark_run_as_jobs_reports_what_an_inline_run_reports(executor, in
         key: jobs[key]["job_id"] for key, job in first.items() if job["job_id"]}  # re-attached, not resubmitted
     assert identity(tmp_path / "report") == identity(inline_report)
     assert identity(inline_report)["cases"]["validation"]["nnUNetTrainer"]  # runs were scored, not an empty match
-    assert sorted(jobs) == sorted(f"train__{t}_1ep1it__nnUNetPlans__2d__fold{f}" for t in TRAINERS for f in (0, 1))
+    # every compute command is a job: the trainings and each method's cost measurement
+    assert sorted(jobs) == sorted([f"train__{t}_1ep1it__nnUNetPlans__2d__fold{f}" for t in TRAINERS for f in (0, 1)]
+                                  + [f"cost__{t}" for t in TRAINERS])
     assert all(job["state"] == "done" and job["job_id"] for job in jobs.values()), jobs
     if executor == "slurm":
         scripts = list((tmp_path / "report" / "jobs").glob("*/*_submission.sh"))
-        assert len(scripts) == 4 and all("#SBATCH --cpus-per-task=1" in s.read_text() for s in scripts)
+        assert len(scripts) == 6 and all("#SBATCH --cpus-per-task=1" in s.read_text() for s in scripts)
     assert "report: " in output
 
 
