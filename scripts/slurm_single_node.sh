@@ -91,7 +91,11 @@ start() {
         command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
             fail "$tool is missing: apt-get install -y slurm-wlm slurmdbd munge mariadb-server"
     done
-    if node_idle; then echo "export SLURM_CONF=$SLURM_CONF"; return; fi
+    # running only if accounting runs too (submitit reads job states through sacct): a cluster whose MariaDB was
+    # stopped under it is started again below, daemon by daemon
+    if node_idle && pgrep -x mariadbd >/dev/null && pgrep -x slurmdbd >/dev/null; then
+        echo "export SLURM_CONF=$SLURM_CONF"; return
+    fi
     write_config
     [ -f /etc/munge/munge.key ] || { mungekey --create 2>/dev/null || /usr/sbin/create-munge-key -f; }
     pgrep -x munged >/dev/null || service munge start >/dev/null || fail "munged did not start"
