@@ -137,10 +137,11 @@ def nnunet_trainer_search():
 
 #: fixtures that run nnU-Net's commands, trainings or whole programs in subprocesses (or give a test the folders
 #: to run them in), directly or through the fixtures they use: their tests are e2e (``workspace``: a module's own
-#: planned dataset; ``injected_run``: the GPU check's dry run, which trains; ``triton_results``: the Triton
-#: kernels' whole case list in one worker under Triton's interpreter)
+#: planned dataset; ``injected_run``: the GPU check's dry run, which trains; ``gpu_check``: the GPU check's runner,
+#: each check a pytest process of its own; ``triton_results``: the Triton kernels' whole case list in one worker
+#: under Triton's interpreter)
 E2E_FIXTURES = frozenset({"planned_phantom", "nnunet_workspace", "workspace", "nnunet_trainer_search",
-                          "injected_run", "triton_results"})
+                          "injected_run", "gpu_check", "triton_results"})
 
 
 def tiers_of(fixture_names, parameters) -> set[str]:
