@@ -144,6 +144,6 @@ def test_a_broken_install_is_reported_without_stopping_nnunets_search_of_other_f
               "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f\n"
               "print(f('nnUNetTrainerMine').__name__)")
     env = {**os.environ, "nnUNet_extTrainer": f"{REPO / 'trainers'}{os.pathsep}{tmp_path}"}
-    output = nnunet_trainer_search(script, env).stdout
-    assert "nnunetv2_mamba: its trainers are unavailable because importing them failed" in output
-    assert output.splitlines()[-1] == "nnUNetTrainerMine"
+    done = nnunet_trainer_search(script, env)
+    assert "nnunetv2_mamba: its trainers are unavailable because importing them failed" in done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "nnUNetTrainerMine"
