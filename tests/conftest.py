@@ -8,15 +8,24 @@ needs the one-node SLURM (the ``slurm`` fixture, or a parameter ``"slurm"`` of a
 time), ``e2e`` for one that runs nnU-Net's commands, trainings or other whole programs in subprocesses (one of
 ``E2E_FIXTURES``). The inner loop is
 ``pytest -m "not e2e and not slurm"``.
+
+Parallel sessions (pytest-xdist, ``-n N``; scripts/run.sh test runs one worker per core, at most 4): every worker
+has its own session fixtures and temporary folders, so nothing but the one-node SLURM is shared. The controlling
+process makes a folder for what its workers share (``$nnUNet_mamba_test_session``): the lock under which a worker
+starts the SLURM, and the mark that this session started it, so the controlling process stops it after every
+worker is done. Each worker's torch gets its share of the cores.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 import slurm_node
 from helpers import DATASET, REPO, run
@@ -24,6 +33,32 @@ from helpers import DATASET, REPO, run
 SLURM_SCRIPT = REPO / "scripts" / "slurm_single_node.sh"
 
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+#: the folder that a test session's workers share (made by the controlling process, inherited by the workers)
+SESSION_FOLDER = "nnUNet_mamba_test_session"
+SLURM_STARTED = "slurm.started"
+_OWNS_SESSION_FOLDER = pytest.StashKey[bool]()
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput") and SESSION_FOLDER not in os.environ:  # the controlling process
+        os.environ[SESSION_FOLDER] = tempfile.mkdtemp(prefix="nnunetv2_mamba-tests-")
+        config.stash[_OWNS_SESSION_FOLDER] = True
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if hasattr(config, "workerinput") and workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def pytest_sessionfinish(session):
+    """The controlling process, after every worker: stop the SLURM this session started, remove the shared folder."""
+    if not session.config.stash.get(_OWNS_SESSION_FOLDER, False):
+        return
+    shared = Path(os.environ.pop(SESSION_FOLDER))
+    if (shared / SLURM_STARTED).exists():
+        subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=120)
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 @pytest.fixture(params=["torch", "cpu"])
@@ -106,20 +141,23 @@ def nnunet_workspace(tmp_path) -> dict:
 
 @pytest.fixture(scope="session")
 def slurm():
-    """A running single-node SLURM (SLURM_CONF exported to this process and so to the jobs); stopped afterwards
-    if this session started it. Without its packages or root: skipped with what to install, failed under CI=true
-    (tests/slurm_node.py); where it is installed but does not start: failed with the script's reason."""
+    """A running single-node SLURM (SLURM_CONF exported to this process and so to the jobs), shared by the
+    session's workers; stopped after the session (pytest_sessionfinish) if this session started it. Without its
+    packages or root: skipped with what to install, failed under CI=true (tests/slurm_node.py); where it is
+    installed but does not start: failed with the script's reason."""
     slurm_node.require()
-    was_running = subprocess.run(["bash", str(SLURM_SCRIPT), "status"], capture_output=True,
-                                 timeout=60).returncode == 0
-    started = subprocess.run(["bash", str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=300)
-    if started.returncode != 0:
-        pytest.fail(f"the single-node SLURM did not start: {started.stderr.strip()}")
+    shared = Path(os.environ[SESSION_FOLDER])
+    with FileLock(shared / "slurm.lock"):  # one worker starts it, the others find it running
+        was_running = subprocess.run(["bash", str(SLURM_SCRIPT), "status"], capture_output=True,
+                                     timeout=60).returncode == 0
+        started = subprocess.run(["bash", str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=300)
+        if started.returncode != 0:
+            pytest.fail(f"the single-node SLURM did not start: {started.stderr.strip()}")
+        if not was_running:
+            (shared / SLURM_STARTED).touch()
     conf = started.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
     os.environ["SLURM_CONF"] = conf
-    yield conf
-    if not was_running:
-        subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, timeout=120)
+    return conf
 
 
 @pytest.fixture

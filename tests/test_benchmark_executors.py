@@ -1,8 +1,9 @@
-"""The benchmark on every executor: trainings as submitit jobs on this machine (local) and on a real one-node SLURM,
-submitted with --no-wait and waited for by the same command run again, give the report an inline run gives, run for
-run and case for case; a job that fails is reported with its log and the others kept, --report-only reports it
-without submitting anything, and running the same command again resubmits only that job, which continues with
---c."""
+"""The benchmark on an executor: trainings and cost measurements as jobs on a real one-node SLURM, submitted with
+--no-wait and waited for by the same command run again, scored and reported run for run and case for case; a job
+that fails (on the local executor) is reported with its log and the others kept, --report-only reports it without
+submitting anything, and running the same command again resubmits only that job, which continues with --c. The
+executors' own contract (inline, local and slurm run the same jobs alike) is tested with trivial jobs in
+test_executors.py."""
 import json
 import os
 import subprocess
@@ -50,64 +51,45 @@ def in_results(env: dict, results) -> dict:
     return {**env, "nnUNet_results": str(results), **{k: os.environ[k] for k in ("SLURM_CONF",) if k in os.environ}}
 
 
-def identity(report) -> dict:
-    """What a report is made of, wherever its runs ran: methods, runs (trainer, fold, setup) and scored cases."""
-    saved = json.loads((report / "results.json").read_text())
-    setups = {name: {fold: {k: v for k, v in curve["setup"].items() if k != "device"} for fold, curve in folds.items()}
-              for name, folds in saved["curves"].items()}
-    cases = {split: {name: sorted(result["cases"]) for name, result in methods.items()}
-             for split, methods in saved["splits"].items()}
-    return {"trained_as": saved["trained_as"], "methods": saved["methods"], "folds": saved["folds"],
-            "setups": setups, "cases": cases, "missing": saved["missing_runs"]}
-
-
-@pytest.fixture(scope="module")
-def inline_report(planned_phantom, tmp_path_factory):
-    root = tmp_path_factory.mktemp("inline")
-    env = in_results(planned_phantom["env"], root / "results")
-    benchmark(env, root / "report", "--trainers", *TRAINERS, "--folds", "0", "1")
-    return root / "report"
-
-
-@pytest.fixture(params=["local", "slurm"])
-def executor(request):
-    if request.param == "slurm":
-        request.getfixturevalue("slurm")
-    return request.param
-
-
-def test_a_benchmark_run_as_jobs_reports_what_an_inline_run_reports(executor, inline_report, planned_phantom,
-                                                                    tmp_path):
+def test_a_benchmark_run_as_slurm_jobs_is_reattached_scored_and_reported(slurm, planned_phantom, tmp_path):
     env = in_results(planned_phantom["env"], tmp_path / "results")
-    arguments = ["--trainers", *TRAINERS, "--folds", "0", "1", "--executor", executor,
-                 *(["--slurm-cpus", "1", "--slurm-time-min", "10"] if executor == "slurm" else [])]
-    submitted = benchmark(env, tmp_path / "report", *arguments, "--no-wait")
+    report = tmp_path / "report"
+    arguments = ["--trainers", *TRAINERS, "--folds", "0", "1", "--executor", "slurm", "--slurm-cpus", "1",
+                 "--slurm-time-min", "10"]
+    submitted = benchmark(env, report, *arguments, "--no-wait")
     assert "[benchmark] submitted; run the same command again" in submitted
-    first = json.loads((tmp_path / "report" / "jobs" / "jobs.json").read_text())
-    output = benchmark(env, tmp_path / "report", *arguments)  # waits for the same jobs, then reports
-    jobs = json.loads((tmp_path / "report" / "jobs" / "jobs.json").read_text())
+    first = json.loads((report / "jobs" / "jobs.json").read_text())
+    output = benchmark(env, report, *arguments)  # waits for the same jobs, then reports
+    jobs = json.loads((report / "jobs" / "jobs.json").read_text())
     assert {key: job["job_id"] for key, job in first.items() if job["job_id"]} == {
         key: jobs[key]["job_id"] for key, job in first.items() if job["job_id"]}  # re-attached, not resubmitted
-    assert identity(tmp_path / "report") == identity(inline_report)
-    assert identity(inline_report)["cases"]["validation"]["nnUNetTrainer"]  # runs were scored, not an empty match
     # every compute command is a job: the trainings and each method's cost measurement
     assert sorted(jobs) == sorted([f"train__{t}_1ep1it__nnUNetPlans__2d__fold{f}" for t in TRAINERS for f in (0, 1)]
                                   + [f"cost__{t}" for t in TRAINERS])
     assert all(job["state"] == "done" and job["job_id"] for job in jobs.values()), jobs
-    if executor == "slurm":
-        scripts = list((tmp_path / "report" / "jobs").glob("*/*_submission.sh"))
-        assert len(scripts) == 6 and all("#SBATCH --cpus-per-task=1" in s.read_text() for s in scripts)
+    scripts = list((report / "jobs").glob("*/*_submission.sh"))
+    assert len(scripts) == 6 and all("#SBATCH --cpus-per-task=1" in s.read_text() for s in scripts)
     assert "report: " in output
 
+    saved = json.loads((report / "results.json").read_text())
+    assert list(saved["methods"]) == TRAINERS and saved["folds"] == [0, 1] and not saved["missing_runs"]
+    assert saved["trained_as"] == {t: f"{t}_1ep1it" for t in TRAINERS}
+    splits = json.loads((planned_phantom["root"] / "preprocessed" / DATASET / "splits_final.json").read_text())
+    cross_validation = sorted(case for fold in (0, 1) for case in splits[fold]["val"])
+    for trainer in TRAINERS:  # every run scored on its fold's cases, and its setup read from its own log
+        assert sorted(saved["splits"]["validation"][trainer]["cases"]) == cross_validation
+        assert sorted(saved["curves"][trainer]) == ["0", "1"]
+        assert all(curve["setup"]["trainer"] == f"{trainer}_1ep1it" for curve in saved["curves"][trainer].values())
 
-def test_a_failed_job_is_reported_and_only_it_is_resubmitted_and_continued(executor, planned_phantom, tmp_path):
+
+def test_a_failed_job_is_reported_and_only_it_is_resubmitted_and_continued(planned_phantom, tmp_path):
     (tmp_path / "trainers").mkdir()
     (tmp_path / "trainers" / "flaky_trainer.py").write_text(FLAKY)
     marker = tmp_path / "marker"
     marker.touch()
     env = {**in_results(planned_phantom["env"], tmp_path / "results"), "FLAKY_MARKER": str(marker),
            "nnUNet_extTrainer": str(tmp_path / "trainers")}
-    arguments = ["--trainers", "nnUNetTrainer", "nnUNetTrainerFlaky_2ep1it", "--executor", executor]
+    arguments = ["--trainers", "nnUNetTrainer", "nnUNetTrainerFlaky_2ep1it", "--executor", "local"]
     report = tmp_path / "report"
     flaky = "train__nnUNetTrainerFlaky_2ep1it__nnUNetPlans__2d__fold0"
     fold = tmp_path / "results" / DATASET / "nnUNetTrainerFlaky_2ep1it__nnUNetPlans__2d" / "fold_0"
@@ -134,7 +116,6 @@ def test_a_failed_job_is_reported_and_only_it_is_resubmitted_and_continued(execu
     cnn = "train__nnUNetTrainer_1ep1it__nnUNetPlans__2d__fold0"
     assert jobs[cnn] == first[cnn]  # not resubmitted
     assert jobs[flaky]["command"][-1] == "--c" and jobs[flaky]["state"] == "done"
-    assert executor == "local" or jobs[flaky]["job_id"] != first[flaky]["job_id"]
     assert (fold / "checkpoint_final.pth").is_file()
     assert list(json.loads((report / "results.json").read_text())["splits"]["validation"]) == [
         "nnUNetTrainer", "nnUNetTrainerFlaky_2ep1it"]
