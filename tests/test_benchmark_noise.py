@@ -103,7 +103,7 @@ def test_every_seed_of_every_method_trains_and_seed_0_is_what_the_report_and_the
         f"{t}_1ep1it_seed{k}" for t in ("nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny",
                                         "nnUNetTrainerMambaUNet_Tiny_NoScan", "nnUNetTrainerMambaUNet_Tiny_OneWay")
         for k in (0, 1))
-    assert {run.trainer for runs in bench.runs.values() for run in runs} == {
+    assert {run.model.trainer for runs in bench.runs.values() for run in runs} == {
         trainer for trainer in trained if trainer.endswith("_seed0")}  # rows, costs, selection, test predictions
     assert len(bench.unfinished_runs()) == 16
     repeat = bench.seed_runs[MAMBA][1][0]

@@ -1,8 +1,8 @@
 """The benchmark: each method trained on its own plans, splits and budget through nnU-Net, scored, ensembled by
 nnU-Net's own model selection, predicted on a test folder, reported.
 
-A run is one value, ``FoldRun`` (trainer with its budget, plans, configuration, fold): its results folder, what is
-left to do for it, its job and its report entry all come from it. An executor only decides where a run's command
+A run is one value, ``FoldRun``: a compared model (``Model``: trainer with its budget, plans, configuration) and a
+fold. Its results folder, what is left to do for it, its job and its report entry all come from it. An executor only decides where a run's command
 executes.
 """
 from __future__ import annotations
@@ -117,9 +117,9 @@ class Benchmark:
         self.logs = self.report_dir / "logs"
         self.methods = config.methods()
         self.trained_as = config.trained_as()
-        self.seed_runs = {name: {seed: [FoldRun(self.dataset, trainer, self.methods[name].plans,
-                                                self.methods[name].configuration, fold, self.paths.results)
-                                        for fold in config.folds] for seed, trainer in by_seed.items()}
+        self.seed_runs = {name: {seed: [FoldRun(self.methods[name].model(trainer), fold, self.dataset,
+                                                self.paths.results) for fold in config.folds]
+                                 for seed, trainer in by_seed.items()}
                           for name, by_seed in config.trained_as_by_seed().items()}
         # the first seed's runs: each method's report rows, nnU-Net's selection, cost and test predictions
         self.runs = {name: by_seed[config.seeds[0]] for name, by_seed in self.seed_runs.items()}
@@ -180,7 +180,7 @@ class Benchmark:
             check = (method.folder_name(method.trainer), self.plans_of(name), self.stock_plans())
             for run in (run for runs in by_seed.values() for run in runs):
                 others = run.finished_with_other_budgets()
-                tqdm.write(f"{run.identifier} fold {run.fold}: {run.status(npz)} -> {run.folder}"
+                tqdm.write(f"{run.model.identifier} fold {run.fold}: {run.status(npz)} -> {run.folder}"
                            + (f" (finished with another budget, not reused: {', '.join(others)})" if others else ""))
                 if not run.is_finished(npz):
                     jobs.append(device_job(f"train__{run.key}", run.train_command(self.config.dataset_id, npz),

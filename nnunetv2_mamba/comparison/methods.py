@@ -1,8 +1,9 @@
 """What a benchmark compares: a trainer on a plans file and a configuration, named as nnU-Net names results folders.
 
-``Model`` is a compared model as nnU-Net knows it, (trainer with its budget, plans, configuration), and the one
-place that builds or parses nnU-Net's ``TRAINER__PLANS__CONFIG`` identifier (with nnU-Net's own helpers);
-``Method`` is what the user names, before a budget is given to its trainer.
+``Model`` is a compared model as nnU-Net knows it, (trainer with its budget, plans, configuration): its identifier,
+results folder and the nnU-Net commands that train, validate, predict with and export it; the one place that builds
+or parses nnU-Net's ``TRAINER__PLANS__CONFIG`` identifier (with nnU-Net's own helpers). ``Method`` is what the user
+names, before a budget is given to its trainer.
 
 ``TRAINER`` means ``TRAINER__nnUNetPlans__<-c>``, ``TRAINER__PLANS`` the benchmark's configuration in those plans,
 ``TRAINER__PLANS__CONFIG`` exactly that (nnU-Net's ``TRAINER__PLANS__CONFIG`` results-folder identifier). The
@@ -55,6 +56,40 @@ class Model:
 
     def folder(self, results_root: Path, dataset: str) -> Path:
         return Path(results_root) / dataset / self.identifier
+
+    def train_command(self, dataset_id: int, fold: int, device: str, npz: bool = False,
+                      resume: bool = False) -> list[str]:
+        """``nnUNetv2_train`` of ``fold`` on ``device`` (nnU-Net's ``-device``), with ``--npz`` probabilities for
+        ensembling; ``resume``: ``--c``, from the fold's latest checkpoint."""
+        return self._train(dataset_id, fold, device, npz) + (["--c"] if resume else [])
+
+    def validate_command(self, dataset_id: int, fold: int, device: str, npz: bool = False) -> list[str]:
+        """``nnUNetv2_train --val`` of a trained ``fold``: its validation again (with ``--npz``), never a retraining."""
+        return self._train(dataset_id, fold, device, npz) + ["--val"]
+
+    def _train(self, dataset_id: int, fold: int, device: str, npz: bool) -> list[str]:
+        from nnunetv2_mamba.comparison.workspace import nnunet_command
+
+        return [nnunet_command("nnUNetv2_train"), str(dataset_id), self.configuration, str(fold), "-tr", self.trainer,
+                "-p", self.plans, "-device", device] + (["--npz"] if npz else [])
+
+    def predict_command(self, dataset_id: int, folds: list, input_dir: Path, output_dir: Path, device: str,
+                        probabilities: bool = False, disable_tta: bool = False) -> list[str]:
+        """``nnUNetv2_predict`` of ``input_dir`` into ``output_dir`` with ``folds`` of this model, one process each
+        for preprocessing and export; ``probabilities`` for ensembling, ``disable_tta``: no mirroring."""
+        from nnunetv2_mamba.comparison.workspace import nnunet_command
+
+        return [nnunet_command("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output_dir), "-d", str(dataset_id),
+                "-c", self.configuration, "-tr", self.trainer, "-p", self.plans, "-f", *map(str, folds),
+                "-device", device, "-npp", "1", "-nps", "1", *(["--save_probabilities"] if probabilities else []),
+                *(["--disable_tta"] if disable_tta else [])]
+
+    def export_command(self, dataset_id: int, folds: list, zip_file: Path) -> list[str]:
+        """``nnUNetv2_export_model_to_zip`` of ``folds`` of this model into ``zip_file``."""
+        from nnunetv2_mamba.comparison.workspace import nnunet_command
+
+        return [nnunet_command("nnUNetv2_export_model_to_zip"), "-d", str(dataset_id), "-o", str(zip_file),
+                "-c", self.configuration, "-tr", self.trainer, "-p", self.plans, "-f", *map(str, folds)]
 
 
 class MethodError(ValueError):

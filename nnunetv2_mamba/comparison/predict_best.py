@@ -56,11 +56,9 @@ def export_jobs(dataset_id: int, selection: dict, export_dir: Path, env: dict, l
     jobs = []
     for identifier in selected_identifiers(selection):
         model = Model.from_identifier(identifier)
-        jobs.append(Job(f"export__{identifier}", (
-            nnunet_command("nnUNetv2_export_model_to_zip"), "-d", str(dataset_id), "-o",
-            str(export_dir / f"{identifier}.zip"), "-c", model.configuration, "-tr", model.trainer, "-p",
-            model.plans, "-f", *folds),
-            env, logs / f"export_{identifier}.log"))
+        jobs.append(Job(f"export__{identifier}", tuple(model.export_command(dataset_id, folds,
+                                                                            export_dir / f"{identifier}.zip")),
+                        env, logs / f"export_{identifier}.log"))
     return jobs
 
 
