@@ -55,6 +55,7 @@ def test_the_forward_only_scan_operator_computes_what_the_autograd_path_computes
 def test_fold_runs_resume_and_are_never_retrained(tmp_path):
     run = FoldRun(Model("nnUNetTrainer_2ep3it", "nnUNetResEncUNetMPlans", "2d_bs2"), 1, "Dataset900_X", tmp_path)
     assert run.folder == tmp_path / "Dataset900_X" / "nnUNetTrainer_2ep3it__nnUNetResEncUNetMPlans__2d_bs2" / "fold_1"
+    assert run.key == "train.nnUNetTrainer_2ep3it__nnUNetResEncUNetMPlans__2d_bs2.fold1"  # job key, log file stem
     command = run.train_command(900)
     assert command[1:] == ["900", "2d_bs2", "1", "-tr", "nnUNetTrainer_2ep3it", "-p", "nnUNetResEncUNetMPlans",
                            "-device", DEVICE]  # the job's own device, decided where it runs

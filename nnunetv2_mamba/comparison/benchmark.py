@@ -2,8 +2,8 @@
 nnU-Net's own model selection, predicted on a test folder, reported.
 
 A run is one value, ``FoldRun``: a compared model (``Model``: trainer with its budget, plans, configuration) and a
-fold. Its results folder, what is left to do for it, its job and its report entry all come from it. An executor only decides where a run's command
-executes.
+fold. Its results folder, what is left to do for it, its job and its report entry all come from it. An executor
+only decides where a run's command executes.
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunetv2_mamba.comparison import ensembles, plans as plans_module
-from nnunetv2_mamba.comparison.execution import ExecutorSettings, Job, ReportOnlyExecutor, make_executor
+from nnunetv2_mamba.comparison.execution import (ExecutorSettings, Job, ReportOnlyExecutor, job_key, job_log,
+                                                  make_executor)
+from nnunetv2_mamba.comparison.execution.jobs import KEY_SEPARATOR
 from nnunetv2_mamba.comparison.execution.report_only import NOT_SUBMITTED
 from nnunetv2_mamba.comparison.job_device import DEVICE, device_job, read_where, where_file
 from nnunetv2_mamba.comparison.methods import Method, MethodError, default_methods, run_trainer_name
@@ -183,12 +185,12 @@ class Benchmark:
                 tqdm.write(f"{run.model.identifier} fold {run.fold}: {run.status(npz)} -> {run.folder}"
                            + (f" (finished with another budget, not reused: {', '.join(others)})" if others else ""))
                 if not run.is_finished(npz):
-                    jobs.append(device_job(f"train__{run.key}", run.train_command(self.config.dataset_id, npz),
+                    jobs.append(device_job(run.key, run.train_command(self.config.dataset_id, npz),
                                            self.config.device, executor, self.env, self.train_log(run), check))
         return jobs
 
     def train_log(self, run: FoldRun) -> Path:
-        return self.logs / f"train_{run.key}.log"
+        return job_log(self.logs, run.key)
 
     def cost_jobs(self, executor, names: list[str]) -> list[Job]:
         """The cost measurement of each method in ``names`` not measured yet, as a job on the kind of node its
@@ -200,8 +202,8 @@ class Benchmark:
                 command = [sys.executable, "-m", "nnunetv2_mamba.comparison.cost", self.trained_as[name],
                            str(self.plans_of(name)), str(self.preprocessed / "dataset.json"), method.configuration,
                            DEVICE, str(self.cost_file(name))]
-                jobs.append(device_job(f"cost__{_flat(name)}", command, self.config.device, executor, self.env,
-                                       self.logs / f"cost_{_flat(name)}.log"))
+                key = job_key("cost", _flat(name))
+                jobs.append(device_job(key, command, self.config.device, executor, self.env, job_log(self.logs, key)))
         return jobs
 
     def cost_file(self, name: str) -> Path:
@@ -244,7 +246,7 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path | None:
         raise SystemExit("\n".join(["no run has finished:"] + [f"{key} failed (log: {o.log_file}):\n{o.error}"
                                                                 for key, o in failed_runs.items()]))
     results = collect_results(bench, executor)
-    results["missing_runs"] = {run.key: _state(outcomes.get(f"train__{run.key}")) for run in bench.unfinished_runs()}
+    results["missing_runs"] = {run.key: _state(outcomes.get(run.key)) for run in bench.unfinished_runs()}
     failures = {**failed_runs, **results.pop("failed_jobs")}
     results["failures"] = {key: {"log": str(o.log_file), "error": o.error} for key, o in failures.items()}
     save_results(results, bench.report_dir)
@@ -343,10 +345,10 @@ def predict_stage(bench: Benchmark, executor, scored: dict, selection: dict | No
     ending = dataset_json["file_ending"]
     cases = test_cases(config.test_images, ending)
     outputs = {name: bench.report_dir / "test_predictions" / _flat(name) for name in scored}
-    jobs = [prediction_job(f"predict__{_flat(name)}", config.dataset_id,
-                           bench.methods[name].model(bench.trained_as[name]), [r.fold for r in scored[name]],
-                           config.test_images, output, config.device, executor, bench.env,
-                           bench.logs / f"predict_{_flat(name)}.log", config.disable_tta)
+    keys = {name: job_key("predict", _flat(name)) for name in scored}
+    jobs = [prediction_job(keys[name], config.dataset_id, bench.methods[name].model(bench.trained_as[name]),
+                           [r.fold for r in scored[name]], config.test_images, output, config.device, executor,
+                           bench.env, job_log(bench.logs, keys[name]), config.disable_tta)
             for name, output in outputs.items() if not is_predicted(output, cases, ending)]
     failed = {k: o for k, o in executor.run(jobs).items() if o.state == "failed"} if jobs else {}
     test, overlays = {}, {"images": str(config.test_images), "references": str(config.test_labels),
@@ -356,7 +358,7 @@ def predict_stage(bench: Benchmark, executor, scored: dict, selection: dict | No
             costs[name]["inference_seconds_per_case"] = prediction_timing(output, cases, ending)["seconds_per_case"]
             test[name] = evaluate_folder(config.test_labels, output, dataset_json)
             overlays["predictions"][name] = [str(output)]
-    best = bench.report_dir / "test_predictions" / f"{BEST}__{_flat(selection['best'])}" if selection else None
+    best = bench.report_dir / "test_predictions" / _flat(f"{BEST}: {selection['best']}") if selection else None
     if best is not None and (executor.submits or is_predicted(best / "postprocessed", cases, ending)):
         final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, best, config.device,
                              bench.env, executor, config.disable_tta, replace=True)
@@ -445,7 +447,8 @@ def _selection_is_current(bench: Benchmark, identifiers: set[str]) -> bool:
 def _run_find_best(bench: Benchmark, executor, identifiers: list[str]) -> None:
     """nnU-Net's model selection and ensembling, a CPU job (``--report-only``: not run)."""
     command = ensembles.find_best_command(bench.config.dataset_id, bench.config.folds, identifiers)
-    job = Job("find_best_configuration", tuple(command), bench.env, bench.logs / "find_best_configuration.log")
+    key = job_key("find_best_configuration")
+    job = Job(key, tuple(command), bench.env, job_log(bench.logs, key))
     outcome = executor.run([job])[job.key]
     if executor.submits and outcome.state != "done":
         raise RuntimeError(f"nnU-Net's find_best_configuration failed (log: {job.log_file}):\n{outcome.error}")
@@ -473,8 +476,8 @@ def _fold_of_case(preprocessed: Path, folds: list[int]) -> dict[str, int]:
 
 
 def _flat(name: str) -> str:
-    """A report name as a folder name."""
-    return name.replace(": ", "__").replace(" + ", "+").replace(" ", "_")
+    """A report name as a folder name and a job key's subject: ``ensemble: A + B`` as ``ensemble.A+B``."""
+    return name.replace(": ", KEY_SEPARATOR).replace(" + ", "+").replace(" ", "_")
 
 
 def _merged(template: dict, cases: dict) -> dict:

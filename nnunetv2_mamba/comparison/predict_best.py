@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nnunetv2_mamba.comparison.ensembles import read_selection, selected_identifiers
 from nnunetv2_mamba.comparison.workspace import nnunet_command
-from nnunetv2_mamba.comparison.execution import Job
+from nnunetv2_mamba.comparison.execution import Job, job_key, job_log
 from nnunetv2_mamba.comparison.methods import Model
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, test_cases
 
@@ -34,19 +34,20 @@ def prediction_steps(dataset_id: int, selection: dict, input_dir: Path, output_d
     predict = []
     for identifier, folder in zip(identifiers, members):
         model = Model.from_identifier(identifier)
-        predict.append(prediction_job(f"predict__{folder.name}", dataset_id, model, folds,
-                                      input_dir, folder, device, executor, env, logs / f"predict_{folder.name}.log",
-                                      disable_tta, probabilities=ensemble))
+        key = job_key("predict", folder.name)
+        predict.append(prediction_job(key, dataset_id, model, folds, input_dir, folder, device, executor, env,
+                                      job_log(logs, key), disable_tta, probabilities=ensemble))
     stages = [predict]
     merged = members[0]
     if ensemble:
         merged = output_dir / "ensemble"
-        stages.append([Job("ensemble", (nnunet_command("nnUNetv2_ensemble"), "-i", *map(str, members), "-o",
-                                        str(merged), "-np", processes), env, logs / "ensemble.log")])
-    stages.append([Job("postprocess", (
+        stages.append([Job(job_key("ensemble"), (nnunet_command("nnUNetv2_ensemble"), "-i", *map(str, members),
+                                                 "-o", str(merged), "-np", processes),
+                           env, job_log(logs, job_key("ensemble")))])
+    stages.append([Job(job_key("postprocess"), (
         nnunet_command("nnUNetv2_apply_postprocessing"), "-i", str(merged), "-o", str(output_dir / FINAL),
         "-pp_pkl_file", best["postprocessing_file"], "-plans_json", best["some_plans_file"], "-np", processes),
-        env, logs / "postprocess.log")])
+        env, job_log(logs, job_key("postprocess")))])
     return stages
 
 
@@ -56,9 +57,9 @@ def export_jobs(dataset_id: int, selection: dict, export_dir: Path, env: dict, l
     jobs = []
     for identifier in selected_identifiers(selection):
         model = Model.from_identifier(identifier)
-        jobs.append(Job(f"export__{identifier}", tuple(model.export_command(dataset_id, folds,
-                                                                            export_dir / f"{identifier}.zip")),
-                        env, logs / f"export_{identifier}.log"))
+        key = job_key("export", identifier)
+        jobs.append(Job(key, tuple(model.export_command(dataset_id, folds, export_dir / f"{identifier}.zip")), env,
+                        job_log(logs, key)))
     return jobs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunetv2_mamba.comparison.execution import job_key
 from nnunetv2_mamba.comparison.job_device import DEVICE
 from nnunetv2_mamba.comparison.methods import Model
 
@@ -19,8 +20,9 @@ class FoldRun:
 
     @property
     def key(self) -> str:
-        """Unique and filesystem-safe name of this run: its job key and log file stem."""
-        return f"{self.model.identifier}__fold{self.fold}"
+        """The key of this run's training job (``train.<identifier>.fold<N>``): its job, its log file's stem and its
+        entry among the report's missing or failed runs."""
+        return job_key("train", self.model.identifier, f"fold{self.fold}")
 
     @property
     def folder(self) -> Path:
