@@ -18,7 +18,7 @@ from nnunetv2_mamba.comparison.cost import count_flops
 from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig
 from nnunetv2_mamba.comparison.report import metric_table, save_results, write_report
 from nnunetv2_mamba.evaluation.metrics import METRICS
-from nnunetv2_mamba.comparison.methods import Method, MethodError, Model
+from nnunetv2_mamba.comparison.methods import Method, MethodError, Model, ensemble_members
 from nnunetv2_mamba.comparison.job_device import DEVICE
 from nnunetv2_mamba.comparison.runs import FoldRun
 from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
@@ -86,7 +86,7 @@ def test_fold_runs_resume_and_are_never_retrained(tmp_path):
     assert other_trainer.finished_with_other_budgets() == []
 
 
-def test_a_model_is_nnunets_identifier_and_its_commands(tmp_path):
+def test_a_model_is_its_nnunet_identifier_its_commands_and_its_ensembles(tmp_path):
     model = Model("nnUNetTrainer_2ep3it", "nnUNetResEncUNetMPlans", "2d_bs2")
     assert Model.from_identifier(model.identifier) == model
     assert model.folder(tmp_path, "Dataset900_X") == tmp_path / "Dataset900_X" / model.identifier
@@ -98,6 +98,12 @@ def test_a_model_is_nnunets_identifier_and_its_commands(tmp_path):
         "-npp", "1", "-nps", "1", "--save_probabilities"]
     assert model.export_command(900, ["0"], tmp_path / "m.zip")[1:] == ["-d", "900", "-o", str(tmp_path / "m.zip"),
                                                                        *names, "-f", "0"]
+
+    from nnunetv2.utilities.file_path_utilities import get_ensemble_name
+
+    other = Model("nnUNetTrainerVMUNet_2ep3it", "nnUNetVMUNetPlans", "2d")
+    key = get_ensemble_name(str(model.folder(tmp_path, "D")), str(other.folder(tmp_path, "D")), (0, 1))
+    assert ensemble_members(key) == [model, other] and ensemble_members(model.identifier) == []
 
 
 def test_every_trainer_trains_with_the_budget_in_its_name():

@@ -20,7 +20,8 @@ from nnunetv2_mamba.comparison.execution import (ExecutorSettings, Job, ReportOn
 from nnunetv2_mamba.comparison.execution.jobs import KEY_SEPARATOR
 from nnunetv2_mamba.comparison.execution.report_only import NOT_SUBMITTED
 from nnunetv2_mamba.comparison.job_device import DEVICE, device_job, read_where, where_file
-from nnunetv2_mamba.comparison.methods import Method, MethodError, default_methods, run_trainer_name
+from nnunetv2_mamba.comparison.methods import (MAMBA_SPECS, Method, MethodError, default_methods, ensemble_members,
+                                                run_trainer_name)
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, prediction_timing, test_cases
 from nnunetv2_mamba.comparison.report import save_results, write_report
 from nnunetv2_mamba.comparison.predict_best import predict_best
@@ -36,11 +37,11 @@ BEST = "best"  # prefix of the report's row for nnU-Net's chosen model or ensemb
 
 @dataclass
 class BenchmarkConfig:
-    """What to compare and how; the first method is the baseline. ``trainers``: method specs (``TRAINER``,
-    ``TRAINER__PLANS``, ``TRAINER__PLANS__CONFIG``), None for nnU-Net's recommended comparison
-    (``default_methods``). Every trainer trains for ``epochs`` x ``iterations_per_epoch`` (default nnU-Net's
-    1000 x 250) unless its name carries a budget already. ``controls`` adds each Mamba method's scan controls;
-    ``repeats`` N trains every (method, fold) with seeds 0..N-1 (None: unseeded run names)."""
+    """What to compare and how; the first method is the baseline. ``trainers``: method specs (``Method.parse``:
+    ``SPEC_FORMS``), None for nnU-Net's recommended comparison (``default_methods``). Every trainer trains for
+    ``epochs`` x ``iterations_per_epoch`` (default nnU-Net's 1000 x 250) unless its name carries a budget already.
+    ``controls`` adds each Mamba method's scan controls; ``repeats`` N trains every (method, fold) with seeds 0..N-1
+    (None: unseeded run names)."""
     dataset_id: int
     trainers: list[str] | None = None
     configuration: str = "2d"
@@ -84,8 +85,7 @@ class BenchmarkConfig:
 
             if not any(m.has_scan for m in methods):
                 raise MethodError("--controls trains the scan controls (NoScan, OneWay) of the Mamba-UNet and VM-UNet "
-                                  "methods, and --trainers names none: add one, e.g. "
-                                  "nnUNetTrainerMambaUNet__nnUNetMambaUNetPlans.")
+                                  f"methods, and --trainers names none: add one, e.g. {MAMBA_SPECS[0]}.")
             methods = [c for m in methods for c in [m, *(m.control(k) for k in CONTROLS if m.has_scan)]]
         named = {m.name(self.configuration): m for m in methods}
         if len(named) != len(methods):
@@ -416,9 +416,8 @@ def select_and_ensemble(bench: Benchmark, executor) -> dict | None:
     selection = ensembles.read_selection(bench.dataset_results)
 
     def report_name(key: str) -> str:
-        if key.startswith(ensembles.ENSEMBLE_PREFIX):
-            return "ensemble: " + " + ".join(names[m] for m in ensembles.ensemble_members(key))
-        return names[key]
+        members = ensemble_members(key)
+        return "ensemble: " + " + ".join(names[m.identifier] for m in members) if members else names[key]
 
     best = selection["best_model_or_ensemble"]
     chosen = ensembles.selected_identifiers(selection)
@@ -427,7 +426,7 @@ def select_and_ensemble(bench: Benchmark, executor) -> dict | None:
             "best": best_name, "dice_before_postprocessing": best["result_on_crossval_pre_pp"],
             "dice_after_postprocessing": best["result_on_crossval_post_pp"],
             "ensemble_folders": {report_name(k): str(ensembles.ensemble_folder(bench.dataset_results, k))
-                                 for k in selection["all_results"] if k.startswith(ensembles.ENSEMBLE_PREFIX)},
+                                 for k in selection["all_results"] if ensemble_members(k)},
             "instructions": (bench.dataset_results / ensembles.INSTRUCTIONS).read_text()}
 
 

@@ -3,9 +3,10 @@ images with the stock commands, predict -> ensemble -> apply postprocessing, opt
 exported as nnU-Net zip files.
 
 ``nnunetv2_mamba predict-best -d DATASET -i IMAGES -o OUT [--labels LABELS] [--export DIR]``: OUT gets one folder per
-member (``model_K_<TRAINER__PLANS__CONFIG>``, probabilities kept for ensembling), ``ensemble/`` for an ensemble and
-``postprocessed/``, the submission. ``--export`` writes each member as ``nnUNetv2_export_model_to_zip`` packs it
-(install elsewhere with ``nnUNetv2_install_pretrained_model_from_zip``), with the postprocessing file beside.
+member (``model_K_<identifier>``, the member's ``Model.identifier``, probabilities kept for ensembling),
+``ensemble/`` for an ensemble and ``postprocessed/``, the submission. ``--export`` writes each member as
+``nnUNetv2_export_model_to_zip`` packs it (install elsewhere with ``nnUNetv2_install_pretrained_model_from_zip``),
+with the postprocessing file beside.
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def prediction_steps(dataset_id: int, selection: dict, input_dir: Path, output_d
 
 
 def export_jobs(dataset_id: int, selection: dict, export_dir: Path, env: dict, logs: Path) -> list[Job]:
-    """``nnUNetv2_export_model_to_zip`` of every chosen model, as ``export_dir/<TRAINER__PLANS__CONFIG>.zip``."""
+    """``nnUNetv2_export_model_to_zip`` of every chosen model, as ``export_dir/<identifier>.zip``
+    (``Model.identifier``)."""
     folds = [str(f) for f in selection["folds"]]
     jobs = []
     for identifier in selected_identifiers(selection):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 STATES = ("pending", "running", "done", "failed")
-KEY_SEPARATOR = "."  # between a job key's kind and its subject's parts (never "__", which nnU-Net's names hold)
+KEY_SEPARATOR = "."  # between a job key's kind and its subject's parts; not nnU-Net's double underscore
 ACTIVE = ("pending", "running")
 _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
