@@ -18,7 +18,7 @@ from nnunetv2_mamba.comparison.cost import count_flops
 from nnunetv2_mamba.comparison.benchmark import BenchmarkConfig
 from nnunetv2_mamba.comparison.report import metric_table, save_results, write_report
 from nnunetv2_mamba.evaluation.metrics import METRICS
-from nnunetv2_mamba.comparison.methods import Method, MethodError
+from nnunetv2_mamba.comparison.methods import Method, MethodError, Model, ensemble_members
 from nnunetv2_mamba.comparison.job_device import DEVICE
 from nnunetv2_mamba.comparison.runs import FoldRun
 from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
@@ -53,8 +53,9 @@ def test_the_forward_only_scan_operator_computes_what_the_autograd_path_computes
 
 
 def test_fold_runs_resume_and_are_never_retrained(tmp_path):
-    run = FoldRun("Dataset900_X", "nnUNetTrainer_2ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 1, tmp_path)
+    run = FoldRun(Model("nnUNetTrainer_2ep3it", "nnUNetResEncUNetMPlans", "2d_bs2"), 1, "Dataset900_X", tmp_path)
     assert run.folder == tmp_path / "Dataset900_X" / "nnUNetTrainer_2ep3it__nnUNetResEncUNetMPlans__2d_bs2" / "fold_1"
+    assert run.key == "train.nnUNetTrainer_2ep3it__nnUNetResEncUNetMPlans__2d_bs2.fold1"  # job key, log file stem
     command = run.train_command(900)
     assert command[1:] == ["900", "2d_bs2", "1", "-tr", "nnUNetTrainer_2ep3it", "-p", "nnUNetResEncUNetMPlans",
                            "-device", DEVICE]  # the job's own device, decided where it runs
@@ -75,14 +76,34 @@ def test_fold_runs_resume_and_are_never_retrained(tmp_path):
     (run.validation_folder / "case_1.pkl").write_bytes(b"")
     assert run.is_finished(npz=True) and run.status(npz=True) == "finished already"
 
-    longer = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 1, tmp_path)
+    longer = FoldRun(Model("nnUNetTrainer_20ep3it", "nnUNetResEncUNetMPlans", "2d_bs2"), 1, "Dataset900_X", tmp_path)
     assert not longer.is_finished() and longer.finished_with_other_budgets() == ["nnUNetTrainer_2ep3it"]
-    other_fold = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 0, tmp_path)
-    other_plans = FoldRun("Dataset900_X", "nnUNetTrainer_20ep3it", "nnUNetPlans", "2d_bs2", 1, tmp_path)
-    other_trainer = FoldRun("Dataset900_X", "nnUNetTrainerVMUNet_20ep3it", "nnUNetResEncUNetMPlans", "2d_bs2", 1,
-                            tmp_path)
+    other_fold = FoldRun(longer.model, 0, "Dataset900_X", tmp_path)
+    other_plans = FoldRun(Model("nnUNetTrainer_20ep3it", "nnUNetPlans", "2d_bs2"), 1, "Dataset900_X", tmp_path)
+    other_trainer = FoldRun(Model("nnUNetTrainerVMUNet_20ep3it", "nnUNetResEncUNetMPlans", "2d_bs2"), 1,
+                            "Dataset900_X", tmp_path)
     assert other_fold.finished_with_other_budgets() == other_plans.finished_with_other_budgets() == []
     assert other_trainer.finished_with_other_budgets() == []
+
+
+def test_a_model_is_its_nnunet_identifier_its_commands_and_its_ensembles(tmp_path):
+    model = Model("nnUNetTrainer_2ep3it", "nnUNetResEncUNetMPlans", "2d_bs2")
+    assert Model.from_identifier(model.identifier) == model
+    assert model.folder(tmp_path, "Dataset900_X") == tmp_path / "Dataset900_X" / model.identifier
+    names = ["-c", "2d_bs2", "-tr", "nnUNetTrainer_2ep3it", "-p", "nnUNetResEncUNetMPlans"]
+    assert model.validate_command(900, 2, "cpu", npz=True)[1:] == ["900", "2d_bs2", "2", *names[2:], "-device", "cpu",
+                                                                    "--npz", "--val"]
+    assert model.predict_command(900, [0, 1], tmp_path / "in", tmp_path / "out", DEVICE, probabilities=True)[1:] == [
+        "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-d", "900", *names, "-f", "0", "1", "-device", DEVICE,
+        "-npp", "1", "-nps", "1", "--save_probabilities"]
+    assert model.export_command(900, ["0"], tmp_path / "m.zip")[1:] == ["-d", "900", "-o", str(tmp_path / "m.zip"),
+                                                                       *names, "-f", "0"]
+
+    from nnunetv2.utilities.file_path_utilities import get_ensemble_name
+
+    other = Model("nnUNetTrainerVMUNet_2ep3it", "nnUNetVMUNetPlans", "2d")
+    key = get_ensemble_name(str(model.folder(tmp_path, "D")), str(other.folder(tmp_path, "D")), (0, 1))
+    assert ensemble_members(key) == [model, other] and ensemble_members(model.identifier) == []
 
 
 def test_every_trainer_trains_with_the_budget_in_its_name():

@@ -115,7 +115,7 @@ def test_resenc_and_mamba_on_their_own_plans_ensembled_selected_predicted_and_ex
                    "--labels", str(raw / "labelsTs"), "--export", str(zips), "-device", "cpu")
     final = read_predictions(submission / "postprocessed")
     benchmark_best = read_predictions(report_dir / "test_predictions" /
-                                      ("best__" + selection["best"].replace(": ", "__").replace(" + ", "+")) /
+                                      ("best." + selection["best"].replace(": ", ".").replace(" + ", "+")) /
                                       "postprocessed")
     assert sorted(final) == ["phantom_test_000.nii.gz", "phantom_test_001.nii.gz"] == sorted(benchmark_best)
     assert all(np.array_equal(final[name], benchmark_best[name]) for name in final)

@@ -64,8 +64,8 @@ def test_a_benchmark_run_as_slurm_jobs_is_reattached_scored_and_reported(slurm, 
     assert {key: job["job_id"] for key, job in first.items() if job["job_id"]} == {
         key: jobs[key]["job_id"] for key, job in first.items() if job["job_id"]}  # re-attached, not resubmitted
     # every compute command is a job: the trainings and each method's cost measurement
-    assert sorted(jobs) == sorted([f"train__{t}_1ep1it__nnUNetPlans__2d__fold{f}" for t in TRAINERS for f in (0, 1)]
-                                  + [f"cost__{t}" for t in TRAINERS])
+    assert sorted(jobs) == sorted([f"train.{t}_1ep1it__nnUNetPlans__2d.fold{f}" for t in TRAINERS for f in (0, 1)]
+                                  + [f"cost.{t}" for t in TRAINERS])
     assert all(job["state"] == "done" and job["job_id"] for job in jobs.values()), jobs
     scripts = list((report / "jobs").glob("*/*_submission.sh"))
     assert len(scripts) == 6 and all("#SBATCH --cpus-per-task=1" in s.read_text() for s in scripts)
@@ -91,7 +91,7 @@ def test_a_failed_job_is_reported_and_only_it_is_resubmitted_and_continued(plann
            "nnUNet_extTrainer": str(tmp_path / "trainers")}
     arguments = ["--trainers", "nnUNetTrainer", "nnUNetTrainerFlaky_2ep1it", "--executor", "local"]
     report = tmp_path / "report"
-    flaky = "train__nnUNetTrainerFlaky_2ep1it__nnUNetPlans__2d__fold0"
+    flaky = "train.nnUNetTrainerFlaky_2ep1it__nnUNetPlans__2d.fold0"
     fold = tmp_path / "results" / DATASET / "nnUNetTrainerFlaky_2ep1it__nnUNetPlans__2d" / "fold_0"
 
     failed = benchmark(env, report, *arguments, succeed=False)
@@ -99,7 +99,7 @@ def test_a_failed_job_is_reported_and_only_it_is_resubmitted_and_continued(plann
     assert "Run the same command again: finished runs are kept, failed ones continue." in failed
     saved = json.loads((report / "results.json").read_text())
     assert list(saved["splits"]["validation"]) == ["nnUNetTrainer"]  # the other job's results are kept
-    assert saved["failures"][flaky]["log"].endswith(f"train_{flaky.removeprefix('train__')}.log")
+    assert saved["failures"][flaky]["log"].endswith(f"{flaky}.log")
     assert f"{flaky}: failed, log " in (report / "report.md").read_text()
     assert (fold / "checkpoint_latest.pth").is_file() and not (fold / "checkpoint_final.pth").exists()
     first = json.loads((report / "jobs" / "jobs.json").read_text())
@@ -113,7 +113,7 @@ def test_a_failed_job_is_reported_and_only_it_is_resubmitted_and_continued(plann
     assert "nnUNetTrainerFlaky_2ep1it__nnUNetPlans__2d fold 0: continuing (--c)" in again
     assert "nnUNetTrainer_1ep1it__nnUNetPlans__2d fold 0: finished already" in again
     jobs = json.loads((report / "jobs" / "jobs.json").read_text())
-    cnn = "train__nnUNetTrainer_1ep1it__nnUNetPlans__2d__fold0"
+    cnn = "train.nnUNetTrainer_1ep1it__nnUNetPlans__2d.fold0"
     assert jobs[cnn] == first[cnn]  # not resubmitted
     assert jobs[flaky]["command"][-1] == "--c" and jobs[flaky]["state"] == "done"
     assert (fold / "checkpoint_final.pth").is_file()
@@ -165,7 +165,7 @@ def test_gpu_jobs_from_a_gpu_less_host_ask_slurm_for_a_gpu_and_decide_their_devi
     assert submitted.returncode == 0, submitted.stdout[-4000:]
     assert "[benchmark] on CPU" not in submitted.stdout and "plans batch size" not in submitted.stdout
     jobs = json.loads((report / "jobs" / "jobs.json").read_text())
-    assert sorted(jobs) == [f"train__nnUNetTrainer_1ep1it__{plans}__2d__fold0"
+    assert sorted(jobs) == [f"train.nnUNetTrainer_1ep1it__{plans}__2d.fold0"
                             for plans in ("nnUNetPlans", "nnUNetResEncUNetMPlans")]
     for key, job in jobs.items():
         device = job["command"][job["command"].index("-device") + 1]
@@ -181,13 +181,13 @@ def test_gpu_jobs_from_a_gpu_less_host_ask_slurm_for_a_gpu_and_decide_their_devi
     assert waited.returncode != 0 and "no run has finished:" in waited.stdout
     assert waited.stdout.count("no GPU in this job: it asked for 1 GPU(s) but torch sees no CUDA device") == 2
     assert "or run on the CPU on purpose with -device cpu" in waited.stdout
-    where = json.loads((report / "logs" / "train_nnUNetTrainer_1ep1it__nnUNetPlans__2d__fold0.where.json")
+    where = json.loads((report / "logs" / "train.nnUNetTrainer_1ep1it__nnUNetPlans__2d.fold0.where.json")
                        .read_text())
     assert where["device"] is None and where["gpus_asked"] == 1 and where["host"]
 
     on_cpu = benchmark_("--trainers", "nnUNetTrainer", "-device", "cpu")  # asked for explicitly: runs on the CPU
     assert on_cpu.returncode == 0, on_cpu.stdout[-4000:]
-    key = "train__nnUNetTrainer_1ep1it__nnUNetPlans__2d__fold0"
+    key = "train.nnUNetTrainer_1ep1it__nnUNetPlans__2d.fold0"
     script = sorted((report / "jobs" / key).glob("*_submission.sh"))[-1].read_text()
     assert "--gpus-per-node" not in script
     saved = json.loads((report / "results.json").read_text())

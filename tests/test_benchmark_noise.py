@@ -10,7 +10,7 @@ import pytest
 from nnunetv2_mamba.cli import main
 from nnunetv2_mamba.comparison.benchmark import Benchmark, BenchmarkConfig
 from nnunetv2_mamba.comparison.execution import make_executor
-from nnunetv2_mamba.comparison.methods import Method, run_trainer_name
+from nnunetv2_mamba.comparison.methods import Method, Model, run_trainer_name
 from nnunetv2_mamba.comparison.report import save_results, write_report
 from nnunetv2_mamba.comparison.workspace import NnUNetPaths
 from nnunetv2_mamba.comparison.statistics import bootstrap_interval, noise_floor, paired_comparison, within_noise
@@ -98,12 +98,12 @@ def test_every_seed_of_every_method_trains_and_seed_0_is_what_the_report_and_the
                              controls=True, repeats=2, device="cpu")
     bench = Benchmark(config, paths)
     jobs = bench.training_jobs(make_executor("inline", tmp_path / "jobs"))
-    trained = sorted({job.key.split("__")[1] for job in jobs})
+    trained = sorted({Model.from_identifier(job.key.split(".")[1]).trainer for job in jobs})
     assert len(jobs) == 4 * 2 * 2 and trained == sorted(
         f"{t}_1ep1it_seed{k}" for t in ("nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny",
                                         "nnUNetTrainerMambaUNet_Tiny_NoScan", "nnUNetTrainerMambaUNet_Tiny_OneWay")
         for k in (0, 1))
-    assert {run.trainer for runs in bench.runs.values() for run in runs} == {
+    assert {run.model.trainer for runs in bench.runs.values() for run in runs} == {
         trainer for trainer in trained if trainer.endswith("_seed0")}  # rows, costs, selection, test predictions
     assert len(bench.unfinished_runs()) == 16
     repeat = bench.seed_runs[MAMBA][1][0]

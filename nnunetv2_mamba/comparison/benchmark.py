@@ -1,9 +1,9 @@
 """The benchmark: each method trained on its own plans, splits and budget through nnU-Net, scored, ensembled by
 nnU-Net's own model selection, predicted on a test folder, reported.
 
-A run is one value, ``FoldRun`` (trainer with its budget, plans, configuration, fold): its results folder, what is
-left to do for it, its job and its report entry all come from it. An executor only decides where a run's command
-executes.
+A run is one value, ``FoldRun``: a compared model (``Model``: trainer with its budget, plans, configuration) and a
+fold. Its results folder, what is left to do for it, its job and its report entry all come from it. An executor
+only decides where a run's command executes.
 """
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunetv2_mamba.comparison import ensembles, plans as plans_module
-from nnunetv2_mamba.comparison.execution import ExecutorSettings, Job, ReportOnlyExecutor, make_executor
+from nnunetv2_mamba.comparison.execution import (ExecutorSettings, Job, ReportOnlyExecutor, job_key, job_log,
+                                                  make_executor)
+from nnunetv2_mamba.comparison.execution.jobs import KEY_SEPARATOR
 from nnunetv2_mamba.comparison.execution.report_only import NOT_SUBMITTED
 from nnunetv2_mamba.comparison.job_device import DEVICE, device_job, read_where, where_file
-from nnunetv2_mamba.comparison.methods import Method, MethodError, default_methods, run_trainer_name
+from nnunetv2_mamba.comparison.methods import (MAMBA_SPECS, Method, MethodError, default_methods, ensemble_members,
+                                                run_trainer_name)
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, prediction_timing, test_cases
 from nnunetv2_mamba.comparison.report import save_results, write_report
 from nnunetv2_mamba.comparison.predict_best import predict_best
@@ -34,11 +37,11 @@ BEST = "best"  # prefix of the report's row for nnU-Net's chosen model or ensemb
 
 @dataclass
 class BenchmarkConfig:
-    """What to compare and how; the first method is the baseline. ``trainers``: method specs (``TRAINER``,
-    ``TRAINER__PLANS``, ``TRAINER__PLANS__CONFIG``), None for nnU-Net's recommended comparison
-    (``default_methods``). Every trainer trains for ``epochs`` x ``iterations_per_epoch`` (default nnU-Net's
-    1000 x 250) unless its name carries a budget already. ``controls`` adds each Mamba method's scan controls;
-    ``repeats`` N trains every (method, fold) with seeds 0..N-1 (None: unseeded run names)."""
+    """What to compare and how; the first method is the baseline. ``trainers``: method specs (``Method.parse``:
+    ``SPEC_FORMS``), None for nnU-Net's recommended comparison (``default_methods``). Every trainer trains for
+    ``epochs`` x ``iterations_per_epoch`` (default nnU-Net's 1000 x 250) unless its name carries a budget already.
+    ``controls`` adds each Mamba method's scan controls; ``repeats`` N trains every (method, fold) with seeds 0..N-1
+    (None: unseeded run names)."""
     dataset_id: int
     trainers: list[str] | None = None
     configuration: str = "2d"
@@ -82,8 +85,7 @@ class BenchmarkConfig:
 
             if not any(m.has_scan for m in methods):
                 raise MethodError("--controls trains the scan controls (NoScan, OneWay) of the Mamba-UNet and VM-UNet "
-                                  "methods, and --trainers names none: add one, e.g. "
-                                  "nnUNetTrainerMambaUNet__nnUNetMambaUNetPlans.")
+                                  f"methods, and --trainers names none: add one, e.g. {MAMBA_SPECS[0]}.")
             methods = [c for m in methods for c in [m, *(m.control(k) for k in CONTROLS if m.has_scan)]]
         named = {m.name(self.configuration): m for m in methods}
         if len(named) != len(methods):
@@ -117,9 +119,9 @@ class Benchmark:
         self.logs = self.report_dir / "logs"
         self.methods = config.methods()
         self.trained_as = config.trained_as()
-        self.seed_runs = {name: {seed: [FoldRun(self.dataset, trainer, self.methods[name].plans,
-                                                self.methods[name].configuration, fold, self.paths.results)
-                                        for fold in config.folds] for seed, trainer in by_seed.items()}
+        self.seed_runs = {name: {seed: [FoldRun(self.methods[name].model(trainer), fold, self.dataset,
+                                                self.paths.results) for fold in config.folds]
+                                 for seed, trainer in by_seed.items()}
                           for name, by_seed in config.trained_as_by_seed().items()}
         # the first seed's runs: each method's report rows, nnU-Net's selection, cost and test predictions
         self.runs = {name: by_seed[config.seeds[0]] for name, by_seed in self.seed_runs.items()}
@@ -180,15 +182,15 @@ class Benchmark:
             check = (method.folder_name(method.trainer), self.plans_of(name), self.stock_plans())
             for run in (run for runs in by_seed.values() for run in runs):
                 others = run.finished_with_other_budgets()
-                tqdm.write(f"{run.identifier} fold {run.fold}: {run.status(npz)} -> {run.folder}"
+                tqdm.write(f"{run.model.identifier} fold {run.fold}: {run.status(npz)} -> {run.folder}"
                            + (f" (finished with another budget, not reused: {', '.join(others)})" if others else ""))
                 if not run.is_finished(npz):
-                    jobs.append(device_job(f"train__{run.key}", run.train_command(self.config.dataset_id, npz),
+                    jobs.append(device_job(run.key, run.train_command(self.config.dataset_id, npz),
                                            self.config.device, executor, self.env, self.train_log(run), check))
         return jobs
 
     def train_log(self, run: FoldRun) -> Path:
-        return self.logs / f"train_{run.key}.log"
+        return job_log(self.logs, run.key)
 
     def cost_jobs(self, executor, names: list[str]) -> list[Job]:
         """The cost measurement of each method in ``names`` not measured yet, as a job on the kind of node its
@@ -200,8 +202,8 @@ class Benchmark:
                 command = [sys.executable, "-m", "nnunetv2_mamba.comparison.cost", self.trained_as[name],
                            str(self.plans_of(name)), str(self.preprocessed / "dataset.json"), method.configuration,
                            DEVICE, str(self.cost_file(name))]
-                jobs.append(device_job(f"cost__{_flat(name)}", command, self.config.device, executor, self.env,
-                                       self.logs / f"cost_{_flat(name)}.log"))
+                key = job_key("cost", _flat(name))
+                jobs.append(device_job(key, command, self.config.device, executor, self.env, job_log(self.logs, key)))
         return jobs
 
     def cost_file(self, name: str) -> Path:
@@ -244,7 +246,7 @@ def run_benchmark(config: BenchmarkConfig, paths: NnUNetPaths) -> Path | None:
         raise SystemExit("\n".join(["no run has finished:"] + [f"{key} failed (log: {o.log_file}):\n{o.error}"
                                                                 for key, o in failed_runs.items()]))
     results = collect_results(bench, executor)
-    results["missing_runs"] = {run.key: _state(outcomes.get(f"train__{run.key}")) for run in bench.unfinished_runs()}
+    results["missing_runs"] = {run.key: _state(outcomes.get(run.key)) for run in bench.unfinished_runs()}
     failures = {**failed_runs, **results.pop("failed_jobs")}
     results["failures"] = {key: {"log": str(o.log_file), "error": o.error} for key, o in failures.items()}
     save_results(results, bench.report_dir)
@@ -343,10 +345,10 @@ def predict_stage(bench: Benchmark, executor, scored: dict, selection: dict | No
     ending = dataset_json["file_ending"]
     cases = test_cases(config.test_images, ending)
     outputs = {name: bench.report_dir / "test_predictions" / _flat(name) for name in scored}
-    jobs = [prediction_job(f"predict__{_flat(name)}", config.dataset_id,
-                           bench.methods[name].model(bench.trained_as[name]), [r.fold for r in scored[name]],
-                           config.test_images, output, config.device, executor, bench.env,
-                           bench.logs / f"predict_{_flat(name)}.log", config.disable_tta)
+    keys = {name: job_key("predict", _flat(name)) for name in scored}
+    jobs = [prediction_job(keys[name], config.dataset_id, bench.methods[name].model(bench.trained_as[name]),
+                           [r.fold for r in scored[name]], config.test_images, output, config.device, executor,
+                           bench.env, job_log(bench.logs, keys[name]), config.disable_tta)
             for name, output in outputs.items() if not is_predicted(output, cases, ending)]
     failed = {k: o for k, o in executor.run(jobs).items() if o.state == "failed"} if jobs else {}
     test, overlays = {}, {"images": str(config.test_images), "references": str(config.test_labels),
@@ -356,7 +358,7 @@ def predict_stage(bench: Benchmark, executor, scored: dict, selection: dict | No
             costs[name]["inference_seconds_per_case"] = prediction_timing(output, cases, ending)["seconds_per_case"]
             test[name] = evaluate_folder(config.test_labels, output, dataset_json)
             overlays["predictions"][name] = [str(output)]
-    best = bench.report_dir / "test_predictions" / f"{BEST}__{_flat(selection['best'])}" if selection else None
+    best = bench.report_dir / "test_predictions" / _flat(f"{BEST}: {selection['best']}") if selection else None
     if best is not None and (executor.submits or is_predicted(best / "postprocessed", cases, ending)):
         final = predict_best(config.dataset_id, bench.dataset_results, config.test_images, best, config.device,
                              bench.env, executor, config.disable_tta, replace=True)
@@ -414,9 +416,8 @@ def select_and_ensemble(bench: Benchmark, executor) -> dict | None:
     selection = ensembles.read_selection(bench.dataset_results)
 
     def report_name(key: str) -> str:
-        if key.startswith(ensembles.ENSEMBLE_PREFIX):
-            return "ensemble: " + " + ".join(names[m] for m in ensembles.ensemble_members(key))
-        return names[key]
+        members = ensemble_members(key)
+        return "ensemble: " + " + ".join(names[m.identifier] for m in members) if members else names[key]
 
     best = selection["best_model_or_ensemble"]
     chosen = ensembles.selected_identifiers(selection)
@@ -425,7 +426,7 @@ def select_and_ensemble(bench: Benchmark, executor) -> dict | None:
             "best": best_name, "dice_before_postprocessing": best["result_on_crossval_pre_pp"],
             "dice_after_postprocessing": best["result_on_crossval_post_pp"],
             "ensemble_folders": {report_name(k): str(ensembles.ensemble_folder(bench.dataset_results, k))
-                                 for k in selection["all_results"] if k.startswith(ensembles.ENSEMBLE_PREFIX)},
+                                 for k in selection["all_results"] if ensemble_members(k)},
             "instructions": (bench.dataset_results / ensembles.INSTRUCTIONS).read_text()}
 
 
@@ -445,7 +446,8 @@ def _selection_is_current(bench: Benchmark, identifiers: set[str]) -> bool:
 def _run_find_best(bench: Benchmark, executor, identifiers: list[str]) -> None:
     """nnU-Net's model selection and ensembling, a CPU job (``--report-only``: not run)."""
     command = ensembles.find_best_command(bench.config.dataset_id, bench.config.folds, identifiers)
-    job = Job("find_best_configuration", tuple(command), bench.env, bench.logs / "find_best_configuration.log")
+    key = job_key("find_best_configuration")
+    job = Job(key, tuple(command), bench.env, job_log(bench.logs, key))
     outcome = executor.run([job])[job.key]
     if executor.submits and outcome.state != "done":
         raise RuntimeError(f"nnU-Net's find_best_configuration failed (log: {job.log_file}):\n{outcome.error}")
@@ -473,8 +475,8 @@ def _fold_of_case(preprocessed: Path, folds: list[int]) -> dict[str, int]:
 
 
 def _flat(name: str) -> str:
-    """A report name as a folder name."""
-    return name.replace(": ", "__").replace(" + ", "+").replace(" ", "_")
+    """A report name as a folder name and a job key's subject: ``ensemble: A + B`` as ``ensemble.A+B``."""
+    return name.replace(": ", KEY_SEPARATOR).replace(" + ", "+").replace(" ", "_")
 
 
 def _merged(template: dict, cases: dict) -> dict:

@@ -20,9 +20,11 @@ def folds_argument(values: list[str]) -> list[int]:
 
 
 def add_arguments(parser) -> None:
+    from nnunetv2_mamba.comparison.methods import MAMBA_SPECS, SPEC_FORMS
+
     parser.description = (
-        "Train every method with nnUNetv2_train on its own plans (a method is TRAINER, TRAINER__PLANS or "
-        "TRAINER__PLANS__CONFIG, nnU-Net's results-folder name; plain TRAINER means nnUNetPlans), score nnU-Net's "
+        f"Train every method with nnUNetv2_train on its own plans (a method is {SPEC_FORMS}, nnU-Net's "
+        "results-folder name; plain TRAINER means nnUNetPlans), score nnU-Net's "
         "cross-validation predictions (and a test folder), and write report.md/.html: a verdict first (the best "
         "method, nnU-Net's choice, each Mamba network against the baseline and its scan controls, marked where a "
         "difference is within the noise floor), Table-1 metrics, per-class and per-fold tables, Wilcoxon tests and "
@@ -38,11 +40,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("-c", dest="configuration", default="2d",
                         help="configuration of every method that does not name its own (default 2d)")
     parser.add_argument("--trainers", nargs="+", default=None, metavar="METHOD",
-                        help="methods to compare, the first is the baseline: TRAINER (on nnUNetPlans), TRAINER__PLANS "
-                             "or TRAINER__PLANS__CONFIG; a CONFIG <base>_bs<N> is <base> at batch size N "
+                        help=f"methods to compare, the first is the baseline: {SPEC_FORMS} (plain TRAINER: on "
+                             "nnUNetPlans); a CONFIG <base>_bs<N> is <base> at batch size N "
                              "(inherits_from). Default: nnU-Net's recommended comparison, nnUNetTrainer on "
                              "nnUNetPlans, nnUNetTrainer on the ResEnc preset's plans (--baseline-preset), "
-                             "nnUNetTrainerMambaUNet__nnUNetMambaUNetPlans, nnUNetTrainerVMUNet__nnUNetVMUNetPlans")
+                             f"{', '.join(MAMBA_SPECS)}")
     parser.add_argument("--baseline-preset", default="M",
                         help="nnU-Net's ResEnc preset of the default comparison: M, L or XL (plans "
                              "nnUNetResEncUNet{M,L,XL}Plans, planned for 8/24/40 GB of GPU memory; default M)")

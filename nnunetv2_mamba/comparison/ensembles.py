@@ -16,17 +16,14 @@ import sys
 from dataclasses import astuple
 from pathlib import Path
 
-from nnunetv2.utilities.file_path_utilities import convert_ensemble_folder_to_model_identifiers_and_folds
-
 from nnunetv2_mamba.comparison.methods import Model
 
 INFERENCE_INFORMATION = "inference_information.json"
 INSTRUCTIONS = "inference_instructions.txt"
-ENSEMBLE_PREFIX = "ensemble___"
 
 
 def find_best_command(dataset_id: int, folds: list[int], identifiers: list[str]) -> list[str]:
-    """The command selecting among ``identifiers`` (``TRAINER__PLANS__CONFIG``) over ``folds``."""
+    """The command selecting among the models of ``identifiers`` (``Model.identifier``) over ``folds``."""
     models = [list(astuple(Model.from_identifier(identifier))) for identifier in identifiers]
     return [sys.executable, "-m", __name__, str(dataset_id), ",".join(map(str, folds)), json.dumps(models)]
 
@@ -45,20 +42,14 @@ def ensemble_folder(dataset_results: Path, key: str) -> Path:
     return dataset_results / "ensembles" / key
 
 
-def ensemble_members(key: str) -> list[str]:
-    """``TRAINER__PLANS__CONFIG`` of the members of nnU-Net's ``ensemble___A___B___FOLDS`` key (read by nnU-Net's own
-    helper)."""
-    return convert_ensemble_folder_to_model_identifiers_and_folds(key)[0]
-
-
 def selected_identifiers(selection: dict) -> list[str]:
-    """``TRAINER__PLANS__CONFIG`` of the model or ensemble members nnU-Net chose."""
+    """The identifiers (``Model.identifier``) of the model or ensemble members nnU-Net chose."""
     return [Model(m["trainer"], m["plans_identifier"], m["configuration"]).identifier
             for m in selection["best_model_or_ensemble"]["selected_model_or_models"]]
 
 
 def considered_identifiers(selection: dict) -> set[str]:
-    """``TRAINER__PLANS__CONFIG`` of every model nnU-Net's selection was made over."""
+    """The identifiers (``Model.identifier``) of every model nnU-Net's selection was made over."""
     return {Model(m["trainer"], m["plans"], m["configuration"]).identifier for m in selection["considered_models"]}
 
 

@@ -1,8 +1,10 @@
 """What a benchmark compares: a trainer on a plans file and a configuration, named as nnU-Net names results folders.
 
-``Model`` is a compared model as nnU-Net knows it, (trainer with its budget, plans, configuration), and the one
-place that builds or parses nnU-Net's ``TRAINER__PLANS__CONFIG`` identifier (with nnU-Net's own helpers);
-``Method`` is what the user names, before a budget is given to its trainer.
+``Model`` is a compared model as nnU-Net knows it, (trainer with its budget, plans, configuration): its identifier,
+results folder and the nnU-Net commands that train, validate, predict with and export it; the one place that builds
+or parses nnU-Net's ``TRAINER__PLANS__CONFIG`` identifier (with nnU-Net's own helpers), and that reads nnU-Net's
+ensemble keys made of them (``ensemble_members``). ``Method`` is what the user names, before a budget is given to
+its trainer.
 
 ``TRAINER`` means ``TRAINER__nnUNetPlans__<-c>``, ``TRAINER__PLANS`` the benchmark's configuration in those plans,
 ``TRAINER__PLANS__CONFIG`` exactly that (nnU-Net's ``TRAINER__PLANS__CONFIG`` results-folder identifier). The
@@ -27,6 +29,12 @@ MAMBA_PLANS = {"nnUNetTrainerMambaUNet": "nnUNetMambaUNetPlans", "nnUNetTrainerV
 DERIVED_BATCH = re.compile(r"^(?P<base>\w+?)_bs(?P<batch>[1-9]\d*)$")
 IDENTIFIER_PART = re.compile(r"^\w+$")
 SEPARATOR = "__"  # of a method spec's parts, as in nnU-Net's identifier
+#: the forms of a method spec, as help texts and errors name them
+SPEC_FORMS = "TRAINER, TRAINER__PLANS or TRAINER__PLANS__CONFIG"
+#: our networks' methods as specs, each trainer on its own plans
+MAMBA_SPECS = [SEPARATOR.join(trainer_plans) for trainer_plans in MAMBA_PLANS.items()]
+#: nnU-Net's selection key of an ensemble: ``ensemble___<identifier>___<identifier>___<folds>``
+ENSEMBLE_PREFIX = "ensemble___"
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,50 @@ class Model:
     def folder(self, results_root: Path, dataset: str) -> Path:
         return Path(results_root) / dataset / self.identifier
 
+    def train_command(self, dataset_id: int, fold: int, device: str, npz: bool = False,
+                      resume: bool = False) -> list[str]:
+        """``nnUNetv2_train`` of ``fold`` on ``device`` (nnU-Net's ``-device``), with ``--npz`` probabilities for
+        ensembling; ``resume``: ``--c``, from the fold's latest checkpoint."""
+        return self._train(dataset_id, fold, device, npz) + (["--c"] if resume else [])
+
+    def validate_command(self, dataset_id: int, fold: int, device: str, npz: bool = False) -> list[str]:
+        """``nnUNetv2_train --val`` of a trained ``fold``: its validation again (with ``--npz``), never a retraining."""
+        return self._train(dataset_id, fold, device, npz) + ["--val"]
+
+    def _train(self, dataset_id: int, fold: int, device: str, npz: bool) -> list[str]:
+        from nnunetv2_mamba.comparison.workspace import nnunet_command
+
+        return [nnunet_command("nnUNetv2_train"), str(dataset_id), self.configuration, str(fold), "-tr", self.trainer,
+                "-p", self.plans, "-device", device] + (["--npz"] if npz else [])
+
+    def predict_command(self, dataset_id: int, folds: list, input_dir: Path, output_dir: Path, device: str,
+                        probabilities: bool = False, disable_tta: bool = False) -> list[str]:
+        """``nnUNetv2_predict`` of ``input_dir`` into ``output_dir`` with ``folds`` of this model, one process each
+        for preprocessing and export; ``probabilities`` for ensembling, ``disable_tta``: no mirroring."""
+        from nnunetv2_mamba.comparison.workspace import nnunet_command
+
+        return [nnunet_command("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output_dir), "-d", str(dataset_id),
+                "-c", self.configuration, "-tr", self.trainer, "-p", self.plans, "-f", *map(str, folds),
+                "-device", device, "-npp", "1", "-nps", "1", *(["--save_probabilities"] if probabilities else []),
+                *(["--disable_tta"] if disable_tta else [])]
+
+    def export_command(self, dataset_id: int, folds: list, zip_file: Path) -> list[str]:
+        """``nnUNetv2_export_model_to_zip`` of ``folds`` of this model into ``zip_file``."""
+        from nnunetv2_mamba.comparison.workspace import nnunet_command
+
+        return [nnunet_command("nnUNetv2_export_model_to_zip"), "-d", str(dataset_id), "-o", str(zip_file),
+                "-c", self.configuration, "-tr", self.trainer, "-p", self.plans, "-f", *map(str, folds)]
+
+
+def ensemble_members(key: str) -> list[Model]:
+    """The models of nnU-Net's ensemble ``key`` in its selection (read by nnU-Net's own helper); [] for the
+    identifier of a single model."""
+    from nnunetv2.utilities.file_path_utilities import convert_ensemble_folder_to_model_identifiers_and_folds
+
+    if not key.startswith(ENSEMBLE_PREFIX):
+        return []
+    return [Model.from_identifier(i) for i in convert_ensemble_folder_to_model_identifiers_and_folds(key)[0]]
+
 
 class MethodError(ValueError):
     """A method spec that cannot name a run; the message says what to type instead."""
@@ -73,9 +125,9 @@ class Method:
         """``TRAINER``, ``TRAINER__PLANS`` or ``TRAINER__PLANS__CONFIG``; ``configuration`` where the spec has none."""
         parts = spec.split(SEPARATOR)
         if len(parts) > 3 or not all(IDENTIFIER_PART.match(p) for p in parts):
-            raise MethodError(f"{spec!r}: give TRAINER, TRAINER__PLANS or TRAINER__PLANS__CONFIG (nnU-Net's results "
-                              "folder name, e.g. nnUNetTrainer__nnUNetResEncUNetMPlans__2d), letters, digits and "
-                              "single underscores inside each part.")
+            raise MethodError(f"{spec!r}: give {SPEC_FORMS} (nnU-Net's results folder name, e.g. "
+                              "nnUNetTrainer__nnUNetResEncUNetMPlans__2d), letters, digits and single underscores "
+                              "inside each part.")
         return cls(parts[0], *(parts[1:] + [STOCK_PLANS, configuration][len(parts) - 1:]))
 
     def name(self, configuration: str) -> str:

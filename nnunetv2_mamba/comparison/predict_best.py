@@ -3,9 +3,10 @@ images with the stock commands, predict -> ensemble -> apply postprocessing, opt
 exported as nnU-Net zip files.
 
 ``nnunetv2_mamba predict-best -d DATASET -i IMAGES -o OUT [--labels LABELS] [--export DIR]``: OUT gets one folder per
-member (``model_K_<TRAINER__PLANS__CONFIG>``, probabilities kept for ensembling), ``ensemble/`` for an ensemble and
-``postprocessed/``, the submission. ``--export`` writes each member as ``nnUNetv2_export_model_to_zip`` packs it
-(install elsewhere with ``nnUNetv2_install_pretrained_model_from_zip``), with the postprocessing file beside.
+member (``model_K_<identifier>``, the member's ``Model.identifier``, probabilities kept for ensembling),
+``ensemble/`` for an ensemble and ``postprocessed/``, the submission. ``--export`` writes each member as
+``nnUNetv2_export_model_to_zip`` packs it (install elsewhere with ``nnUNetv2_install_pretrained_model_from_zip``),
+with the postprocessing file beside.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from nnunetv2_mamba.comparison.ensembles import read_selection, selected_identifiers
 from nnunetv2_mamba.comparison.workspace import nnunet_command
-from nnunetv2_mamba.comparison.execution import Job
+from nnunetv2_mamba.comparison.execution import Job, job_key, job_log
 from nnunetv2_mamba.comparison.methods import Model
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, test_cases
 
@@ -34,33 +35,33 @@ def prediction_steps(dataset_id: int, selection: dict, input_dir: Path, output_d
     predict = []
     for identifier, folder in zip(identifiers, members):
         model = Model.from_identifier(identifier)
-        predict.append(prediction_job(f"predict__{folder.name}", dataset_id, model, folds,
-                                      input_dir, folder, device, executor, env, logs / f"predict_{folder.name}.log",
-                                      disable_tta, probabilities=ensemble))
+        key = job_key("predict", folder.name)
+        predict.append(prediction_job(key, dataset_id, model, folds, input_dir, folder, device, executor, env,
+                                      job_log(logs, key), disable_tta, probabilities=ensemble))
     stages = [predict]
     merged = members[0]
     if ensemble:
         merged = output_dir / "ensemble"
-        stages.append([Job("ensemble", (nnunet_command("nnUNetv2_ensemble"), "-i", *map(str, members), "-o",
-                                        str(merged), "-np", processes), env, logs / "ensemble.log")])
-    stages.append([Job("postprocess", (
+        stages.append([Job(job_key("ensemble"), (nnunet_command("nnUNetv2_ensemble"), "-i", *map(str, members),
+                                                 "-o", str(merged), "-np", processes),
+                           env, job_log(logs, job_key("ensemble")))])
+    stages.append([Job(job_key("postprocess"), (
         nnunet_command("nnUNetv2_apply_postprocessing"), "-i", str(merged), "-o", str(output_dir / FINAL),
         "-pp_pkl_file", best["postprocessing_file"], "-plans_json", best["some_plans_file"], "-np", processes),
-        env, logs / "postprocess.log")])
+        env, job_log(logs, job_key("postprocess")))])
     return stages
 
 
 def export_jobs(dataset_id: int, selection: dict, export_dir: Path, env: dict, logs: Path) -> list[Job]:
-    """``nnUNetv2_export_model_to_zip`` of every chosen model, as ``export_dir/<TRAINER__PLANS__CONFIG>.zip``."""
+    """``nnUNetv2_export_model_to_zip`` of every chosen model, as ``export_dir/<identifier>.zip``
+    (``Model.identifier``)."""
     folds = [str(f) for f in selection["folds"]]
     jobs = []
     for identifier in selected_identifiers(selection):
         model = Model.from_identifier(identifier)
-        jobs.append(Job(f"export__{identifier}", (
-            nnunet_command("nnUNetv2_export_model_to_zip"), "-d", str(dataset_id), "-o",
-            str(export_dir / f"{identifier}.zip"), "-c", model.configuration, "-tr", model.trainer, "-p",
-            model.plans, "-f", *folds),
-            env, logs / f"export_{identifier}.log"))
+        key = job_key("export", identifier)
+        jobs.append(Job(key, tuple(model.export_command(dataset_id, folds, export_dir / f"{identifier}.zip")), env,
+                        job_log(logs, key)))
     return jobs
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from nnunetv2_mamba.comparison.execution import Job
 from nnunetv2_mamba.comparison.job_device import DEVICE, device_job
 from nnunetv2_mamba.comparison.methods import Model
-from nnunetv2_mamba.comparison.workspace import nnunet_command
 
 #: the first file nnUNetv2_predict writes into its output folder, after loading the model
 STARTED = "predict_from_raw_data_args.json"
@@ -31,11 +30,8 @@ def prediction_job(key: str, dataset_id: int, model: Model, folds: list[int],
                    disable_tta: bool = False, probabilities: bool = False) -> Job:
     """``nnUNetv2_predict`` of ``input_dir`` into ``output_dir`` with the model's ``folds``, on the device the job
     gets where ``executor`` runs it (``device``: nnU-Net's -device); ``probabilities`` for ensembling."""
-    return device_job(key, (nnunet_command("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output_dir),
-                            "-d", str(dataset_id), "-c", model.configuration, "-tr", model.trainer, "-p", model.plans, "-f",
-                            *map(str, folds), "-device", DEVICE, "-npp", "1", "-nps", "1",
-                            *(["--save_probabilities"] if probabilities else []),
-                            *(["--disable_tta"] if disable_tta else [])), device, executor, env, log_file)
+    return device_job(key, model.predict_command(dataset_id, folds, input_dir, output_dir, DEVICE, probabilities,
+                                                 disable_tta), device, executor, env, log_file)
 
 
 def prediction_timing(output_dir: Path, cases: list[str], file_ending: str) -> dict:

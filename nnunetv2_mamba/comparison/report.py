@@ -267,7 +267,7 @@ def _missing(results: dict) -> str:
     failures = results.get("failures", {})
     lines = [f"{key}: failed, log {failure['log']}" for key, failure in failures.items()]
     lines += [f"{key}: {state}" for key, state in results.get("missing_runs", {}).items()
-              if f"train__{key}" not in failures]
+              if key not in failures]
     return ("Each method's rows cover only its finished folds; run the benchmark again to train the rest (finished "
             "runs are kept, interrupted ones continue with --c). " + "; ".join(lines) + ".")
 

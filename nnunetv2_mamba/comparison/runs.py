@@ -1,38 +1,28 @@
-"""One run of a benchmark (trainer with its budget, plans, configuration, fold): its nnU-Net folder, what
-``nnUNetv2_train`` still has to do for it, and what it logged."""
+"""One run of a benchmark, a compared model (trainer with its budget, plans, configuration) and a fold: its nnU-Net
+folder, what ``nnUNetv2_train`` still has to do for it, and what it logged."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunetv2_mamba.comparison.execution import job_key
 from nnunetv2_mamba.comparison.job_device import DEVICE
 from nnunetv2_mamba.comparison.methods import Model
-from nnunetv2_mamba.comparison.workspace import nnunet_command
 
 
 @dataclass(frozen=True)
 class FoldRun:
-    """One fold of ``trainer`` (a budgeted name) on ``plans`` / ``configuration``, under nnU-Net's results root."""
-    dataset: str
-    trainer: str
-    plans: str
-    configuration: str
+    """One ``fold`` of ``model`` on ``dataset``, under nnU-Net's results root."""
+    model: Model
     fold: int
+    dataset: str
     results_root: Path
 
     @property
-    def model(self) -> Model:
-        return Model(self.trainer, self.plans, self.configuration)
-
-    @property
-    def identifier(self) -> str:
-        """nnU-Net's ``TRAINER__PLANS__CONFIG``: the model folder's name."""
-        return self.model.identifier
-
-    @property
     def key(self) -> str:
-        """Unique and filesystem-safe name of this run: its job key and log file stem."""
-        return f"{self.identifier}__fold{self.fold}"
+        """The key of this run's training job (``train.<identifier>.fold<N>``): its job, its log file's stem and its
+        entry among the report's missing or failed runs."""
+        return job_key("train", self.model.identifier, f"fold{self.fold}")
 
     @property
     def folder(self) -> Path:
@@ -75,8 +65,8 @@ class FoldRun:
     def finished_with_other_budgets(self) -> list[str]:
         """Trainer names of this fold's finished runs of the same base trainer, plans and configuration with another
         budget (never reused: the budget is part of the trainer's name, hence of the results folder)."""
-        own = _budget_split_or_none(self.trainer)
-        base = own[0] if own else self.trainer
+        own = _budget_split_or_none(self.model.trainer)
+        base = own[0] if own else self.model.trainer
         names = []
         for folder in sorted((self.results_root / self.dataset).glob(f"{base}_*")):
             try:
@@ -84,20 +74,18 @@ class FoldRun:
             except ValueError:
                 continue
             split = _budget_split_or_none(model.trainer)
-            other = FoldRun(self.dataset, model.trainer, self.plans, self.configuration, self.fold, self.results_root)
-            if ((model.plans, model.configuration) == (self.plans, self.configuration) and model.trainer != self.trainer
-                    and split and split[0] == base and other.is_finished()):
+            if ((model.plans, model.configuration) == (self.model.plans, self.model.configuration)
+                    and model.trainer != self.model.trainer and split and split[0] == base
+                    and FoldRun(model, self.fold, self.dataset, self.results_root).is_finished()):
                 names.append(model.trainer)
         return names
 
     def train_command(self, dataset_id: int, npz: bool = False) -> list[str]:
         """``nnUNetv2_train`` for what is left: from scratch, ``--c`` to continue, or ``--val`` for a trained run
         whose validation (or its ``--npz`` probabilities) is missing; ``-device`` the job's own (``DEVICE``)."""
-        command = [nnunet_command("nnUNetv2_train"), str(dataset_id), self.configuration, str(self.fold),
-                   "-tr", self.trainer, "-p", self.plans, "-device", DEVICE] + (["--npz"] if npz else [])
         if self.is_trained():
-            return command + ["--val"]
-        return command + (["--c"] if self.can_continue() else [])
+            return self.model.validate_command(dataset_id, self.fold, DEVICE, npz)
+        return self.model.train_command(dataset_id, self.fold, DEVICE, npz, resume=self.can_continue())
 
 
 def read_training_log(run: FoldRun) -> dict:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from .base import Executor, ExecutorError
 from .inline import InlineExecutor
-from .jobs import Job, Outcome
+from .jobs import Job, Outcome, job_key, job_log
 from .report_only import ReportOnlyExecutor
 from .settings import KINDS, ExecutorSettings, SettingsError, add_executor_arguments, settings_from_arguments
 
 __all__ = ["Executor", "ExecutorError", "ExecutorSettings", "Job", "Outcome", "ReportOnlyExecutor", "SettingsError",
-           "add_executor_arguments", "executor_from_arguments", "make_executor"]
+           "add_executor_arguments", "executor_from_arguments", "job_key", "job_log", "make_executor"]
 
 
 def _submitit():

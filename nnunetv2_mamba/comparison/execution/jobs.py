@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 STATES = ("pending", "running", "done", "failed")
+KEY_SEPARATOR = "."  # between a job key's kind and its subject's parts; not nnU-Net's double underscore
 ACTIVE = ("pending", "running")
 _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -18,7 +19,7 @@ _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 @dataclass(frozen=True)
 class Job:
     """One command of a benchmark; an executor decides only where it runs."""
-    key: str                   # unique, filesystem-safe, e.g. "train__nnUNetTrainer_1ep2it__nnUNetPlans__2d__fold0"
+    key: str                   # unique, filesystem-safe (``job_key``), e.g. "train.<model identifier>.fold0"
     command: tuple[str, ...]   # e.g. ("/venv/bin/nnUNetv2_train", "900", "2d", "0", "-tr", ..., "--c")
     env: Mapping[str, str]     # the complete environment the command must run with (the harness builds it)
     log_file: Path             # the command's stdout+stderr are appended here, whatever the executor
@@ -32,6 +33,20 @@ class Outcome:
     log_file: Path
     job_id: str | None         # scheduler's id (None inline)
     error: str | None          # for "failed": the reason (exit code and the log's last lines, or the scheduler's state)
+
+
+def job_key(kind: str, *subject: str) -> str:
+    """The key of a job of ``kind`` (``train``, ``cost``, ``predict``, ``export``, ...) on ``subject`` (a model's
+    identifier and a fold, a method's name, ...): its parts joined by ``KEY_SEPARATOR``, e.g.
+    ``train.<identifier>.fold0``; no subject: the kind alone. Unique while a kind's subjects are, and filesystem-safe
+    while they are (letters, digits, '_' and '-'): it names the job's log file (``job_log``), its executor's folder
+    and its jobs.json entry."""
+    return KEY_SEPARATOR.join((kind, *subject))
+
+
+def job_log(logs: Path, key: str) -> Path:
+    """The log file, in the folder ``logs``, of the job ``key``."""
+    return Path(logs) / f"{key}.log"
 
 
 def check_jobs(jobs: Sequence[Job]) -> None:
