@@ -2,7 +2,7 @@
 # Install nnunetv2_mamba into a cached virtualenv (idempotent) and run one job in it.
 #   bash scripts/run.sh demo [ARGS...]   the synthetic-cardiac demo (plan, train, predict, report)
 #   bash scripts/run.sh test [ARGS...]   the test suite (pytest ARGS), one pytest-xdist worker per core (at most 4;
-#                                        -n N in ARGS overrides); as root with apt-get, first installs the Debian
+#                                        -n N in ARGS overrides), whole files per worker; as root with apt-get, first installs the Debian
 #                                        packages of the SLURM tests' one-node cluster where dpkg lacks them
 #   bash scripts/run.sh shell            print the activate line for the virtualenv
 # Environment: nnUNet_mamba_venv (default ~/.cache/nnunetv2_mamba/venv), PYTHON (default python3).
@@ -49,7 +49,7 @@ case "$job" in
     demo) install demo; exec "$venv/bin/nnunetv2_mamba" demo "$@" ;;
     test) install_slurm; install test; cd "$repo"
           workers="$(nproc)"; [ "$workers" -gt 4 ] && workers=4
-          exec "$venv/bin/python" -m pytest -n "$workers" --dist worksteal "$@" ;;
+          exec "$venv/bin/python" -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@" ;;
     shell) install demo; echo "source $venv/bin/activate" ;;
     *) echo "usage: bash scripts/run.sh {demo|test|shell} [ARGS...]" >&2; exit 2 ;;
 esac

@@ -9,8 +9,9 @@ time), ``e2e`` for one that runs nnU-Net's commands, trainings or other whole pr
 ``E2E_FIXTURES``). The inner loop is
 ``pytest -m "not e2e and not slurm"``.
 
-Parallel sessions (pytest-xdist, ``-n N``; scripts/run.sh test runs one worker per core, at most 4): every worker
-has its own session fixtures and temporary folders, so nothing but the one-node SLURM is shared. The controlling
+Parallel sessions (pytest-xdist, ``-n N``; scripts/run.sh test runs one worker per core, at most 4, and gives each
+worker whole test files): every worker has its own session fixtures and temporary folders, so nothing but the
+one-node SLURM is shared. The controlling
 process makes a folder for what its workers share (``$nnUNet_mamba_test_session``): the lock under which a worker
 starts the SLURM, and the mark that this session started it, so the controlling process stops it after every
 worker is done. Each worker's torch gets its share of the cores.
@@ -193,8 +194,12 @@ def tiers_of(fixture_names, parameters) -> set[str]:
 
 
 def pytest_collection_modifyitems(config, items):
+    """Mark each test's tiers, and put the e2e and slurm tests first: in a parallel session the files with long
+    tests start first and the short ones fill the gaps at the end (scripts/run.sh hands out whole files, so that a
+    module-scoped fixture is made once, in this order: --dist loadfile --no-loadscope-reorder)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         parameters = [v for v in callspec.params.values() if isinstance(v, str)] if callspec else []
         for tier in sorted(tiers_of(item.fixturenames, parameters)):
             item.add_marker(tier)
+    items.sort(key=lambda item: not ({"e2e", "slurm"} & set(item.keywords)))
