@@ -11,10 +11,10 @@ time), ``e2e`` for one that runs nnU-Net's commands, trainings or other whole pr
 
 Parallel sessions (pytest-xdist, ``-n N``; scripts/run.sh test runs one worker per core, at most 4, and gives each
 worker whole test files): every worker has its own session fixtures and temporary folders, so nothing but the
-one-node SLURM is shared. The controlling
-process makes a folder for what its workers share (``$nnUNet_mamba_test_session``): the lock under which a worker
-starts the SLURM, and the mark that this session started it, so the controlling process stops it after every
-worker is done. Each worker's torch gets its share of the cores.
+one-node SLURM is shared. The controlling process makes a folder for what its workers share
+(``$nnUNet_mamba_test_session``): the lock under which a worker starts the SLURM, and the mark that this session
+started it, so the controlling process stops it after every worker is done. Each worker's torch gets its share of
+the cores.
 """
 import json
 import os
