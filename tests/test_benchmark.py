@@ -398,3 +398,13 @@ def test_report_details_tiny_p_values_ties_code_spans_and_long_titles():
     title = figures._wrapped("ensemble: nnUNetTrainerMambaUNet + nnUNetTrainer__nnUNetResEncUNetMPlans__2d_bs2")
     assert max(map(len, title.splitlines())) <= 30 and title.replace("\n", "").replace(" ", "") == \
         "ensemble:nnUNetTrainerMambaUNet+nnUNetTrainer__nnUNetResEncUNetMPlans__2d_bs2"
+
+
+def test_a_run_without_a_job_record_here_is_reported_without_one():
+    """A run this report's jobs did not run (trained by another benchmark's jobs, or before jobs recorded where they
+    ran) has no record: null, read back as NaN. Its Runs-table cell says so instead of stopping the report."""
+    from nnunetv2_mamba.comparison.report import _ran_on
+
+    assert _ran_on(float("nan")) == _ran_on(None) == _ran_on({}) == "–"
+    assert _ran_on({"host": "node1", "device": "cuda", "gpu": "H100"}) == "node1, cuda (H100)"
+    assert _ran_on({"host": "node1", "device": "cpu", "gpu": float("nan")}) == "node1, cpu"

@@ -248,9 +248,10 @@ def runs_table(results: dict) -> list[list[str]]:
     return rows
 
 
-def _ran_on(where: dict | None) -> str:
-    """"host, device (GPU)" of a job's record; "–" for a run trained before jobs recorded it."""
-    if not where:
+def _ran_on(where: dict | float | None) -> str:
+    """"host, device (GPU)" of a job's record; "–" for a run whose record this report has not: trained before jobs
+    recorded it, or by another report's jobs (null, read back as NaN)."""
+    if not isinstance(where, dict) or not where:
         return "–"
     gpu = where.get("gpu")  # null, read back as NaN, on the CPU
     return f"{where['host']}, {where['device']}" + (f" ({gpu})" if isinstance(gpu, str) else "")
