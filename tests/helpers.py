@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from nnunetv2_mamba.comparison.execution.warm_interpreter import WarmInterpreter
+
 UNIT_ROUNDOFF_FP32 = 2.0 ** -24
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,12 +87,21 @@ def run_python(code: str, pythonpath=None) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+#: nnU-Net's commands and ours, started as the inline executor starts them: forks of a warm interpreter (a fresh
+#: interpreter for commands it cannot run warm). Tests of what a fresh interpreter does start their own.
+COMMANDS = WarmInterpreter()
+
+
 def run(command: list[str], env: dict, **extra_env) -> str:
     """Run an nnU-Net command; its combined output, or a failure showing the output's tail."""
-    result = subprocess.run(command, env={**env, **extra_env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, timeout=600)
+    result = COMMANDS.run(command, env={**env, **extra_env}, timeout=600)
     assert result.returncode == 0, f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}"
     return result.stdout
+
+
+def nnunetv2_mamba(env: dict, *arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """``python -m nnunetv2_mamba ARGUMENTS`` with ``env``: the finished process, stdout and stderr in one."""
+    return COMMANDS.run([sys.executable, "-m", "nnunetv2_mamba", *arguments], env=env, timeout=timeout)
 
 
 def batch_of(trainer, nan: bool = False) -> dict:

@@ -3,7 +3,6 @@ JSON, and one end-to-end run on a small phantom that a second budget retrains.""
 import json
 import math
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -25,7 +24,7 @@ from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
 from nnunetv2_mamba.nets.ss2d import SS2D
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
-from helpers import DATASET
+from helpers import COMMANDS, DATASET
 
 
 def test_flops_count_the_selective_scan_through_its_registered_operator():
@@ -327,8 +326,7 @@ def test_a_benchmark_with_another_budget_trains_again_and_reports_each_runs_budg
     def benchmark(iterations: int) -> str:
         command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", "--trainers", "nnUNetTrainer",
                    "--epochs", "1", "--iterations-per-epoch", str(iterations), "-device", "cpu", "-o", str(report)]
-        result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                timeout=1800)
+        result = COMMANDS.run(command, env=env, timeout=1800)
         assert result.returncode == 0, result.stdout[-4000:]
         return result.stdout
 

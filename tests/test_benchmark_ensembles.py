@@ -3,13 +3,12 @@ nnU-Net's ensembling and model selection, the chosen model on a test folder, and
 results folder; and the input errors that stop a benchmark before anything is trained."""
 import hashlib
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from nnunetv2_mamba.cli import main
+import helpers
 from helpers import DATASET, REPO, run
 from nnunet_cli import read_predictions
 
@@ -19,8 +18,7 @@ BUDGET = ["--epochs", "1", "--iterations-per-epoch", "2", "-device", "cpu"]
 
 
 def nnunetv2_mamba(env: dict, *arguments: str, succeed: bool = True) -> str:
-    result = subprocess.run([sys.executable, "-m", "nnunetv2_mamba", *arguments], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, timeout=1500)
+    result = helpers.nnunetv2_mamba(env, *arguments, timeout=1500)
     assert (result.returncode == 0) == succeed, result.stdout[-4000:]
     return result.stdout
 

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from nnunetv2_mamba.cli import main
-from helpers import DATASET
+from helpers import COMMANDS, DATASET
 
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny"]
 BUDGET = ["--epochs", "1", "--iterations-per-epoch", "1", "-device", "cpu"]
@@ -39,8 +39,7 @@ FLAKY = textwrap.dedent('''
 def benchmark(env: dict, report, *arguments: str, succeed: bool = True) -> str:
     command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", *BUDGET, "-o", str(report),
                *arguments]
-    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            timeout=900)
+    result = COMMANDS.run(command, env=env, timeout=900)
     assert (result.returncode == 0) == succeed, result.stdout[-4000:]
     return result.stdout
 
@@ -158,8 +157,7 @@ def test_gpu_jobs_from_a_gpu_less_host_ask_slurm_for_a_gpu_and_decide_their_devi
                "--slurm-cpus", "1", "--slurm-time-min", "10"]
 
     def benchmark_(*arguments: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*command, *arguments], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=900)
+        return COMMANDS.run([*command, *arguments], env=env, timeout=900)
 
     submitted = benchmark_("--trainers", *trainers, "--no-wait")
     assert submitted.returncode == 0, submitted.stdout[-4000:]

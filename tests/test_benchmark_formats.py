@@ -3,11 +3,10 @@ methods, two folds, nnU-Net's ensembling and choice and a test folder, to the fu
 ending is read from the dataset, never assumed."""
 import json
 import os
-import subprocess
-import sys
 
 from nnunetv2_mamba.comparison.workspace import NnUNetPaths, nnunet_environment
 from nnunetv2_mamba.synthetic import write_phantom_dataset
+from helpers import nnunetv2_mamba, run
 
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny"]
 
@@ -21,15 +20,12 @@ def test_a_png_dataset_is_benchmarked_ensembled_predicted_and_reported_with_over
                                 file_ending=".png")
     assert sorted(p.name for p in (raw / "imagesTs").iterdir()) == ["phantom_test_000_0000.png",
                                                                      "phantom_test_001_0000.png"]
-    planned = subprocess.run(["nnUNetv2_plan_and_preprocess", "-d", "901", "-c", "2d", "-np", "1", "-npfp", "1"],
-                             env=env, capture_output=True, text=True, timeout=600)
-    assert planned.returncode == 0, planned.stdout[-3000:] + planned.stderr[-3000:]
+    run(["nnUNetv2_plan_and_preprocess", "-d", "901", "-c", "2d", "-np", "1", "-npfp", "1"], env)
     report = root / "report"
-    result = subprocess.run(
-        [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "901", "--trainers", *TRAINERS, "--folds", "0",
-         "1", "--ensembles", "--epochs", "1", "--iterations-per-epoch", "1", "-device", "cpu", "--test-folder",
-         str(raw / "imagesTs"), "--test-labels", str(raw / "labelsTs"), "-o", str(report)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
+    result = nnunetv2_mamba(
+        env, "benchmark", "-d", "901", "--trainers", *TRAINERS, "--folds", "0", "1", "--ensembles", "--epochs", "1",
+        "--iterations-per-epoch", "1", "-device", "cpu", "--test-folder", str(raw / "imagesTs"), "--test-labels",
+        str(raw / "labelsTs"), "-o", str(report))
     assert result.returncode == 0, result.stdout[-4000:]
 
     saved = json.loads((report / "results.json").read_text())

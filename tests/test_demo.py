@@ -1,20 +1,19 @@
 """``nnunetv2_mamba demo --quick`` end to end in a subprocess: phantom, plan, train 3 trainers, predict, report."""
 import json
-import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 
 from nnunetv2_mamba.evaluation.metrics import METRICS
+from helpers import nnunetv2_mamba, run
 
 
 def test_quick_demo_writes_a_complete_report(nnunet_workspace):
     env = {k: v for k, v in nnunet_workspace["env"].items() if not k.startswith("nnUNet_")}  # the demo sets them
     work = nnunet_workspace["root"] / "work"
-    result = subprocess.run([sys.executable, "-m", "nnunetv2_mamba", "demo", "--quick", "-o", str(work),
-                             "-device", "cpu"], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = nnunetv2_mamba(env, "demo", "--quick", "-o", str(work), "-device", "cpu")
+    assert result.returncode == 0, result.stdout[-6000:]
     report_dir = work / "report"
     assert str(report_dir / "report.md") in result.stdout
 
@@ -43,6 +42,6 @@ def test_quick_demo_writes_a_complete_report(nnunet_workspace):
         png.unlink()
 
     # every figure comes back from the saved JSON alone
-    subprocess.run([sys.executable, "-c", "import sys; from nnunetv2_mamba.comparison.report import write_report; "
-                    "write_report(sys.argv[1])", str(report_dir)], env=env, check=True, capture_output=True)
+    run([sys.executable, "-c", "import sys; from nnunetv2_mamba.comparison.report import write_report; "
+         "write_report(sys.argv[1])", str(report_dir)], env)
     assert sorted(report_dir.glob("*.png")) == pngs

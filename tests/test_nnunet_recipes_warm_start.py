@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from nnunetv2_mamba.training import trainers
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
 from nnunetv2_mamba.training.warm_start import PLANS_KEY, REPORT_KEY
 
-from helpers import DATASET, batch_of, run
+from helpers import COMMANDS, DATASET, batch_of, run
 from nnunet_cli import on_planned_phantom, plans_variant
 from vmamba_checkpoints import v0_to_v2_names, vmamba_v0_state_dict
 
@@ -188,8 +187,7 @@ def test_set_pretrained_then_the_pretrained_trainer_loads_once_and_logs_it(works
 
 def failing_output(command: list[str], env: dict) -> str:
     """Combined output of a command that must fail."""
-    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            timeout=600)
+    result = COMMANDS.run(command, env=env, timeout=600)
     assert result.returncode != 0, result.stdout[-4000:]
     return result.stdout
 

@@ -19,7 +19,8 @@ from nnunetv2_mamba.comparison.execution import (ExecutorSettings, Job, ReportOn
                                                   make_executor)
 from nnunetv2_mamba.comparison.execution.jobs import KEY_SEPARATOR
 from nnunetv2_mamba.comparison.execution.report_only import NOT_SUBMITTED
-from nnunetv2_mamba.comparison.job_device import DEVICE, device_job, read_where, where_file
+from nnunetv2_mamba.comparison.device_jobs import device_job
+from nnunetv2_mamba.comparison.job_device import DEVICE, read_where, where_file
 from nnunetv2_mamba.comparison.methods import (MAMBA_SPECS, Method, MethodError, default_methods, ensemble_members,
                                                 run_trainer_name)
 from nnunetv2_mamba.comparison.prediction import is_predicted, prediction_job, prediction_timing, test_cases

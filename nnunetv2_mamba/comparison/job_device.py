@@ -16,9 +16,8 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TextIO
 
-from nnunetv2_mamba.comparison.execution import Job
 from nnunetv2_mamba.comparison.methods import Method
 from nnunetv2_mamba.comparison.plans import PlansError, check_runs_on_device
 from nnunetv2_mamba.comparison.workspace import CPU_SETTINGS, cpu_settings
@@ -29,15 +28,6 @@ DEVICES = ("auto", "cpu", "cuda")  # nnU-Net's -device choices, auto resolved in
 
 class NoGPUError(RuntimeError):
     """The job needs a GPU it does not have; the message says what to do."""
-
-
-def device_job(key: str, command: Sequence[str], device: str, executor, env: dict, log_file: Path,
-               check_plans: tuple[str, Path, Path] | None = None) -> Job:
-    """A job that runs ``command`` on the device it gets where ``executor`` runs it (``device``: nnU-Net's
-    ``-device``, ``DEVICE`` in ``command`` stands for the one decided there); it asks for the GPUs
-    ``executor.gpus_for(device)`` says, and records where it ran in ``where_file(log_file)``."""
-    gpus = executor.gpus_for(device)
-    return Job(key, wrap(command, device, gpus, where_file(log_file), check_plans), env, log_file, gpus=gpus)
 
 
 def where_file(log_file: Path) -> Path:
@@ -71,18 +61,27 @@ def decide_device(requested: str, gpus: int, cuda_available: bool) -> str:
     return "cpu"
 
 
-def main(argv: list[str]) -> int:
+def wraps(command: Sequence[str]) -> bool:
+    """Whether ``command`` is a job made by :func:`wrap`."""
+    return tuple(command[1:3]) == ("-m", __name__)
+
+
+def prepare(argv: Sequence[str], env: dict[str, str], out: TextIO,
+            err: TextIO) -> tuple[list[str], dict[str, str]] | int:
+    """What a job made by :func:`wrap` (``argv``: the arguments after ``-m job_device``) runs here, with ``env``
+    where it starts: its command with the device it gets here and the environment for that device, or the exit
+    code 3 where it cannot run here. Records where it ran and prints what it decided to ``out`` (why not: ``err``)."""
     parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
     parser.add_argument("--device", choices=DEVICES, required=True)
     parser.add_argument("--gpus", type=int, required=True)
     parser.add_argument("--where", type=Path, required=True)
     parser.add_argument("--check-plans", nargs=3, metavar=("METHOD", "PLANS_JSON", "STOCK_PLANS_JSON"))
     parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(list(argv))
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     where = {"host": socket.gethostname(), "gpus_asked": args.gpus, "device": None, "gpu": None,
              "cpu_settings": {}, "error": None}
-    env = dict(os.environ)
+    env = dict(env)
     try:
         import torch
 
@@ -94,18 +93,27 @@ def main(argv: list[str]) -> int:
             where["cpu_settings"] = cpu_settings(env)
             env.update(where["cpu_settings"])
             for variable, value in where["cpu_settings"].items():
-                print(f"[job] on CPU: {variable}={value} ({CPU_SETTINGS[variable][1]})", flush=True)
+                print(f"[job] on CPU: {variable}={value} ({CPU_SETTINGS[variable][1]})", file=out, flush=True)
         if args.check_plans:
             spec, plans, stock = args.check_plans
             check_runs_on_device(Method.parse(spec, ""), Path(plans), Path(stock), device)
     except (NoGPUError, PlansError) as error:
         where["error"] = f"{type(error).__name__}: {error}"
         _record(args.where, where)
-        print(f"[job] on {where['host']}: {error}", file=sys.stderr, flush=True)
+        print(f"[job] on {where['host']}: {error}", file=err, flush=True)
         return 3
     _record(args.where, where)
-    print(f"[job] on {where['host']}, device {device}" + (f" ({where['gpu']})" if where["gpu"] else ""), flush=True)
-    command = [device if part == DEVICE else part for part in command]
+    print(f"[job] on {where['host']}, device {device}" + (f" ({where['gpu']})" if where["gpu"] else ""), file=out,
+          flush=True)
+    return [device if part == DEVICE else part for part in command], env
+
+
+def main(argv: list[str]) -> int:
+    """Prepare the job (:func:`prepare`), then become its command."""
+    prepared = prepare(argv, dict(os.environ), sys.stdout, sys.stderr)
+    if isinstance(prepared, int):
+        return prepared
+    command, env = prepared
     os.execvpe(command[0], command, env)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnunetv2_mamba.comparison.execution import Job
-from nnunetv2_mamba.comparison.job_device import DEVICE, device_job
+from nnunetv2_mamba.comparison.device_jobs import device_job
+from nnunetv2_mamba.comparison.job_device import DEVICE
 from nnunetv2_mamba.comparison.methods import Model
 
 #: the first file nnUNetv2_predict writes into its output folder, after loading the model

@@ -21,12 +21,13 @@ class RunCommand:
     scheduler_variables: tuple[str, ...] = ()
     ignore_sigusr2: bool = False
 
-    def __call__(self) -> int:
+    def __call__(self, popen=subprocess.Popen) -> int:
+        """``popen`` starts the command (subprocess.Popen's signature; the inline executor's warm interpreter)."""
         env = dict(self.env)
         env.update({name: os.environ[name] for name in self.scheduler_variables if name in os.environ})
         Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
-            process = self._start(env, log)
+            process = self._start(env, log, popen)
             while True:
                 try:
                     return process.wait()
@@ -37,11 +38,11 @@ class RunCommand:
                     log.write(f"[executor] {type(warning).__name__}: {warning}; the command runs on\n".encode())
                     log.flush()
 
-    def _start(self, env: dict[str, str], log) -> subprocess.Popen:
+    def _start(self, env: dict[str, str], log, popen) -> subprocess.Popen:
         if self.ignore_sigusr2:
             handler = signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # an ignored signal stays ignored through exec
         try:
-            return subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            return popen(list(self.command), env=env, stdout=log, stderr=subprocess.STDOUT)
         finally:
             if self.ignore_sigusr2:
                 signal.signal(signal.SIGUSR2, handler)
