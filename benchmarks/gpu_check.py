@@ -4,8 +4,9 @@
     python benchmarks/gpu_check.py --dry-run      # the same code on the CPU, tiny shapes, Triton interpreted
 
 The checks are the pytest tests marked gpu, one file per check (tests/gpu/test_gpu_<check>.py; `pytest -m gpu` runs
-them without timings and skips them without CUDA). This command runs each check's file in its own pytest process
-(pytest-timeout bounds each test), times the cases, and collects one row per case (benchmarks/gpu_check_rows.py).
+them without timings and skips them without CUDA). This command runs each check's file in its own pytest process (a
+fork of a warm interpreter that has imported torch once, the inline executor's; pytest-timeout bounds each test),
+times the cases, and collects one row per case (benchmarks/gpu_check_rows.py).
 Checks, in order (a failing case is a FAIL row and the run goes on):
   environment  the GPU, driver, CUDA, library versions, CPU (a missing GPU stops the run)
   backends     `nnunetv2_mamba doctor`, the auto backend's choice, each kernel backend's smoke test
@@ -49,6 +50,7 @@ import time
 from pathlib import Path
 
 from gpu_check_report import FAIL, SKIP, WHOLE_CHECK, Row, print_row, write_reports
+from nnunetv2_mamba.comparison.execution.warm_interpreter import WarmInterpreter
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPOSITORY = BENCHMARKS.parent
@@ -69,6 +71,7 @@ CHECKS = {
     "ddp": ("nnUNetv2_train -num_gpus 2 with a NaN forced on one rank: it finishes, both ranks skip the same steps "
             "and end equal (needs 2+ GPUs)", 540),
 }
+INTERPRETER = WarmInterpreter()  # starts the checks' processes
 REQUIRED = "environment"  # a FAIL here stops the run: the later checks could not mean anything
 MIN_CHECK_SECONDS = 15  # a check is not started with less of the budget left
 
@@ -126,7 +129,7 @@ def run_check(test_file: Path, check: str, env: dict, timeout_s: float) -> list[
     command = [sys.executable, "-m", "pytest", str(test_file), "-m", "gpu", "-p", "gpu_check_rows", "-q", "-rN",
                "--no-header", "--disable-warnings", "-p", "no:cacheprovider", "-o", "addopts=",
                "--rootdir", str(REPOSITORY)]
-    process = subprocess.Popen(command, env=env, cwd=REPOSITORY, start_new_session=True)
+    process = INTERPRETER.popen(command, env=env, cwd=REPOSITORY, start_new_session=True)
     try:
         process.wait(timeout_s)
         problem = None

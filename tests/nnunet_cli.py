@@ -91,8 +91,9 @@ def model_folder(ws: dict, configuration: str, trainer: str, plans: str) -> Path
     return ws["root"] / "results" / ws["dataset"] / f"{trainer}__{plans}__{configuration}"
 
 
-def read_predictions(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in sorted(folder.glob("*.nii.gz"))}
+def read_predictions(folder: Path, ending: str = ".nii.gz") -> dict[str, np.ndarray]:
+    """{file name: label map} of the predictions in ``folder`` with the file ending ``ending``."""
+    return {p.name: sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in sorted(folder.glob(f"*{ending}"))}
 
 
 def assert_label_maps_like_inputs(ws: dict, predictions: dict[str, np.ndarray]) -> None:

@@ -74,8 +74,13 @@ def test_a_console_script_runs_nnunet_s_spawn_pools_and_exceptions_end_it_as_pyt
     assert done.stdout.startswith("[9, 16]\n") and "ValueError: after the pool" in done.stdout
 
 
-def test_a_killed_job_and_a_job_past_its_timeout_report_like_subprocess(interpreter):
+def test_a_killed_job_a_job_past_its_timeout_and_a_new_session_are_as_with_subprocess(interpreter, tmp_path):
     env = dict(os.environ)
+    with open(tmp_path / "out", "wb") as out:
+        leader = interpreter.popen(python("import os; print(os.getsid(0) == os.getpid() == os.getpgid(0))"), env=env,
+                                   stdout=out, start_new_session=True)
+        assert leader.wait(timeout=120) == 0
+    assert (tmp_path / "out").read_text() == "True\n"  # os.killpg(pid) stops it with its children
     process = interpreter.popen(python("import os, signal; os.kill(os.getpid(), signal.SIGTERM)"), env=env,
                                 stdout=subprocess.DEVNULL)
     assert process.wait(timeout=120) == -signal.SIGTERM

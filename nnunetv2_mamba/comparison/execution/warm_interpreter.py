@@ -104,17 +104,19 @@ class WarmInterpreter:
         self._busy = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop_all, self._servers)
 
-    def popen(self, command: list[str], env: dict[str, str], stdout=None, stderr=None, cwd=None):
-        """``subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, cwd=cwd, stdin=DEVNULL)``, warm
-        where it can be."""
+    def popen(self, command: list[str], env: dict[str, str], stdout=None, stderr=None, cwd=None,
+              start_new_session: bool = False):
+        """``subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, cwd=cwd, stdin=DEVNULL,
+        start_new_session=start_new_session)``, warm where it can be."""
         command = [str(word) for word in command]
         program = python_program(command, env) if sys.platform.startswith("linux") else None
         if program is not None and self._busy.acquire(blocking=False):
-            process = self._start(command, program, env, stdout, stderr, cwd)
+            process = self._start(command, program, env, stdout, stderr, cwd, start_new_session)
             if process is not None:
                 return process
             self._busy.release()
-        return subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, cwd=cwd, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, cwd=cwd, stdin=subprocess.DEVNULL,
+                                start_new_session=start_new_session)
 
     def run(self, command: list[str], env: dict[str, str], timeout: float | None = None,
             cwd=None) -> subprocess.CompletedProcess:
@@ -136,7 +138,7 @@ class WarmInterpreter:
         """Stop the servers, killing a running job."""
         self._finalizer()
 
-    def _start(self, command, program, env, stdout, stderr, cwd) -> WarmProcess | None:
+    def _start(self, command, program, env, stdout, stderr, cwd, start_new_session) -> WarmProcess | None:
         """The job started in a fork of its environment's server, or None where that server cannot start it."""
         key = tuple(sorted(interpreter_environment(env).items()))
         server = self._servers.pop(key, None) or _Server(env)
@@ -148,7 +150,7 @@ class WarmInterpreter:
         path0 = {"module": cwd, "code": ""}[kind] if kind in ("module", "code") else \
             os.path.dirname(os.path.realpath(target))  # sys.path[0] as Python sets it
         request = {"kind": kind, "target": target, "arguments": arguments, "env": dict(env), "cwd": cwd,
-                   "path0": path0}
+                   "path0": path0, "new_session": start_new_session}
         with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as devnull:
             fds = [stdin.fileno(), _descriptor(stdout, 1, devnull), _descriptor(stderr, 2, devnull, stdout)]
             pid = server.start(request, fds)

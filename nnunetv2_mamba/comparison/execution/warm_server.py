@@ -90,8 +90,10 @@ def serve(channel: socket.socket) -> dict:
 
 
 def become(request: dict) -> None:
-    """This fork as a fresh interpreter started for ``request`` would be: its directory, environment, search path,
-    random seeds and signal handlers."""
+    """This fork as a fresh interpreter started for ``request`` would be: its session, directory, environment,
+    search path, random seeds and signal handlers."""
+    if request["new_session"]:
+        os.setsid()
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
