@@ -89,8 +89,11 @@ def test_a_killed_job_a_job_past_its_timeout_and_a_new_session_are_as_with_subpr
     assert interpreter.run(python("print('next')"), env=env, timeout=120).stdout == "next\n"  # the server goes on
 
 
-def test_what_cannot_run_warm_runs_as_a_plain_subprocess(interpreter):
+def test_what_cannot_run_warm_runs_as_a_plain_subprocess(interpreter, tmp_path):
     env = dict(os.environ)
+    (tmp_path / "job.py").write_text("print('a script')")
+    assert python_program([sys.executable, "job.py"], env, cwd=str(tmp_path)) == (
+        "script", str(tmp_path / "job.py"), [])  # found where the job runs
     assert python_program(["sh", "-c", "exit 0"], env) is None
     assert python_program([sys.executable, "-B", "-c", "pass"], env) is None  # interpreter options
     process = interpreter.popen(["sh", "-c", "exit 5"], env=env)

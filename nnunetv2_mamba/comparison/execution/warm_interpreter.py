@@ -40,9 +40,10 @@ def interpreter_environment(env: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in env.items() if not name.startswith(PER_JOB_PREFIXES)}
 
 
-def python_program(command: list[str], env: dict[str, str]) -> tuple[str, str, list[str]] | None:
+def python_program(command: list[str], env: dict[str, str],
+                   cwd: str | None = None) -> tuple[str, str, list[str]] | None:
     """``(kind, target, arguments)`` of a command this interpreter runs as ``python -m``/``-c``/a script
-    (:func:`.warm_server.run_program`), or None."""
+    (:func:`.warm_server.run_program`) in the directory ``cwd`` (default: ours), or None."""
     if not command:
         return None
     executable = shutil.which(command[0], path=env.get("PATH", os.defpath))
@@ -51,8 +52,9 @@ def python_program(command: list[str], env: dict[str, str]) -> tuple[str, str, l
     if os.path.abspath(executable) == os.path.abspath(sys.executable):
         if len(command) >= 3 and command[1] in ("-m", "-c"):
             return ("module" if command[1] == "-m" else "code"), command[2], list(command[3:])
-        if len(command) >= 2 and not command[1].startswith("-") and Path(command[1]).is_file():
-            return "script", os.path.abspath(command[1]), list(command[2:])
+        script = Path(cwd or os.getcwd(), command[1]) if len(command) >= 2 else None
+        if script is not None and not command[1].startswith("-") and script.is_file():
+            return "script", os.path.abspath(script), list(command[2:])
         return None
     if _shebang(executable) == os.path.abspath(sys.executable):  # a console script of this environment
         return "console_script", executable, list(command[1:])
@@ -109,7 +111,7 @@ class WarmInterpreter:
         """``subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, cwd=cwd, stdin=DEVNULL,
         start_new_session=start_new_session)``, warm where it can be."""
         command = [str(word) for word in command]
-        program = python_program(command, env) if sys.platform.startswith("linux") else None
+        program = python_program(command, env, cwd) if sys.platform.startswith("linux") else None
         if program is not None and self._busy.acquire(blocking=False):
             process = self._start(command, program, env, stdout, stderr, cwd, start_new_session)
             if process is not None:
