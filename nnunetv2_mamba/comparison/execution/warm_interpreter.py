@@ -1,11 +1,12 @@
-"""Start Python commands (nnU-Net's console scripts, ``python -m ...``, ``python -c ...``) as forks of a warm
+"""Start Python commands (nnU-Net's console scripts, ``python -m ...``, ``python script.py``) as forks of a warm
 interpreter that has imported their libraries already, so that a short command does not spend most of its time
 importing torch (a one-iteration ``nnUNetv2_train`` on a small dataset: 8 s of imports before 5 s of work).
 
 ``WarmInterpreter().popen(command, env=..., stdout=..., stderr=...)`` answers like :class:`subprocess.Popen`
 (``wait``, ``poll``, ``kill``, ``returncode``, ``pid``) and is a plain ``subprocess.Popen`` for a command it cannot
-run warm: not a Python program of this interpreter, Python options before ``-m``/``-c``, or an operating system other
-than Linux. A server (:mod:`.warm_server`) serves the jobs of one environment, up to the ``nnUNet_*`` and pytest's
+run warm: not a Python program of this interpreter, a ``python -c`` snippet (its imports are its own: a server
+started for it would cost more than it saves), Python options before ``-m``, or an operating system other than
+Linux. A server (:mod:`.warm_server`) serves the jobs of one environment, up to the ``nnUNet_*`` and pytest's
 variables (read at import by nnU-Net and this package only, which the server does not keep imported); the last
 :data:`MAX_SERVERS` environments keep theirs. A fork differs from a fresh interpreter in two ways a program should not
 notice: its string hashes share the server's seed (as with a fixed ``PYTHONHASHSEED``), and its tracebacks show the
@@ -42,16 +43,16 @@ def interpreter_environment(env: dict[str, str]) -> dict[str, str]:
 
 def python_program(command: list[str], env: dict[str, str],
                    cwd: str | None = None) -> tuple[str, str, list[str]] | None:
-    """``(kind, target, arguments)`` of a command this interpreter runs as ``python -m``/``-c``/a script
-    (:func:`.warm_server.run_program`) in the directory ``cwd`` (default: ours), or None."""
+    """``(kind, target, arguments)`` of a command this interpreter runs warm as ``python -m``, a script or a console
+    script (:func:`.warm_server.run_program`) in the directory ``cwd`` (default: ours), or None."""
     if not command:
         return None
     executable = shutil.which(command[0], path=env.get("PATH", os.defpath))
     if executable is None:
         return None
     if os.path.abspath(executable) == os.path.abspath(sys.executable):
-        if len(command) >= 3 and command[1] in ("-m", "-c"):
-            return ("module" if command[1] == "-m" else "code"), command[2], list(command[3:])
+        if len(command) >= 3 and command[1] == "-m":
+            return "module", command[2], list(command[3:])
         script = Path(cwd or os.getcwd(), command[1]) if len(command) >= 2 else None
         if script is not None and not command[1].startswith("-") and script.is_file():
             return "script", os.path.abspath(script), list(command[2:])
@@ -149,8 +150,7 @@ class WarmInterpreter:
             self._servers.popitem(last=False)[1].stop()
         kind, target, arguments = program
         cwd = os.path.abspath(cwd or os.getcwd())
-        path0 = {"module": cwd, "code": ""}[kind] if kind in ("module", "code") else \
-            os.path.dirname(os.path.realpath(target))  # sys.path[0] as Python sets it
+        path0 = cwd if kind == "module" else os.path.dirname(os.path.realpath(target))  # as Python sets sys.path[0]
         request = {"kind": kind, "target": target, "arguments": arguments, "env": dict(env), "cwd": cwd,
                    "path0": path0, "new_session": start_new_session}
         with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as devnull:

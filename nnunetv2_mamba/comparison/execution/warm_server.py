@@ -107,12 +107,12 @@ def become(request: dict) -> None:
 
 
 def run_program(kind: str, target: str, arguments: list[str]) -> None:
-    """Run the program as ``__main__``: ``module`` as ``python -m``, ``code`` as ``python -c``, ``script`` as
-    ``python script``, ``console_script`` (an installed command's file: an entry point's import and call) like a
-    script whose ``__main__`` has no file, so that the processes nnU-Net spawns do not import it again (it defines
-    nothing they need; a fresh interpreter would spend seconds importing it in each). The program ends the process
-    the way it would end that interpreter (SystemExit, an exception)."""
-    sys.argv = [target if kind != "code" else "-c", *arguments]
+    """Run the program as ``__main__``: ``module`` as ``python -m``, ``script`` as ``python script``,
+    ``console_script`` (an installed command's file: an entry point's import and call) like a script whose
+    ``__main__`` has no file, so that the processes nnU-Net spawns do not import it again (it defines nothing they
+    need; a fresh interpreter would spend seconds importing it in each). The program ends the process the way it
+    would end that interpreter (SystemExit, an exception)."""
+    sys.argv = [target, *arguments]
     if kind == "module":
         runpy.run_module(target, run_name="__main__", alter_sys=True)
     elif kind == "script":
@@ -120,8 +120,7 @@ def run_program(kind: str, target: str, arguments: list[str]) -> None:
     else:
         main = types.ModuleType("__main__")
         sys.modules["__main__"] = main
-        code = target if kind == "code" else Path(target).read_text()
-        exec(compile(code, "<string>" if kind == "code" else target, "exec"), main.__dict__)
+        exec(compile(Path(target).read_text(), target, "exec"), main.__dict__)
 
 
 def main() -> None:
