@@ -3,7 +3,6 @@ JSON, and one end-to-end run on a small phantom that a second budget retrains.""
 import json
 import math
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ from nnunetv2_mamba.evaluation.aggregate import aggregate, with_class_mean
 from nnunetv2_mamba.evaluation.metrics import case_metrics
 from nnunetv2_mamba.nets.ss2d import SS2D
 from nnunetv2_mamba.training.checkpoints import read_training_checkpoint
-from helpers import COMMANDS, DATASET
+from helpers import DATASET, nnunetv2_mamba
 
 
 def test_flops_count_the_selective_scan_through_its_registered_operator():
@@ -324,9 +323,8 @@ def test_a_benchmark_with_another_budget_trains_again_and_reports_each_runs_budg
     report, results_dir = tmp_path / "report", root / "results" / DATASET
 
     def benchmark(iterations: int) -> str:
-        command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", "--trainers", "nnUNetTrainer",
-                   "--epochs", "1", "--iterations-per-epoch", str(iterations), "-device", "cpu", "-o", str(report)]
-        result = COMMANDS.run(command, env=env, timeout=1800)
+        result = nnunetv2_mamba(env, "benchmark", "-d", "900", "--trainers", "nnUNetTrainer", "--epochs", "1",
+                                "--iterations-per-epoch", str(iterations), "-device", "cpu", "-o", str(report))
         assert result.returncode == 0, result.stdout[-4000:]
         return result.stdout
 

@@ -5,9 +5,8 @@ intervals and the repeats' rows with the noise floor. (The baseline is the Mamba
 would add time, and the comparisons against a baseline are tested on hand-made results in
 test_benchmark_noise.py.)"""
 import json
-import sys
 
-from helpers import COMMANDS, DATASET
+from helpers import DATASET, nnunetv2_mamba
 
 PLANS = "nnUNetMambaUNetPlans32"  # conftest.tiny_mamba_plans: the session's plans of our planner (nnUNetMambaUNetPlans
 # itself is what test_benchmark_ensembles asserts the benchmark plans)
@@ -18,10 +17,9 @@ def test_controls_and_repeats_train_every_run_and_report_the_scan_and_the_noise_
                                                                                      tiny_mamba_plans, tmp_path):
     env = {**planned_phantom["env"], "nnUNet_results": str(tmp_path / "results")}
     report = tmp_path / "report"
-    command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", "--trainers", MAMBA, "--controls",
-               "--repeats", "2", "--folds", "0", "1", "--epochs", "1", "--iterations-per-epoch", "1",
-               "-device", "cpu", "-o", str(report)]
-    result = COMMANDS.run(command, env=env, timeout=3000)
+    result = nnunetv2_mamba(env, "benchmark", "-d", "900", "--trainers", MAMBA, "--controls", "--repeats", "2",
+                            "--folds", "0", "1", "--epochs", "1", "--iterations-per-epoch", "1", "-device", "cpu",
+                            "-o", str(report), timeout=3000)
     assert result.returncode == 0, result.stdout[-4000:]
 
     results = tmp_path / "results" / DATASET

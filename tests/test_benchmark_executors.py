@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from nnunetv2_mamba.cli import main
-from helpers import COMMANDS, DATASET
+from helpers import COMMANDS, DATASET, nnunetv2_mamba
 
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny"]
 BUDGET = ["--epochs", "1", "--iterations-per-epoch", "1", "-device", "cpu"]
@@ -37,9 +37,7 @@ FLAKY = textwrap.dedent('''
 
 
 def benchmark(env: dict, report, *arguments: str, succeed: bool = True) -> str:
-    command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", *BUDGET, "-o", str(report),
-               *arguments]
-    result = COMMANDS.run(command, env=env, timeout=900)
+    result = nnunetv2_mamba(env, "benchmark", "-d", "900", *BUDGET, "-o", str(report), *arguments, timeout=900)
     assert (result.returncode == 0) == succeed, result.stdout[-4000:]
     return result.stdout
 
