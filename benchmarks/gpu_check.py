@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 from gpu_check_report import FAIL, SKIP, WHOLE_CHECK, Row, print_row, write_reports
-from nnunetv2_mamba.comparison.execution.warm_interpreter import WarmInterpreter
+from nnunetv2_mamba.warm.interpreter import WarmInterpreter
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPOSITORY = BENCHMARKS.parent

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from nnunetv2_mamba.comparison.execution.warm_interpreter import WarmInterpreter
+from nnunetv2_mamba.warm.interpreter import WarmInterpreter
 
 UNIT_ROUNDOFF_FP32 = 2.0 ** -24
 

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from nnunetv2_mamba.cli import main
-from helpers import COMMANDS, DATASET, nnunetv2_mamba
+from helpers import DATASET, nnunetv2_mamba
 
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerMambaUNet_Tiny"]
 BUDGET = ["--epochs", "1", "--iterations-per-epoch", "1", "-device", "cpu"]
@@ -150,12 +150,11 @@ def test_gpu_jobs_from_a_gpu_less_host_ask_slurm_for_a_gpu_and_decide_their_devi
     env = in_results(planned_phantom["env"], tmp_path / "results")
     report = tmp_path / "report"
     trainers = ["nnUNetTrainer", "nnUNetTrainer__nnUNetResEncUNetMPlans"]
-    command = [sys.executable, "-m", "nnunetv2_mamba", "benchmark", "-d", "900", "--epochs", "1",
-               "--iterations-per-epoch", "1", "-o", str(report), "--executor", "slurm", "--slurm-gpus", "1",
-               "--slurm-cpus", "1", "--slurm-time-min", "10"]
+    on_slurm = ["-d", "900", "--epochs", "1", "--iterations-per-epoch", "1", "-o", str(report), "--executor", "slurm",
+                "--slurm-gpus", "1", "--slurm-cpus", "1", "--slurm-time-min", "10"]
 
     def benchmark_(*arguments: str) -> subprocess.CompletedProcess:
-        return COMMANDS.run([*command, *arguments], env=env, timeout=900)
+        return nnunetv2_mamba(env, "benchmark", *on_slurm, *arguments, timeout=900)
 
     submitted = benchmark_("--trainers", *trainers, "--no-wait")
     assert submitted.returncode == 0, submitted.stdout[-4000:]

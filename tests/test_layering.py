@@ -1,6 +1,6 @@
 """The package's layering (docs/architecture.md, "Package layering"), read from the source with ast, nothing imported.
 
-Layers, lowest first: ops < nets < training / experiment_planning / evaluation (with synthetic, measurement and the
+Layers, lowest first: ops < nets < training / experiment_planning / evaluation (with synthetic, measurement, warm and the
 installed trainers folder, nnunetv2_mamba.ext_trainers) < comparison < demo / cli (with doctor and __main__). A module may
 import its own layer and the ones below, never one above, not even inside a function; and the imports never form a
 cycle, neither the ones Python runs while importing a module nor, with them, the ones inside functions (a cycle
@@ -19,6 +19,7 @@ LAYERS = {
     "ops": 0,
     "nets": 1,
     "training": 2, "experiment_planning": 2, "evaluation": 2, "synthetic": 2, "ext_trainers": 2, "measurement": 2,
+    "warm": 2,
     "comparison": 3,
     "demo": 4, "cli": 4, "doctor": 4, "__main__": 4,
 }

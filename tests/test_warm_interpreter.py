@@ -1,4 +1,4 @@
-"""The warm interpreter (comparison/execution/warm_interpreter.py): a Python command started as a fork of a server
+"""The warm interpreter (nnunetv2_mamba/warm): a Python command started as a fork of a server
 that has imported torch and nnU-Net's libraries runs as a fresh interpreter would run it (arguments, environment,
 directory, search path, streams, exit status, nnU-Net's spawn pools), with nnU-Net's environment read again per job;
 what it cannot run warm runs as a plain subprocess."""
@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from nnunetv2_mamba.comparison.execution.warm_interpreter import WarmInterpreter, python_program
+from nnunetv2_mamba.warm.interpreter import WarmInterpreter, python_program
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks: Linux only")
 
@@ -77,6 +78,64 @@ def test_a_console_script_runs_nnunet_s_spawn_pools_and_exceptions_end_it_as_pyt
     done = interpreter.run([script.name, "3", "4"], env=env, timeout=300)
     assert done.returncode == 1
     assert done.stdout.startswith("[9, 16]\n") and "ValueError: after the pool" in done.stdout
+
+
+def test_a_job_s_spawned_processes_are_warm_forks_that_end_as_spawned_interpreters_would(interpreter, tmp_path):
+    (tmp_path / "spawned.py").write_text(textwrap.dedent("""
+        import multiprocessing, os, sys, time
+        def describe(_=None):  # torch imported means a fork of the warm job: a fresh interpreter has not imported it
+            return "torch" in sys.modules, os.environ.get("CHANGED"), os.getcwd()
+        def exit_with(code):
+            print("from the worker", flush=True)
+            sys.exit(code)
+        def sleep_in(pid_file):
+            open(pid_file, "w").write(str(os.getpid()))
+            time.sleep(600)
+        def spawn_again(result_file):  # a spawned process's own spawns start fresh interpreters
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                open(result_file, "w").write(repr(pool.map(describe, [0])))
+    """))
+    code = """
+        import multiprocessing, os, sys, time
+        import spawned
+        def started(target, *args):
+            process = context.Process(target=target, args=args)
+            process.start()
+            return process
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(2) as pool:
+                print(pool.map(spawned.describe, range(2)), flush=True)
+            started(spawned.spawn_again, "nested").join()
+            print(open("nested").read(), flush=True)
+            process = started(spawned.exit_with, 7)
+            process.join()
+            print(process.exitcode, flush=True)
+            for stop, pid_file in (("terminate", "terminated"), ("kill", "killed")):
+                process = started(spawned.sleep_in, pid_file)
+                while not os.path.exists(pid_file) or not open(pid_file).read():
+                    time.sleep(0.1)
+                getattr(process, stop)()
+                process.join()
+                print(process.exitcode, flush=True)
+            os.environ["CHANGED"] = "yes"  # torch may read it at import: a fresh interpreter runs the next one
+            with context.Pool(1) as pool:
+                print(pool.map(spawned.describe, [0]), flush=True)
+    """
+    done = interpreter.run(python(code, folder=tmp_path), env=dict(os.environ), timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout
+    here = str(tmp_path)
+    assert done.stdout.splitlines() == [
+        f"[(True, None, '{here}'), (True, None, '{here}')]", f"[(False, None, '{here}')]",
+        "from the worker", "7", str(-signal.SIGTERM), str(-signal.SIGKILL), f"[(False, 'yes', '{here}')]"]
+    for pid_file in ("terminated", "killed"):  # with the launcher killed, its worker is killed too
+        pid = int((tmp_path / pid_file).read_text())
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the spawned process {pid} outlived its launcher")
 
 
 def test_a_killed_job_a_job_past_its_timeout_and_a_new_session_are_as_with_subprocess(interpreter, tmp_path):

@@ -1,7 +1,7 @@
 """inline: every job from this process, one after the other (run() returns when all have ended, even with
 wait=False). This machine is where the jobs run, so a job's device step (comparison/job_device.py) runs in this
 process and its command starts with the environment decided there, Python commands as forks of a warm interpreter
-(warm_interpreter.py) started with that environment."""
+(nnunetv2_mamba/warm) started with that environment."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +12,7 @@ from .base import Executor
 from .command import RunCommand
 from .jobs import Job, exit_error
 from .settings import ExecutorSettings
-from .warm_interpreter import WarmInterpreter
+from ...warm.interpreter import WarmInterpreter
 
 
 class InlineExecutor(Executor):

@@ -1,4 +1,4 @@
-"""The warm interpreter's server (started by :class:`.warm_interpreter.WarmInterpreter`, never by hand): a Python
+"""The warm interpreter's server (started by :class:`.interpreter.WarmInterpreter`, never by hand): a Python
 process that imports the third-party libraries of nnU-Net's commands once (torch, torch._dynamo, scipy, SimpleITK,
 matplotlib, ...: 6 of the 8 s a command spends before it starts) and then runs each requested Python program in a
 fork of itself, as a fresh interpreter would run it.
@@ -9,21 +9,25 @@ differ from job to job), so each job imports them again under its own environmen
 jobs whose other variables equal the server's.
 
 Protocol, over the socket whose descriptor is ``argv[1]``, one job at a time: the client sends a request (a JSON
-object, see :func:`receive`) with the job's stdin, stdout and stderr descriptors attached; the server answers
+object, :mod:`.protocol`) with the job's stdin, stdout and stderr descriptors attached; the server answers
 ``{"pid": ...}`` when the job has started and ``{"returncode": ...}`` (negative: killed by that signal, as
-:class:`subprocess.Popen` says) when it has ended. The server exits when the client closes the socket.
+:class:`subprocess.Popen` says) when it has ended. The server exits when the client closes the socket. With a
+launcher's path as ``argv[2]`` (:mod:`.launcher`), each job's spawned processes are forks too (:mod:`.spawn`).
 """
 from __future__ import annotations
 
-import json
+import ctypes
 import os
 import runpy
 import signal
 import socket
-import struct
 import sys
 import types
 from pathlib import Path
+
+from . import spawn
+from .launcher import socket_path
+from .protocol import receive, send
 
 #: what nnU-Net's commands and this package's CLI import: their third-party libraries stay loaded
 PRELOADED = ("nnunetv2.run.run_training", "nnunetv2.inference.predict_from_raw_data",
@@ -32,29 +36,7 @@ PRELOADED = ("nnunetv2.run.run_training", "nnunetv2.inference.predict_from_raw_d
              "nnunetv2.experiment_planning.plan_and_preprocess_entrypoints", "nnunetv2_mamba.cli")
 #: read ``nnUNet_*`` variables at import: imported again in every job
 FORGOTTEN = ("nnunetv2", "nnunetv2_mamba")
-HEADER = struct.Struct("!I")
-MAX_FDS = 3
-
-
-def send(channel: socket.socket, message: dict, fds: list[int] = ()) -> None:
-    """One message: its length, then its JSON, with ``fds`` attached."""
-    data = json.dumps(message).encode()
-    socket.send_fds(channel, [HEADER.pack(len(data)) + data], list(fds))
-
-
-def receive(channel: socket.socket) -> tuple[dict, list[int]]:
-    """One message and the descriptors attached to it; EOFError when the other end has closed."""
-    data, fds, _, _ = socket.recv_fds(channel, HEADER.size, MAX_FDS)
-    if not data:
-        raise EOFError
-    size, = HEADER.unpack(data)
-    body = b""
-    while len(body) < size:
-        chunk = channel.recv(size - len(body))
-        if not chunk:
-            raise EOFError
-        body += chunk
-    return json.loads(body), fds
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def preload() -> None:
@@ -68,8 +50,11 @@ def preload() -> None:
         del sys.modules[name]
 
 
-def serve(channel: socket.socket) -> dict:
-    """Start each request in a fork and report its end; returns the request in the fork (never in the server)."""
+def serve(channel: socket.socket, launcher: str | None) -> dict:
+    """Start each request in a fork and report its end; returns the request in the fork (never in the server).
+
+    The server adopts what its jobs leave behind (their spawn services, see :mod:`.spawn`) and reaps it."""
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
     while True:
         try:
             request, fds = receive(channel)
@@ -85,8 +70,17 @@ def serve(channel: socket.socket) -> dict:
         for fd in fds:
             os.close(fd)
         send(channel, {"pid": pid})
-        _, status = os.waitpid(pid, 0)
-        send(channel, {"returncode": os.waitstatus_to_exitcode(status)})
+        send(channel, {"returncode": _wait_reaping(pid)})
+        if launcher is not None and os.path.exists(socket_path(os.path.dirname(launcher), pid)):
+            os.unlink(socket_path(os.path.dirname(launcher), pid))
+
+
+def _wait_reaping(job: int) -> int:
+    """The job's exit code (negative: the signal that killed it), reaping adopted processes meanwhile."""
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == job:
+            return os.waitstatus_to_exitcode(status)
 
 
 def become(request: dict) -> None:
@@ -98,7 +92,7 @@ def become(request: dict) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     sys.path[:] = [request["path0"], *sys.path[1:]]
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if request["sigint_ignored"] else signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as at Python's start-up
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()  # numpy's global generator is seeded at import: a fork would share it
@@ -107,28 +101,36 @@ def become(request: dict) -> None:
 
 
 def run_program(kind: str, target: str, arguments: list[str]) -> None:
-    """Run the program as ``__main__``: ``module`` as ``python -m``, ``script`` as ``python script``,
-    ``console_script`` (an installed command's file: an entry point's import and call) like a script whose
-    ``__main__`` has no file, so that the processes nnU-Net spawns do not import it again (it defines nothing they
-    need; a fresh interpreter would spend seconds importing it in each). The program ends the process the way it
-    would end that interpreter (SystemExit, an exception)."""
-    sys.argv = [target, *arguments]
+    """Run the program as ``__main__``: ``module`` as ``python -m``, ``script`` as ``python script``, ``command``
+    (its source) as ``python -c``, ``console_script`` (an installed command's file: an entry point's import and call)
+    like a script whose ``__main__`` has no file, so that the processes nnU-Net spawns do not import it again (it
+    defines nothing they need). The program ends the process the way it would end that interpreter (SystemExit, an
+    exception)."""
     if kind == "module":
+        sys.argv = [target, *arguments]
         runpy.run_module(target, run_name="__main__", alter_sys=True)
     elif kind == "script":
+        sys.argv = [target, *arguments]
         runpy.run_path(target, run_name="__main__")
     else:
+        source, filename = (target, "<string>") if kind == "command" else (Path(target).read_text(), target)
+        sys.argv = ["-c" if kind == "command" else target, *arguments]
         main = types.ModuleType("__main__")
         sys.modules["__main__"] = main
-        exec(compile(Path(target).read_text(), target, "exec"), main.__dict__)
+        exec(compile(source, filename, "exec"), main.__dict__)
 
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the jobs and the client, which decide
     channel = socket.socket(fileno=int(sys.argv[1]))
+    launcher = sys.argv[2] if len(sys.argv) > 2 else None
     preload()
-    request = serve(channel)
+    request = serve(channel, launcher)
     become(request)
+    worker = spawn.start(launcher) if launcher is not None else None
+    if worker is not None:  # this process is one the job spawned
+        become(worker)
+        request = worker
     run_program(request["kind"], request["target"], request["arguments"])
 
 

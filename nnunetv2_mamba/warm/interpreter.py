@@ -6,12 +6,13 @@ importing torch (a one-iteration ``nnUNetv2_train`` on a small dataset: 8 s of i
 (``wait``, ``poll``, ``kill``, ``returncode``, ``pid``) and is a plain ``subprocess.Popen`` for a command it cannot
 run warm: not a Python program of this interpreter, a ``python -c`` snippet (its imports are its own: a server
 started for it would cost more than it saves), Python options before ``-m``, or an operating system other than
-Linux. A server (:mod:`.warm_server`) serves the jobs of one environment, up to the ``nnUNet_*`` and pytest's
+Linux. A server (:mod:`.server`) serves the jobs of one environment, up to the ``nnUNet_*`` and pytest's
 variables (read at import by nnU-Net and this package only, which the server does not keep imported); the last
 :data:`MAX_SERVERS` environments keep theirs. A fork differs from a fresh interpreter in two ways a program should not
 notice: its string hashes share the server's seed (as with a fixed ``PYTHONHASHSEED``), and its tracebacks show the
-server's frames above the program's. Servers start on first use and end when this object is closed or collected, or
-when this process ends.
+server's frames above the program's. The processes a job spawns with multiprocessing (nnU-Net's export and metric
+pools) are forks of a warm copy of the job (:mod:`.spawn`). Servers start on first use and end when this object is
+closed or collected, or when this process ends.
 """
 from __future__ import annotations
 
@@ -28,23 +29,16 @@ import weakref
 from collections import OrderedDict
 from pathlib import Path
 
-from . import warm_server
+from . import launcher, server
+from .protocol import interpreter_environment, receive, send
 
-#: variables that no library the server keeps imported reads at import: nnU-Net's and ours (their packages are
-#: imported again in each job), and pytest's name of the running test
-PER_JOB_PREFIXES = ("nnUNet_", "PYTEST_")
 MAX_SERVERS = 2
-
-
-def interpreter_environment(env: dict[str, str]) -> dict[str, str]:
-    """The variables a warm server and a job must agree on: all but the :data:`PER_JOB_PREFIXES` ones."""
-    return {name: value for name, value in env.items() if not name.startswith(PER_JOB_PREFIXES)}
 
 
 def python_program(command: list[str], env: dict[str, str],
                    cwd: str | None = None) -> tuple[str, str, list[str]] | None:
     """``(kind, target, arguments)`` of a command this interpreter runs warm as ``python -m``, a script or a console
-    script (:func:`.warm_server.run_program`) in the directory ``cwd`` (default: ours), or None."""
+    script (:func:`.server.run_program`) in the directory ``cwd`` (default: ours), or None."""
     if not command:
         return None
     executable = shutil.which(command[0], path=env.get("PATH", os.defpath))
@@ -152,7 +146,7 @@ class WarmInterpreter:
         cwd = os.path.abspath(cwd or os.getcwd())
         path0 = cwd if kind == "module" else os.path.dirname(os.path.realpath(target))  # as Python sets sys.path[0]
         request = {"kind": kind, "target": target, "arguments": arguments, "env": dict(env), "cwd": cwd,
-                   "path0": path0, "new_session": start_new_session}
+                   "path0": path0, "new_session": start_new_session, "sigint_ignored": False}
         with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as devnull:
             fds = [stdin.fileno(), _descriptor(stdout, 1, devnull), _descriptor(stderr, 2, devnull, stdout)]
             pid = server.start(request, fds)
@@ -163,15 +157,19 @@ class WarmInterpreter:
 
 
 class _Server:
-    """One warm server process (:mod:`.warm_server`) and the socket to it; ``job``: the pid of its running job."""
+    """One warm server process (:mod:`.server`), the socket to it and the folder of its spawn launcher
+    (:mod:`.launcher`); ``job``: the pid of its running job."""
 
     def __init__(self, env: dict[str, str]):
+        self.folder = tempfile.mkdtemp(prefix="nnunetv2_mamba-warm-")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        command = [sys.executable, "-m", server.__name__, str(theirs.fileno())]
+        spawn_launcher = launcher.write(self.folder)
+        if spawn_launcher is not None:
+            command.append(spawn_launcher)
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", warm_server.__name__, str(theirs.fileno())], env=env,
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
+            self.process = subprocess.Popen(command, env=env, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         finally:
             theirs.close()
         self.channel, self.job = ours, None
@@ -180,8 +178,8 @@ class _Server:
         """The pid of the job started for ``request`` with ``fds`` as its stdin, stdout, stderr; None if the server
         has died (it is stopped then)."""
         try:
-            warm_server.send(self.channel, request, fds)
-            answer, _ = warm_server.receive(self.channel)
+            send(self.channel, request, fds)
+            answer, _ = receive(self.channel)
         except (OSError, EOFError):
             self.stop()
             return None
@@ -193,7 +191,7 @@ class _Server:
         if timeout is not None and not select.select([self.channel], [], [], timeout)[0]:
             raise subprocess.TimeoutExpired(args, timeout)
         try:
-            answer, _ = warm_server.receive(self.channel)
+            answer, _ = receive(self.channel)
             returncode = answer["returncode"]
         except (OSError, EOFError):
             returncode = -signal.SIGKILL  # the server was killed, and its job with it
@@ -210,6 +208,7 @@ class _Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _descriptor(stream, default: int, devnull, stdout=None) -> int:
