@@ -103,6 +103,7 @@ def test_a_job_s_spawned_processes_are_warm_forks_that_end_as_spawned_interprete
             process.start()
             return process
         if __name__ == "__main__":
+            open("service", "w").write(open(f"/proc/self/task/{os.getpid()}/children").read())  # its only child yet
             context = multiprocessing.get_context("spawn")
             with context.Pool(2) as pool:
                 print(pool.map(spawned.describe, range(2)), flush=True)
@@ -128,14 +129,15 @@ def test_a_job_s_spawned_processes_are_warm_forks_that_end_as_spawned_interprete
     assert done.stdout.splitlines() == [
         f"[(True, None, '{here}'), (True, None, '{here}')]", f"[(False, None, '{here}')]",
         "from the worker", "7", str(-signal.SIGTERM), str(-signal.SIGKILL), f"[(False, 'yes', '{here}')]"]
-    for pid_file in ("terminated", "killed"):  # with the launcher killed, its worker is killed too
-        pid = int((tmp_path / pid_file).read_text())
+    # with the launcher killed, its worker is killed too; the job's spawn service ends with the job
+    for pid in [int((tmp_path / name).read_text()) for name in ("terminated", "killed")] + [
+            int((tmp_path / "service").read_text())]:
         for _ in range(100):
-            if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+            if not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
                 break
             time.sleep(0.1)
         else:
-            raise AssertionError(f"the spawned process {pid} outlived its launcher")
+            raise AssertionError(f"process {pid} outlived its launcher or its job")
 
 
 def test_a_killed_job_a_job_past_its_timeout_and_a_new_session_are_as_with_subprocess(interpreter, tmp_path):

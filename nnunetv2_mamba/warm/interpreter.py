@@ -170,6 +170,10 @@ class _Server:
         try:
             self.process = subprocess.Popen(command, env=env, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            ours.close()
+            raise
         finally:
             theirs.close()
         self.channel, self.job = ours, None

@@ -30,7 +30,7 @@ def socket_path(directory: str, job: int) -> str:
 
 def write(directory: str) -> str | None:
     """The launcher written into ``directory`` for this interpreter (its path), or None where a ``#!`` line cannot
-    name this interpreter."""
+    name this interpreter or ``directory`` is on a file system mounted noexec."""
     python = sys.executable
     if not python or len(python) > 200 or any(character.isspace() for character in python):
         return None
@@ -40,7 +40,7 @@ def write(directory: str) -> str | None:
         script.write(f"#!{python} -S\nimport sys\nsys.path.insert(0, {package_root!r})\n"
                      "from nnunetv2_mamba.warm.launcher import main\nmain()\n")
     os.chmod(path, 0o700)
-    return path
+    return path if os.access(path, os.X_OK) else None  # access() says EACCES on a noexec mount
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ def serve(channel: socket.socket, launcher: str | None) -> dict:
     """Start each request in a fork and report its end; returns the request in the fork (never in the server).
 
     The server adopts what its jobs leave behind (their spawn services, see :mod:`.spawn`) and reaps it."""
-    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1))
     while True:
         try:
             request, fds = receive(channel)

@@ -59,7 +59,7 @@ def start(launcher: str) -> dict | None:
 
 def _serve(listener: socket.socket, job: int) -> dict:
     """The spawn service: a handler per connection, until the job ends. Returns only in a worker."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL))
     if os.getppid() != job:  # the job ended before the line above
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
