@@ -40,14 +40,19 @@ def start(launcher: str) -> dict | None:
     :func:`.server.become` and :func:`.server.run_program`."""
     job = os.getpid()
     path = socket_path(os.path.dirname(launcher), job)
-    if len(path.encode()) > MAX_SOCKET_PATH or not _pidfds_work():
+    if len(path.encode()) > MAX_SOCKET_PATH or not _pidfds_work() or not os.access(launcher, os.X_OK):
         return None
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if os.path.exists(path):
-        os.unlink(path)  # a socket of an ended job that had this pid
-    listener.bind(path)
-    listener.listen(64)
-    if os.fork() == 0:
+    try:
+        if os.path.exists(path):
+            os.unlink(path)  # a socket of an ended job that had this pid
+        listener.bind(path)
+        listener.listen(64)
+        service = os.fork()
+    except OSError:  # the job runs with fresh interpreters for its spawns
+        listener.close()
+        return None
+    if service == 0:
         try:
             return _serve(listener, job)
         except BaseException:  # noqa: BLE001 - never run the job's program in the service or a handler
