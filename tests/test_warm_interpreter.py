@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nnunetv2_mamba.warm.interpreter import WarmInterpreter, python_program
+from helpers import run_python
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks: Linux only")
 
@@ -169,3 +170,12 @@ def test_what_cannot_run_warm_runs_as_a_plain_subprocess(interpreter, tmp_path):
     other = {**env, "OMP_NUM_THREADS": "3"}  # read by torch's OpenMP at import: another server
     assert interpreter.run(python("import os; print(os.environ['OMP_NUM_THREADS'])", folder=tmp_path), env=other,
                            timeout=120).stdout == "3\n"
+
+
+def test_the_client_imports_none_of_the_linux_only_modules():
+    """The inline executor imports the client everywhere; the server, the spawn service and the launcher (fork,
+    prctl, fcntl, SIGUSR1) are imported only where a server starts."""
+    done = run_python("import sys, nnunetv2_mamba.warm.interpreter; "
+                      "print(sorted(m for m in sys.modules if m.startswith('nnunetv2_mamba.warm.')))")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "['nnunetv2_mamba.warm.interpreter', 'nnunetv2_mamba.warm.protocol']"

@@ -29,10 +29,12 @@ import weakref
 from collections import OrderedDict
 from pathlib import Path
 
-from . import launcher, server
 from .protocol import interpreter_environment, receive, send
 
 MAX_SERVERS = 2
+#: the server's module (:mod:`.server`), run by name: it and the spawn service use Linux's process calls, so this
+#: module, importable everywhere, imports them only where it starts a server
+SERVER_MODULE = f"{__package__}.server"
 
 
 def python_program(command: list[str], env: dict[str, str],
@@ -161,9 +163,11 @@ class _Server:
     (:mod:`.launcher`); ``job``: the pid of its running job."""
 
     def __init__(self, env: dict[str, str]):
+        from . import launcher
+
         self.folder = tempfile.mkdtemp(prefix="nnunetv2_mamba-warm-")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        command = [sys.executable, "-m", server.__name__, str(theirs.fileno())]
+        command = [sys.executable, "-m", SERVER_MODULE, str(theirs.fileno())]
         spawn_launcher = launcher.write(self.folder)
         if spawn_launcher is not None:
             command.append(spawn_launcher)
