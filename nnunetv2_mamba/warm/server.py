@@ -16,6 +16,7 @@ launcher's path as ``argv[2]`` (:mod:`.launcher`), each job's spawned processes 
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import runpy
@@ -71,8 +72,9 @@ def serve(channel: socket.socket, launcher: str | None) -> dict:
             os.close(fd)
         send(channel, {"pid": pid})
         send(channel, {"returncode": _wait_reaping(pid)})
-        if launcher is not None and os.path.exists(socket_path(os.path.dirname(launcher), pid)):
-            os.unlink(socket_path(os.path.dirname(launcher), pid))
+        if launcher is not None:
+            with contextlib.suppress(FileNotFoundError):  # the job's spawn service, if it started
+                os.unlink(socket_path(os.path.dirname(launcher), pid))
 
 
 def _wait_reaping(job: int) -> int:

@@ -44,9 +44,7 @@ def start(launcher: str) -> dict | None:
         return None
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        if os.path.exists(path):
-            os.unlink(path)  # a socket of an ended job that had this pid
-        listener.bind(path)
+        listener.bind(path)  # the server removes each job's socket when the job ends
         listener.listen(64)
         service = os.fork()
     except OSError:  # the job runs with fresh interpreters for its spawns
